@@ -1,0 +1,95 @@
+/* Declarations shared by the library's files; not part of the contract. */
+#ifndef PMCORE_INTERNAL_H
+#define PMCORE_INTERNAL_H
+
+#include "pmcore.h"
+
+#define PMCI_HIDDEN __attribute__((visibility("hidden")))
+
+static inline uint32_t pmci_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           (uint32_t)p[3];
+}
+
+static inline void pmci_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+PMCI_HIDDEN pmc_status pmci_set_error(pmc_error *e, pmc_status code,
+                                      uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+PMCI_HIDDEN pmc_status pmci_buf_reserve(pmc_buf *b, size_t extra);
+
+/* Macro slots in lookup order: later slots shadow earlier ones, and EOM
+ * comes after EOH (sendmail 8.17.2 order) so EOM values win at EOM. */
+enum pmci_slot {
+    PMCI_SLOT_CONNECT, PMCI_SLOT_HELO, PMCI_SLOT_MAIL, PMCI_SLOT_RCPT,
+    PMCI_SLOT_DATA, PMCI_SLOT_EOH, PMCI_SLOT_EOM, PMCI_SLOTS
+};
+
+typedef struct pmci_macros {
+    pmc_buf slot[PMCI_SLOTS]; /* name\0value\0 pairs, as received */
+} pmci_macros;
+
+PMCI_HIDDEN int pmci_slot_of_letter(uint8_t letter);
+PMCI_HIDDEN int pmci_slot_of_stage(int stage);
+/* Check a MACRO payload (after the stage byte): whole name/value pairs. */
+PMCI_HIDDEN int pmci_macros_valid(const uint8_t *p, size_t n);
+PMCI_HIDDEN pmc_status pmci_macros_store(pmci_macros *m, int slot,
+                                         const uint8_t *p, size_t n);
+PMCI_HIDDEN void pmci_macros_clear_from(pmci_macros *m, int slot);
+PMCI_HIDDEN void pmci_macros_free(pmci_macros *m);
+
+struct pmc_session {
+    const pmc_handlers *h;
+    void *ud;
+    pmc_config cfg;
+    char *symlist[PMC_STAGE_COUNT]; /* owned copies */
+
+    pmc_decoder dec;
+    pmc_buf out;
+    pmc_buf body;        /* replacement body, sent just before EOM's reply */
+    int body_replaced;
+    pmc_buf reply;       /* wire text for the next REJECT/TEMPFAIL */
+    char reply_class;    /* '4' or '5'; 0 when no text is set */
+
+    /* Negotiation. */
+    int negotiated;
+    uint32_t mta_version, mta_actions, mta_protocol;
+    uint32_t version, actions, protocol;
+
+    /* Conversation state. */
+    int conn_open;       /* close is owed */
+    int connected;       /* CONNECT seen since the last QUIT_NC */
+    int in_msg;          /* inside a transaction: abort is owed on reset */
+    int closed;
+    int in_handler;
+    pmc_event cur_event; /* PMC_EV_COUNT outside handlers */
+    int pending;
+    int pending_eob;     /* pending body chunk came with EOB: eom follows */
+    uint64_t cur_offset;
+
+    pmci_macros macros;
+    pmc_str *argv;
+    size_t argv_cap;
+
+    pmc_session_stats stats;
+    pmc_error err;
+    pmc_error action_err;
+};
+
+/* negotiate.c */
+PMCI_HIDDEN pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p,
+                                      size_t n);
+/* session.c */
+PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
+
+#endif

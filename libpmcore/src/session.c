@@ -1,0 +1,575 @@
+/*
+ * The session: one MTA connection seen from the filter.  Bytes go in through
+ * pmc_session_feed, handlers run, reply bytes collect in 'out'.  The rules a
+ * conversation must keep (who replies when, what resets what) live here and
+ * in negotiate.c; parsing of command payloads is in commands.c.
+ */
+#include "internal.h"
+#include "commands.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pmc_config_init(pmc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->version = PMC_PROTO_VERSION;
+}
+
+pmc_session *pmc_session_new(const pmc_handlers *h, void *ud,
+                             const pmc_config *cfg)
+{
+    pmc_session *s;
+
+    if (h == NULL)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->h = h;
+    s->ud = ud;
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        pmc_config_init(&s->cfg);
+    for (int i = 0; i < PMC_STAGE_COUNT; i++) {
+        s->cfg.symlist[i] = NULL;
+        if (cfg && cfg->symlist[i] &&
+            pmc_session_setsymlist(s, i, cfg->symlist[i]) != PMC_OK) {
+            pmc_session_free(s);
+            return NULL;
+        }
+    }
+    pmc_decoder_init(&s->dec, s->cfg.max_packet, 1);
+    s->cur_event = PMC_EV_COUNT;
+    return s;
+}
+
+void pmc_session_free(pmc_session *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < PMC_STAGE_COUNT; i++)
+        free(s->symlist[i]);
+    pmc_decoder_free(&s->dec);
+    pmc_buf_free(&s->out);
+    pmc_buf_free(&s->body);
+    pmc_buf_free(&s->reply);
+    pmci_macros_free(&s->macros);
+    free(s->argv);
+    free(s);
+}
+
+/* Run abort (inside a message) and close (once per connection). */
+static void teardown(pmc_session *s)
+{
+    pmc_event saved = s->cur_event;
+
+    if (s->in_msg) {
+        s->in_msg = 0;
+        if (s->h->abort) {
+            s->cur_event = PMC_EV_ABORT;
+            s->in_handler = 1;
+            (void)s->h->abort(s, s->ud);
+            s->in_handler = 0;
+        }
+    }
+    if (s->conn_open) {
+        s->conn_open = 0;
+        if (s->h->close) {
+            s->cur_event = PMC_EV_CLOSE;
+            s->in_handler = 1;
+            (void)s->h->close(s, s->ud);
+            s->in_handler = 0;
+        }
+    }
+    s->cur_event = saved;
+}
+
+static void forget_message_edits(pmc_session *s)
+{
+    s->body.len = 0;
+    s->body_replaced = 0;
+    s->reply.len = 0;
+    s->reply_class = 0;
+}
+
+static pmc_status fail_closed(pmc_session *s)
+{
+    s->closed = 1;
+    s->pending = 0;
+    forget_message_edits(s);
+    teardown(s);
+    s->cur_event = PMC_EV_COUNT;
+    return s->err.code;
+}
+
+pmc_status pmci_fail(pmc_session *s, pmc_status code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->err.code == PMC_OK) {
+        s->err.code = code;
+        s->err.offset = s->cur_offset;
+        va_start(ap, fmt);
+        vsnprintf(s->err.message, sizeof s->err.message, fmt, ap);
+        va_end(ap);
+    }
+    return fail_closed(s);
+}
+
+static pmc_status fail_from_decoder(pmc_session *s)
+{
+    if (s->err.code == PMC_OK)
+        s->err = s->dec.err;
+    return fail_closed(s);
+}
+
+int pmci_reply_owed(const pmc_session *s, pmc_event ev)
+{
+    uint32_t nr;
+
+    switch (ev) {
+    case PMC_EV_CONNECT: nr = PMC_P_NR_CONN; break;
+    case PMC_EV_HELO: nr = PMC_P_NR_HELO; break;
+    case PMC_EV_ENVFROM: nr = PMC_P_NR_MAIL; break;
+    case PMC_EV_ENVRCPT: nr = PMC_P_NR_RCPT; break;
+    case PMC_EV_DATA: nr = PMC_P_NR_DATA; break;
+    case PMC_EV_HEADER: nr = PMC_P_NR_HDR; break;
+    case PMC_EV_EOH: nr = PMC_P_NR_EOH; break;
+    case PMC_EV_BODY:
+        if (s->pending_eob)
+            return 1; /* a chunk that came with EOB: EOM's reply is owed */
+        nr = PMC_P_NR_BODY;
+        break;
+    case PMC_EV_UNKNOWN: nr = PMC_P_NR_UNKN; break;
+    case PMC_EV_EOM: return 1;
+    default: return 0;
+    }
+    return !(s->protocol & nr);
+}
+
+static int valid_verdict(int v)
+{
+    switch (v) {
+    case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
+    case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int skip_allowed(const pmc_session *s, pmc_event ev)
+{
+    if (!(s->protocol & PMC_P_SKIP))
+        return 0;
+    if (ev == PMC_EV_BODY && !s->pending_eob)
+        return 1;
+    return s->cfg.skip_any_event && ev != PMC_EV_EOM && !s->pending_eob;
+}
+
+/* Send the replacement body: contiguous, in chunks the MTA accepts.  An
+ * empty replacement still needs one packet, or the body would stay. */
+static pmc_status flush_body(pmc_session *s)
+{
+    size_t off = 0, n;
+
+    if (!s->body_replaced)
+        return PMC_OK;
+    do {
+        n = s->body.len - off;
+        if (n > PMC_CHUNK_MAX)
+            n = PMC_CHUNK_MAX;
+        if (pmc_encode(&s->out, 'b', s->body.data + off, n) != PMC_OK)
+            return PMC_ERR_NOMEM;
+        s->stats.replies['b']++;
+        off += n;
+    } while (off < s->body.len);
+    return PMC_OK;
+}
+
+/* Answer an event with the handler's verdict. */
+static pmc_status finish(pmc_session *s, pmc_event ev, int v)
+{
+    uint8_t code;
+    pmc_status st = PMC_OK;
+
+    s->cur_event = PMC_EV_COUNT;
+    if (!valid_verdict(v)) {
+        s->stats.callback_errors++;
+        v = PMC_TEMPFAIL;
+    }
+    if (!pmci_reply_owed(s, ev)) {
+        if (v != PMC_CONTINUE && v != PMC_NOREPLY)
+            s->stats.noreply_violations++;
+        s->reply.len = 0;
+        s->reply_class = 0;
+        return PMC_OK;
+    }
+    switch (v) {
+    case PMC_REJECT: code = s->reply_class == '5' ? 'y' : 'r'; break;
+    case PMC_TEMPFAIL: code = s->reply_class == '4' ? 'y' : 't'; break;
+    case PMC_DISCARD: code = 'd'; break;
+    case PMC_ACCEPT: code = 'a'; break;
+    case PMC_SKIP: code = skip_allowed(s, ev) ? 's' : 'c'; break;
+    default: code = 'c'; break;
+    }
+    if (ev == PMC_EV_EOM || s->pending_eob)
+        st = flush_body(s);
+    if (st == PMC_OK)
+        st = code == 'y' ? pmc_encode(&s->out, 'y', s->reply.data,
+                                      s->reply.len)
+                         : pmc_encode(&s->out, code, NULL, 0);
+    if (st != PMC_OK)
+        return pmci_fail(s, PMC_ERR_NOMEM, "out of memory sending a reply");
+    s->stats.replies[code]++;
+    s->reply.len = 0;
+    s->reply_class = 0;
+
+    /* A verdict ends the message, except at RCPT and UNKNOWN where a
+     * rejection concerns that command only (libmilter's CT_IGNO). */
+    if (ev == PMC_EV_EOM || s->pending_eob) {
+        s->in_msg = 0;
+        s->pending_eob = 0;
+        forget_message_edits(s);
+        s->stats.messages++;
+    } else if (v == PMC_ACCEPT || v == PMC_REJECT || v == PMC_TEMPFAIL ||
+               v == PMC_DISCARD) {
+        if (ev == PMC_EV_ENVFROM || ev == PMC_EV_DATA ||
+            ev == PMC_EV_HEADER || ev == PMC_EV_EOH || ev == PMC_EV_BODY)
+            s->in_msg = 0;
+    }
+    return PMC_OK;
+}
+
+/* Call the handler for 'ev'; an absent handler continues. */
+static int invoke(pmc_session *s, pmc_event ev, const pmci_cmd *c)
+{
+    const pmc_handlers *h = s->h;
+    int v = PMC_CONTINUE;
+
+    s->cur_event = ev;
+    s->in_handler = 1;
+    switch (ev) {
+    case PMC_EV_CONNECT: if (h->connect) v = h->connect(s, s->ud, &c->ci); break;
+    case PMC_EV_HELO: if (h->helo) v = h->helo(s, s->ud, c->a); break;
+    case PMC_EV_ENVFROM: if (h->envfrom) v = h->envfrom(s, s->ud, &c->args); break;
+    case PMC_EV_ENVRCPT: if (h->envrcpt) v = h->envrcpt(s, s->ud, &c->args); break;
+    case PMC_EV_DATA: if (h->data) v = h->data(s, s->ud); break;
+    case PMC_EV_HEADER: if (h->header) v = h->header(s, s->ud, c->a, c->b); break;
+    case PMC_EV_EOH: if (h->eoh) v = h->eoh(s, s->ud); break;
+    case PMC_EV_BODY:
+        if (h->body)
+            v = h->body(s, s->ud, (const uint8_t *)c->a.ptr, c->a.len);
+        break;
+    case PMC_EV_EOM: if (h->eom) v = h->eom(s, s->ud); break;
+    case PMC_EV_UNKNOWN: if (h->unknown) v = h->unknown(s, s->ud, c->a); break;
+    default: break;
+    }
+    s->in_handler = 0;
+    return v;
+}
+
+/* Run a handler and answer it, unless it asked to answer later. */
+static pmc_status handle(pmc_session *s, pmc_event ev, const pmci_cmd *c)
+{
+    int v = invoke(s, ev, c);
+
+    if (v == PMC_PENDING) {
+        s->pending = 1;
+        return PMC_OK;
+    }
+    return finish(s, ev, v);
+}
+
+/* EOB may carry a last body chunk: it goes to body first, and eom runs only
+ * if body let the message go on (libmilter does the same). */
+static pmc_status after_eob_body(pmc_session *s, int v)
+{
+    static const pmci_cmd none;
+
+    if (v == PMC_CONTINUE || v == PMC_NOREPLY || v == PMC_SKIP) {
+        s->pending_eob = 0;
+        return handle(s, PMC_EV_EOM, &none);
+    }
+    return finish(s, PMC_EV_EOM, v);
+}
+
+static void implicit_abort(pmc_session *s)
+{
+    if (!s->in_msg)
+        return;
+    s->in_msg = 0;
+    forget_message_edits(s);
+    if (s->h->abort) {
+        s->cur_event = PMC_EV_ABORT;
+        s->in_handler = 1;
+        (void)s->h->abort(s, s->ud);
+        s->in_handler = 0;
+        s->cur_event = PMC_EV_COUNT;
+    }
+}
+
+static pmc_status store_macros(pmc_session *s, const pmc_packet *p)
+{
+    int slot;
+
+    if (p->len == 0) {
+        /* No stage byte at all: nothing to store, nothing to misread. */
+        s->stats.macros_ignored++;
+        return PMC_OK;
+    }
+    if (!pmci_macros_valid(p->payload + 1, p->len - 1))
+        return pmci_fail(s, PMC_ERR_BAD_MACRO,
+                         "MACRO for stage '%c' at offset %llu is not a list "
+                         "of NUL-terminated name/value pairs",
+                         p->payload[0] >= 0x20 && p->payload[0] < 0x7f
+                             ? p->payload[0] : '?',
+                         (unsigned long long)p->offset);
+    slot = pmci_slot_of_letter(p->payload[0]);
+    if (slot < 0) {
+        s->stats.macros_ignored++;
+        return PMC_OK;
+    }
+    if (pmci_macros_store(&s->macros, slot, p->payload + 1, p->len - 1) !=
+        PMC_OK)
+        return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
+    return PMC_OK;
+}
+
+static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
+{
+    pmci_cmd c;
+    pmc_status st;
+
+    s->cur_offset = p->offset;
+    s->stats.packets_in++;
+    if (p->cmd == 'O')
+        return pmci_negotiate(s, p->payload, p->len);
+    if (!s->negotiated)
+        return pmci_fail(s, PMC_ERR_SEQUENCE,
+                         "command '%c' at offset %llu came before OPTNEG",
+                         p->cmd, (unsigned long long)p->offset);
+    switch (p->cmd) {
+    case 'D':
+        return store_macros(s, p);
+    case 'A':
+        implicit_abort(s);
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
+        return PMC_OK;
+    case 'Q':
+        s->closed = 1;
+        teardown(s);
+        return PMC_ERR_CLOSED;
+    case 'K':
+        implicit_abort(s);
+        teardown(s);
+        s->connected = 0;
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_CONNECT);
+        return PMC_OK;
+    default:
+        break;
+    }
+    if ((st = pmci_parse_command(s, p, &c)) != PMC_OK)
+        return st;
+    s->conn_open = 1;
+    switch (p->cmd) {
+    case 'C':
+        if (s->connected)
+            return pmci_fail(s, PMC_ERR_SEQUENCE,
+                             "a second CONNECT at offset %llu without "
+                             "QUIT_NC",
+                             (unsigned long long)p->offset);
+        implicit_abort(s);
+        s->connected = 1;
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_HELO);
+        return handle(s, PMC_EV_CONNECT, &c);
+    case 'H':
+        implicit_abort(s);
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
+        return handle(s, PMC_EV_HELO, &c);
+    case 'M':
+        implicit_abort(s);
+        s->in_msg = 1;
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
+        return handle(s, PMC_EV_ENVFROM, &c);
+    case 'R':
+        s->in_msg = 1;
+        pmci_macros_clear_from(&s->macros, PMCI_SLOT_DATA);
+        return handle(s, PMC_EV_ENVRCPT, &c);
+    case 'T':
+        s->in_msg = 1;
+        return handle(s, PMC_EV_DATA, &c);
+    case 'L':
+        s->in_msg = 1;
+        return handle(s, PMC_EV_HEADER, &c);
+    case 'N':
+        s->in_msg = 1;
+        return handle(s, PMC_EV_EOH, &c);
+    case 'B':
+        s->in_msg = 1;
+        return handle(s, PMC_EV_BODY, &c);
+    case 'E':
+        s->in_msg = 1;
+        if (c.a.len > 0 && s->h->body) {
+            int v;
+            s->pending_eob = 1;
+            v = invoke(s, PMC_EV_BODY, &c);
+            if (v == PMC_PENDING) {
+                s->pending = 1;
+                return PMC_OK;
+            }
+            return after_eob_body(s, v);
+        }
+        return handle(s, PMC_EV_EOM, &c);
+    case 'U':
+        return handle(s, PMC_EV_UNKNOWN, &c);
+    default:
+        return pmci_fail(s, PMC_ERR_UNKNOWN_COMMAND,
+                         "unknown command byte 0x%02x at offset %llu",
+                         p->cmd, (unsigned long long)p->offset);
+    }
+}
+
+/* Decode and dispatch until input runs out, a handler is pending, or the
+ * conversation ends. */
+static pmc_status run(pmc_session *s)
+{
+    pmc_packet pkt;
+    pmc_status st;
+    int ready;
+
+    while (!s->pending && !s->closed) {
+        if (pmc_decoder_next(&s->dec, &pkt, &ready) != PMC_OK)
+            return fail_from_decoder(s);
+        if (!ready)
+            return PMC_OK;
+        st = dispatch(s, &pkt);
+        if (st != PMC_OK)
+            return st;
+    }
+    if (s->closed)
+        return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
+    if (pmc_decoder_stash(&s->dec) != PMC_OK)
+        return fail_from_decoder(s);
+    return PMC_OK;
+}
+
+pmc_status pmc_session_feed(pmc_session *s, const void *bytes, size_t n)
+{
+    if (s->closed)
+        return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
+    s->stats.bytes_in += n;
+    pmc_decoder_input(&s->dec, bytes, n);
+    if (s->dec.err.code != PMC_OK)
+        return fail_from_decoder(s);
+    if (s->pending) {
+        if (pmc_decoder_stash(&s->dec) != PMC_OK)
+            return fail_from_decoder(s);
+        return PMC_OK;
+    }
+    return run(s);
+}
+
+pmc_status pmc_session_resume(pmc_session *s, int verdict)
+{
+    pmc_event ev = s->cur_event;
+    pmc_status st;
+
+    if (s->closed)
+        return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
+    if (!s->pending || s->in_handler)
+        return PMC_ERR_PENDING;
+    if (verdict == PMC_PENDING)
+        return PMC_OK;
+    s->pending = 0;
+    if (ev == PMC_EV_BODY && s->pending_eob)
+        st = after_eob_body(s, verdict);
+    else
+        st = finish(s, ev, verdict);
+    if (st != PMC_OK)
+        return st;
+    return run(s);
+}
+
+pmc_status pmc_session_eof(pmc_session *s)
+{
+    if (s->closed)
+        return s->err.code;
+    if (!s->pending && pmc_decoder_eof(&s->dec) != PMC_OK)
+        return fail_from_decoder(s);
+    s->closed = 1;
+    s->pending = 0;
+    s->pending_eob = 0;
+    teardown(s);
+    s->cur_event = PMC_EV_COUNT;
+    return PMC_OK;
+}
+
+pmc_status pmc_session_end(pmc_session *s, pmc_status why)
+{
+    if (s->closed)
+        return PMC_OK;
+    if (why != PMC_OK && s->err.code == PMC_OK)
+        pmci_set_error(&s->err, why, s->dec.consumed,
+                       "the session was ended by its host (%s)",
+                       pmc_status_name(why));
+    s->closed = 1;
+    s->pending = 0;
+    s->pending_eob = 0;
+    teardown(s);
+    s->cur_event = PMC_EV_COUNT;
+    return PMC_OK;
+}
+
+int pmc_session_is_pending(const pmc_session *s) { return s->pending; }
+int pmc_session_is_closed(const pmc_session *s) { return s->closed; }
+
+const uint8_t *pmc_session_output(const pmc_session *s, size_t *len)
+{
+    *len = s->out.len;
+    return s->out.data;
+}
+
+void pmc_session_consume(pmc_session *s, size_t k)
+{
+    pmc_buf_consume(&s->out, k);
+}
+
+const pmc_error *pmc_session_error(const pmc_session *s)
+{
+    return s->err.code != PMC_OK ? &s->err : NULL;
+}
+
+const pmc_error *pmc_session_action_error(const pmc_session *s)
+{
+    return s->action_err.code != PMC_OK ? &s->action_err : NULL;
+}
+
+uint32_t pmc_session_version(const pmc_session *s) { return s->version; }
+uint32_t pmc_session_actions(const pmc_session *s) { return s->actions; }
+uint32_t pmc_session_protocol(const pmc_session *s) { return s->protocol; }
+
+void pmc_session_offer(const pmc_session *s, uint32_t *version,
+                       uint32_t *actions, uint32_t *protocol)
+{
+    if (version) *version = s->mta_version;
+    if (actions) *actions = s->mta_actions;
+    if (protocol) *protocol = s->mta_protocol;
+}
+
+void *pmc_session_userdata(const pmc_session *s) { return s->ud; }
+void pmc_session_set_userdata(pmc_session *s, void *ud) { s->ud = ud; }
+
+pmc_event pmc_session_current_event(const pmc_session *s)
+{
+    return s->cur_event;
+}
+
+const pmc_session_stats *pmc_session_stats_get(const pmc_session *s)
+{
+    return &s->stats;
+}
