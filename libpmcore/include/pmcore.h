@@ -642,9 +642,11 @@ PMC_API pmc_status pmc_reply_format(pmc_buf *out, const char *rcode,
  * pmc_client_free returns PMC_ERR_CLOSED.  PMC_ERR_ARGUMENT (bad arguments,
  * nothing sent), PMC_ERR_SEQUENCE (an event before pmc_client_negotiate, or
  * a second negotiation), PMC_ERR_CLOSED (after QUIT or a failure) and
- * PMC_ERR_NOMEM do not harm the client.  pmc_client_error gives the sentence;
- * its 'offset' is the offset, in the bytes received from the filter, of the
- * packet at fault (or of the next byte, for transport errors).
+ * PMC_ERR_NOMEM before anything was sent do not harm the client (NOMEM while
+ * reading a reply does, like the three above).  pmc_client_error gives the
+ * sentence; its 'offset' is the offset, in the bytes received from the
+ * filter, of the packet at fault (or of the next byte, for transport
+ * errors).
  */
 
 typedef enum pmc_personality {

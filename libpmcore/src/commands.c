@@ -7,13 +7,15 @@
 #include "commands.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static const char empty[1] = "";
 
-static pmc_status bad(pmc_session *s, const pmc_packet *p, const char *what)
+pmc_status pmci_bad_payload(pmc_session *s, const pmc_packet *p,
+                            const char *what)
 {
     return pmci_fail(s, PMC_ERR_BAD_PAYLOAD,
                      "command '%c' at offset %llu: %s", p->cmd,
@@ -32,18 +34,18 @@ static int first_string(const pmc_packet *p, pmc_str *out)
     return 1;
 }
 
-static pmc_status parse_connect(pmc_session *s, const pmc_packet *p,
-                                pmc_connect_info *ci)
+pmc_status pmci_parse_connect(pmc_session *s, const pmc_packet *p,
+                              pmc_connect_info *ci)
 {
     const uint8_t *q, *end = p->payload + p->len, *nul;
     int af;
 
     memset(ci, 0, sizeof *ci);
     if (!first_string(p, &ci->host))
-        return bad(s, p, "the host name has no terminating NUL");
+        return pmci_bad_payload(s, p, "the host name has no terminating NUL");
     q = p->payload + ci->host.len + 1;
     if (q >= end)
-        return bad(s, p, "the address family is missing");
+        return pmci_bad_payload(s, p, "the address family is missing");
     ci->family = (char)*q++;
     ci->addr.ptr = ci->raw_addr.ptr = empty;
     switch (ci->family) {
@@ -59,12 +61,12 @@ static pmc_status parse_connect(pmc_session *s, const pmc_packet *p,
                          (unsigned)(uint8_t)ci->family);
     }
     if (end - q < 2)
-        return bad(s, p, "the port is missing");
+        return pmci_bad_payload(s, p, "the port is missing");
     ci->port = (uint16_t)(q[0] << 8 | q[1]);
     q += 2;
     nul = memchr(q, 0, (size_t)(end - q));
     if (nul == NULL)
-        return bad(s, p, "the address has no terminating NUL");
+        return pmci_bad_payload(s, p, "the address has no terminating NUL");
     ci->raw_addr.ptr = (const char *)q;
     ci->raw_addr.len = (size_t)(nul - q);
     ci->addr = ci->raw_addr;
@@ -83,11 +85,11 @@ static pmc_status parse_connect(pmc_session *s, const pmc_packet *p,
 /* MAIL and RCPT: NUL-separated strings.  An empty payload is taken as an
  * empty address rather than refused: some MTA paths send nothing for the
  * null sender, and refusing would fail the whole connection. */
-static pmc_status parse_args(pmc_session *s, const pmc_packet *p,
-                             pmc_args *args)
+pmc_status pmci_parse_args(pmc_session *s, const pmc_packet *p,
+                           pmc_args *args)
 {
     static const pmc_str empty_arg = {empty, 0};
-    size_t count = 0, i = 0;
+    size_t i = 0;
     const char *q, *end;
 
     if (p->len == 0) {
@@ -96,75 +98,37 @@ static pmc_status parse_args(pmc_session *s, const pmc_packet *p,
         return PMC_OK;
     }
     if (p->payload[p->len - 1] != 0)
-        return bad(s, p, "the last argument has no terminating NUL");
-    for (size_t k = 0; k < p->len; k++)
-        count += p->payload[k] == 0;
-    if (count > s->argv_cap) {
-        pmc_str *n = realloc(s->argv, count * sizeof *n);
-        if (n == NULL)
-            return pmci_fail(s, PMC_ERR_NOMEM, "out of memory parsing "
-                                               "arguments");
-        s->argv = n;
-        s->argv_cap = count;
-    }
+        return pmci_bad_payload(s, p, "the last argument has no terminating NUL");
     q = (const char *)p->payload;
     end = q + p->len;
     while (q < end) {
+        const char *nul = memchr(q, 0, (size_t)(end - q));
+        if (i == s->argv_cap) {
+            size_t cap = s->argv_cap ? 2 * s->argv_cap : 8;
+            pmc_str *n = realloc(s->argv, cap * sizeof *n);
+            if (n == NULL)
+                return pmci_fail(s, PMC_ERR_NOMEM,
+                                 "out of memory parsing arguments");
+            s->argv = n;
+            s->argv_cap = cap;
+        }
         s->argv[i].ptr = q;
-        s->argv[i].len = strlen(q);
-        q += s->argv[i].len + 1;
+        s->argv[i].len = (size_t)(nul - q);
+        q = nul + 1;
         i++;
     }
     args->argv = s->argv;
-    args->argc = count;
+    args->argc = i;
     return PMC_OK;
 }
 
-/* "name\0value\0": the value is everything up to the final NUL, so NULs
- * inside it survive. */
-static pmc_status parse_header(pmc_session *s, const pmc_packet *p,
-                               pmci_cmd *c)
+pmc_status pmci_parse_string(pmc_session *s, const pmc_packet *p,
+                             pmc_str *out, const char *what)
 {
-    size_t rest;
+    char msg[80];
 
-    if (!first_string(p, &c->a))
-        return bad(s, p, "the header name has no terminating NUL");
-    rest = p->len - c->a.len - 1;
-    if (rest == 0) {
-        c->b.ptr = c->a.ptr + c->a.len; /* the name's NUL: an empty value */
-        c->b.len = 0;
+    if (first_string(p, out))
         return PMC_OK;
-    }
-    if (p->payload[p->len - 1] != 0)
-        return bad(s, p, "the header value has no terminating NUL");
-    c->b.ptr = c->a.ptr + c->a.len + 1;
-    c->b.len = rest - 1;
-    return PMC_OK;
-}
-
-pmc_status pmci_parse_command(pmc_session *s, const pmc_packet *p,
-                              pmci_cmd *c)
-{
-    switch (p->cmd) {
-    case 'C':
-        return parse_connect(s, p, &c->ci);
-    case 'H':
-        if (!first_string(p, &c->a))
-            return bad(s, p, "the HELO name has no terminating NUL");
-        return PMC_OK;
-    case 'U':
-        if (!first_string(p, &c->a))
-            return bad(s, p, "the command line has no terminating NUL");
-        return PMC_OK;
-    case 'M': case 'R':
-        return parse_args(s, p, &c->args);
-    case 'L':
-        return parse_header(s, p, c);
-    case 'B': case 'E':
-        c->a.ptr = (const char *)p->payload;
-        c->a.len = p->len;
-        return PMC_OK;
-    default:
-        return PMC_OK;
-    }
+    snprintf(msg, sizeof msg, "%s has no terminating NUL", what);
+    return pmci_bad_payload(s, p, msg);
 }

@@ -4,12 +4,19 @@
 
 #include "pmcore.h"
 
+#include <string.h>
+
 #define PMCI_HIDDEN __attribute__((visibility("hidden")))
 
 static inline uint32_t pmci_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           (uint32_t)p[3];
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
 }
 
 static inline void pmci_put32(uint8_t *p, uint32_t v)
@@ -18,6 +25,34 @@ static inline void pmci_put32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+}
+
+/* Nonzero for the bytes that are MTA commands (wire.c). */
+PMCI_HIDDEN extern const uint8_t pmci_mta_command[256];
+
+/* The decoder's common case, inlined into the session loop: a whole, valid
+ * packet at the head of the input.  Returns 0 when the slow path must
+ * decide (partial packets, errors, limits). */
+static inline int pmci_decoder_fast(pmc_decoder *d, pmc_packet *pkt)
+{
+    uint32_t len;
+
+    if (d->in_len < 5 || d->partial.len != 0 || d->partial_done ||
+        d->err.code != PMC_OK)
+        return 0;
+    len = pmci_get32(d->in);
+    /* len - 1 wraps for a zero length, so one compare covers both ends. */
+    if (len - 1 >= d->max_packet || d->in_len - 4 < len ||
+        !(pmci_mta_command[d->in[4]] || !d->commands_checked))
+        return 0;
+    pkt->cmd = d->in[4];
+    pkt->payload = d->in + 5;
+    pkt->len = len - 1;
+    pkt->offset = d->consumed;
+    d->in += 4 + (size_t)len;
+    d->in_len -= 4 + (size_t)len;
+    d->consumed += 4 + (uint64_t)len;
+    return 1;
 }
 
 PMCI_HIDDEN pmc_status pmci_set_error(pmc_error *e, pmc_status code,
@@ -36,7 +71,8 @@ typedef struct pmci_macros {
     pmc_buf slot[PMCI_SLOTS]; /* name\0value\0 pairs, as received */
 } pmci_macros;
 
-PMCI_HIDDEN int pmci_slot_of_letter(uint8_t letter);
+/* Slot + 1 per MACRO stage letter; 0 for stages we do not keep. */
+PMCI_HIDDEN extern const int8_t pmci_slot_of_letter1[256];
 PMCI_HIDDEN int pmci_slot_of_stage(int stage);
 /* Check a MACRO payload (after the stage byte): whole name/value pairs. */
 PMCI_HIDDEN int pmci_macros_valid(const uint8_t *p, size_t n);

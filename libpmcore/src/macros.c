@@ -9,19 +9,12 @@
 
 #include <string.h>
 
-int pmci_slot_of_letter(uint8_t letter)
-{
-    switch (letter) {
-    case 'C': return PMCI_SLOT_CONNECT;
-    case 'H': return PMCI_SLOT_HELO;
-    case 'M': return PMCI_SLOT_MAIL;
-    case 'R': return PMCI_SLOT_RCPT;
-    case 'T': return PMCI_SLOT_DATA;
-    case 'N': return PMCI_SLOT_EOH;
-    case 'E': return PMCI_SLOT_EOM;
-    default: return -1;
-    }
-}
+const int8_t pmci_slot_of_letter1[256] = {
+    ['C'] = PMCI_SLOT_CONNECT + 1, ['H'] = PMCI_SLOT_HELO + 1,
+    ['M'] = PMCI_SLOT_MAIL + 1,    ['R'] = PMCI_SLOT_RCPT + 1,
+    ['T'] = PMCI_SLOT_DATA + 1,    ['N'] = PMCI_SLOT_EOH + 1,
+    ['E'] = PMCI_SLOT_EOM + 1,
+};
 
 int pmci_slot_of_stage(int stage)
 {
@@ -37,26 +30,52 @@ int pmci_slot_of_stage(int stage)
     }
 }
 
+/* Zero bytes in an 8-byte word: the "has zero byte" mask sets the high bit
+ * of exactly the zero bytes, because the +0x7f is done on 7-bit values and
+ * cannot carry into the next byte. */
+static unsigned zero_bytes(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t t = ~(((w & low7) + low7) | w | low7);
+
+    /* One flag per byte moved to bit 0, then a multiply sums the bytes into
+     * the top one (at most 8, so no byte overflows). */
+    return (unsigned)(((t >> 7) * 0x0101010101010101ULL) >> 56);
+}
+
 int pmci_macros_valid(const uint8_t *p, size_t n)
 {
-    size_t strings = 0;
-    const uint8_t *end = p + n, *nul;
+    size_t nuls = 0, i = 0;
+    uint64_t w;
 
-    while (p < end) {
-        nul = memchr(p, 0, (size_t)(end - p));
-        if (nul == NULL)
-            return 0;
-        p = nul + 1;
-        strings++;
+    /* Pairs of NUL-terminated strings: the last byte ends a string and the
+     * count of terminators is even.  Counting is cheaper than searching on
+     * these short payloads, and a word at a time cheaper still. */
+    if (n == 0)
+        return 1;
+    if (p[n - 1] != 0)
+        return 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        nuls += zero_bytes(w);
     }
-    return strings % 2 == 0;
+    for (; i < n; i++)
+        nuls += p[i] == 0;
+    return nuls % 2 == 0;
 }
 
 pmc_status pmci_macros_store(pmci_macros *m, int slot, const uint8_t *p,
                              size_t n)
 {
-    m->slot[slot].len = 0;
-    return pmc_buf_append(&m->slot[slot], p, n);
+    pmc_buf *b = &m->slot[slot];
+
+    b->len = 0;
+    if (n > b->cap && pmci_buf_reserve(b, n) != PMC_OK)
+        return PMC_ERR_NOMEM;
+    if (n)
+        memcpy(b->data, p, n);
+    b->len = n;
+    return PMC_OK;
 }
 
 void pmci_macros_clear_from(pmci_macros *m, int slot)

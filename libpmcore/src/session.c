@@ -127,28 +127,25 @@ static pmc_status fail_from_decoder(pmc_session *s)
     return fail_closed(s);
 }
 
+/* The NR bit that silences each event's reply; 0 where a reply is always
+ * owed (EOM) or never (abort, close, negotiate is answered separately). */
+static const uint32_t nr_bit[PMC_EV_COUNT] = {
+    [PMC_EV_CONNECT] = PMC_P_NR_CONN, [PMC_EV_HELO] = PMC_P_NR_HELO,
+    [PMC_EV_ENVFROM] = PMC_P_NR_MAIL, [PMC_EV_ENVRCPT] = PMC_P_NR_RCPT,
+    [PMC_EV_DATA] = PMC_P_NR_DATA,    [PMC_EV_HEADER] = PMC_P_NR_HDR,
+    [PMC_EV_EOH] = PMC_P_NR_EOH,      [PMC_EV_BODY] = PMC_P_NR_BODY,
+    [PMC_EV_UNKNOWN] = PMC_P_NR_UNKN,
+};
+
 int pmci_reply_owed(const pmc_session *s, pmc_event ev)
 {
-    uint32_t nr;
-
-    switch (ev) {
-    case PMC_EV_CONNECT: nr = PMC_P_NR_CONN; break;
-    case PMC_EV_HELO: nr = PMC_P_NR_HELO; break;
-    case PMC_EV_ENVFROM: nr = PMC_P_NR_MAIL; break;
-    case PMC_EV_ENVRCPT: nr = PMC_P_NR_RCPT; break;
-    case PMC_EV_DATA: nr = PMC_P_NR_DATA; break;
-    case PMC_EV_HEADER: nr = PMC_P_NR_HDR; break;
-    case PMC_EV_EOH: nr = PMC_P_NR_EOH; break;
-    case PMC_EV_BODY:
-        if (s->pending_eob)
-            return 1; /* a chunk that came with EOB: EOM's reply is owed */
-        nr = PMC_P_NR_BODY;
-        break;
-    case PMC_EV_UNKNOWN: nr = PMC_P_NR_UNKN; break;
-    case PMC_EV_EOM: return 1;
-    default: return 0;
-    }
-    return !(s->protocol & nr);
+    if ((unsigned)ev >= PMC_EV_COUNT || ev == PMC_EV_NEGOTIATE ||
+        ev == PMC_EV_ABORT || ev == PMC_EV_CLOSE)
+        return 0;
+    /* A chunk that came with EOB is answered by EOM's reply. */
+    if (ev == PMC_EV_BODY && s->pending_eob)
+        return 1;
+    return !(s->protocol & nr_bit[ev]);
 }
 
 static int valid_verdict(int v)
@@ -173,7 +170,7 @@ static int skip_allowed(const pmc_session *s, pmc_event ev)
 
 /* Send the replacement body: contiguous, in chunks the MTA accepts.  An
  * empty replacement still needs one packet, or the body would stay. */
-static pmc_status flush_body(pmc_session *s)
+__attribute__((noinline)) static pmc_status flush_body(pmc_session *s)
 {
     size_t off = 0, n;
 
@@ -191,13 +188,45 @@ static pmc_status flush_body(pmc_session *s)
     return PMC_OK;
 }
 
-/* Answer an event with the handler's verdict. */
-static pmc_status finish(pmc_session *s, pmc_event ev, int v)
+/* Most replies are one byte with no payload: write them directly. */
+static inline pmc_status put_code(pmc_buf *out, uint8_t code)
+{
+    uint8_t *w;
+
+    if (out->cap - out->len < 5 && pmci_buf_reserve(out, 5) != PMC_OK)
+        return PMC_ERR_NOMEM;
+    w = out->data + out->len;
+    w[0] = w[1] = w[2] = 0;
+    w[3] = 1;
+    w[4] = code;
+    out->len += 5;
+    return PMC_OK;
+}
+
+static pmc_status finish_slow(pmc_session *s, pmc_event ev, int v);
+
+/* Answer an event with the handler's verdict.  The common case, go on with
+ * no reply text and nothing to flush, stays small enough to inline. */
+static inline pmc_status finish(pmc_session *s, pmc_event ev, int v)
+{
+    s->cur_event = PMC_EV_COUNT;
+    if (v != PMC_CONTINUE || ev == PMC_EV_EOM || s->pending_eob ||
+        s->reply_class != 0)
+        return finish_slow(s, ev, v);
+    if (s->protocol & nr_bit[ev])
+        return PMC_OK;
+    if (put_code(&s->out, 'c') != PMC_OK)
+        return pmci_fail(s, PMC_ERR_NOMEM, "out of memory");
+    s->stats.replies['c']++;
+    return PMC_OK;
+}
+
+__attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
+                                                        pmc_event ev, int v)
 {
     uint8_t code;
     pmc_status st = PMC_OK;
 
-    s->cur_event = PMC_EV_COUNT;
     if (!valid_verdict(v)) {
         s->stats.callback_errors++;
         v = PMC_TEMPFAIL;
@@ -222,7 +251,7 @@ static pmc_status finish(pmc_session *s, pmc_event ev, int v)
     if (st == PMC_OK)
         st = code == 'y' ? pmc_encode(&s->out, 'y', s->reply.data,
                                       s->reply.len)
-                         : pmc_encode(&s->out, code, NULL, 0);
+                         : put_code(&s->out, code);
     if (st != PMC_OK)
         return pmci_fail(s, PMC_ERR_NOMEM, "out of memory sending a reply");
     s->stats.replies[code]++;
@@ -246,7 +275,9 @@ static pmc_status finish(pmc_session *s, pmc_event ev, int v)
 }
 
 /* Call the handler for 'ev'; an absent handler continues. */
-static int invoke(pmc_session *s, pmc_event ev, const pmci_cmd *c)
+static inline __attribute__((always_inline)) int invoke(pmc_session *s,
+                                                       pmc_event ev,
+                                                       const pmci_cmd *c)
 {
     const pmc_handlers *h = s->h;
     int v = PMC_CONTINUE;
@@ -274,7 +305,8 @@ static int invoke(pmc_session *s, pmc_event ev, const pmci_cmd *c)
 }
 
 /* Run a handler and answer it, unless it asked to answer later. */
-static pmc_status handle(pmc_session *s, pmc_event ev, const pmci_cmd *c)
+static inline __attribute__((always_inline)) pmc_status
+handle(pmc_session *s, pmc_event ev, const pmci_cmd *c)
 {
     int v = invoke(s, ev, c);
 
@@ -315,10 +347,12 @@ static void implicit_abort(pmc_session *s)
 
 static pmc_status store_macros(pmc_session *s, const pmc_packet *p)
 {
-    int slot;
+    int slot = p->len ? pmci_slot_of_letter1[p->payload[0]] - 1 : -1;
 
-    if (p->len == 0) {
-        /* No stage byte at all: nothing to store, nothing to misread. */
+    /* Stages we do not keep are dropped unread, as libmilter does: Postfix
+     * sends one before every header and body chunk, and nothing reads
+     * them. */
+    if (slot < 0) {
         s->stats.macros_ignored++;
         return PMC_OK;
     }
@@ -326,14 +360,7 @@ static pmc_status store_macros(pmc_session *s, const pmc_packet *p)
         return pmci_fail(s, PMC_ERR_BAD_MACRO,
                          "MACRO for stage '%c' at offset %llu is not a list "
                          "of NUL-terminated name/value pairs",
-                         p->payload[0] >= 0x20 && p->payload[0] < 0x7f
-                             ? p->payload[0] : '?',
-                         (unsigned long long)p->offset);
-    slot = pmci_slot_of_letter(p->payload[0]);
-    if (slot < 0) {
-        s->stats.macros_ignored++;
-        return PMC_OK;
-    }
+                         p->payload[0], (unsigned long long)p->offset);
     if (pmci_macros_store(&s->macros, slot, p->payload + 1, p->len - 1) !=
         PMC_OK)
         return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
@@ -373,11 +400,11 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
     default:
         break;
     }
-    if ((st = pmci_parse_command(s, p, &c)) != PMC_OK)
-        return st;
     s->conn_open = 1;
     switch (p->cmd) {
     case 'C':
+        if ((st = pmci_parse_connect(s, p, &c.ci)) != PMC_OK)
+            return st;
         if (s->connected)
             return pmci_fail(s, PMC_ERR_SEQUENCE,
                              "a second CONNECT at offset %llu without "
@@ -388,15 +415,21 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_HELO);
         return handle(s, PMC_EV_CONNECT, &c);
     case 'H':
+        if ((st = pmci_parse_string(s, p, &c.a, "the HELO name")) != PMC_OK)
+            return st;
         implicit_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return handle(s, PMC_EV_HELO, &c);
     case 'M':
+        if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
+            return st;
         implicit_abort(s);
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
         return handle(s, PMC_EV_ENVFROM, &c);
     case 'R':
+        if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
+            return st;
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_DATA);
         return handle(s, PMC_EV_ENVRCPT, &c);
@@ -404,18 +437,24 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         s->in_msg = 1;
         return handle(s, PMC_EV_DATA, &c);
     case 'L':
+        if ((st = pmci_parse_header(s, p, &c)) != PMC_OK)
+            return st;
         s->in_msg = 1;
         return handle(s, PMC_EV_HEADER, &c);
     case 'N':
         s->in_msg = 1;
         return handle(s, PMC_EV_EOH, &c);
     case 'B':
+        c.a.ptr = (const char *)p->payload;
+        c.a.len = p->len;
         s->in_msg = 1;
         return handle(s, PMC_EV_BODY, &c);
     case 'E':
         s->in_msg = 1;
-        if (c.a.len > 0 && s->h->body) {
+        if (p->len > 0 && s->h->body) {
             int v;
+            c.a.ptr = (const char *)p->payload;
+            c.a.len = p->len;
             s->pending_eob = 1;
             v = invoke(s, PMC_EV_BODY, &c);
             if (v == PMC_PENDING) {
@@ -426,6 +465,9 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         }
         return handle(s, PMC_EV_EOM, &c);
     case 'U':
+        if ((st = pmci_parse_string(s, p, &c.a, "the command line")) !=
+            PMC_OK)
+            return st;
         return handle(s, PMC_EV_UNKNOWN, &c);
     default:
         return pmci_fail(s, PMC_ERR_UNKNOWN_COMMAND,
@@ -443,10 +485,12 @@ static pmc_status run(pmc_session *s)
     int ready;
 
     while (!s->pending && !s->closed) {
-        if (pmc_decoder_next(&s->dec, &pkt, &ready) != PMC_OK)
-            return fail_from_decoder(s);
-        if (!ready)
-            return PMC_OK;
+        if (!pmci_decoder_fast(&s->dec, &pkt)) {
+            if (pmc_decoder_next(&s->dec, &pkt, &ready) != PMC_OK)
+                return fail_from_decoder(s);
+            if (!ready)
+                return PMC_OK;
+        }
         st = dispatch(s, &pkt);
         if (st != PMC_OK)
             return st;
