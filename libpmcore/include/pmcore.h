@@ -434,8 +434,9 @@ PMC_API pmc_session *pmc_session_new(const pmc_handlers *h, void *ud,
                                      const pmc_config *cfg);
 
 /* Free the session and everything it owns.  Calls no handler: to run abort
- * and close, call pmc_session_eof (or pmc_session_end) first.  NULL is
- * fine. */
+ * and close, call pmc_session_eof (or pmc_session_end) first.  Close is owed
+ * for every session, even one that never received a byte (as libmilter
+ * calls xxfi_close for every connection).  NULL is fine. */
 PMC_API void pmc_session_free(pmc_session *s);
 
 /* Feed bytes received from the MTA.  Any split is fine: the results do not
@@ -740,11 +741,12 @@ typedef struct pmc_transport {
 } pmc_transport;
 
 /* A transport on one connected descriptor used both ways (a socket).  Each
- * read, and each wait for room to write, gives up after timeout_ms milliseconds
- * (<= 0: wait forever) with PMC_TRANSPORT_TIMEOUT; EINTR is retried with the
- * remaining time.  Writes use MSG_NOSIGNAL so a closed peer gives an error,
- * not SIGPIPE (plain write() on non-sockets).  The descriptor stays the
- * caller's: the transport never closes it (its close member is NULL).
+ * read, and each wait for room to write, gives up after timeout_ms
+ * milliseconds (<= 0: wait forever) with PMC_TRANSPORT_TIMEOUT; EINTR is
+ * retried with the remaining time.  Writes use MSG_NOSIGNAL so a closed
+ * peer gives an error, not SIGPIPE (plain write() on non-sockets).  The
+ * descriptor stays the caller's: the transport never closes it (its close
+ * member is NULL).
  * 'tr' is filled in; 'st' holds the transport's state and must outlive every
  * use of 'tr'.  Its fields are private. */
 typedef struct pmc_fd_transport_state {
@@ -770,7 +772,8 @@ PMC_API void pmc_transport_session(pmc_transport *tr, pmc_session *s);
 
 /* Create a client on a transport ('tr' is copied; its ctx must outlive the
  * client).  cfg NULL = pmc_client_config_init(cfg, PMC_MTA_POSTFIX).  NULL
- * when out of memory or when cfg->version is not 2..6.  Sends nothing. */
+ * when out of memory or when cfg->version is not 2..6.  Sends nothing.
+ * Thread-safe. */
 PMC_API pmc_client *pmc_client_new(const pmc_client_config *cfg,
                                    const pmc_transport *tr);
 /* Close the transport if pmc_client_quit did not, and free everything the
@@ -853,7 +856,9 @@ PMC_API pmc_status pmc_client_abort(pmc_client *c);
 PMC_API pmc_status pmc_client_unknown(pmc_client *c, const char *line,
                                       pmc_result *r);
 /* Send ABORT if the personality would, then QUIT, then close the transport
- * (which ends an in-process session).  Later calls return PMC_ERR_CLOSED. */
+ * (which ends an in-process session).  Allowed before negotiation.  Later
+ * calls return PMC_ERR_CLOSED; after a failure quit sends nothing and
+ * returns PMC_ERR_CLOSED too (pmc_client_free still closes the transport). */
 PMC_API pmc_status pmc_client_quit(pmc_client *c);
 /* As quit but with QUIT_NC: the transport stays open and the client expects
  * a new CONNECT; the negotiation is kept. */
@@ -867,11 +872,297 @@ PMC_API pmc_status pmc_client_quit_nc(pmc_client *c);
  * line ends are sent as CRLF.  Stops early when a verdict ends the message
  * or every recipient was refused.  r gets the result that decided (r->event
  * tells which; EOM's, with its modifications, when the message got there).
- * Errors as for the events. */
+ * nrcpts must be at least 1 (PMC_ERR_ARGUMENT).  Errors as for the events. */
 PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
                                       const pmc_str *rcpts, size_t nrcpts,
                                       const void *msg, size_t len,
                                       pmc_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Server: sockets, event loop, process and thread models                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * The server runs sessions on real connections.  Linux only (epoll,
+ * accept4, eventfd).  It never installs a signal handler and never calls
+ * signal() or sigaction(): writes use MSG_NOSIGNAL so a closed peer gives
+ * EPIPE instead of SIGPIPE, and child processes are reaped with waitpid on
+ * their own pids only (never waitpid(-1)), detected through a pipe each, so
+ * a host's own children and SIGCHLD handling are left alone.  Every
+ * descriptor it opens is close-on-exec.  Stop and reload reach it through
+ * pmc_server_stop / pmc_server_reload (async-signal-safe, so a host's own
+ * signal handler may call them) or through the tick hook and wake_fd below
+ * (for bindings whose signal handlers must run on the interpreter's thread).
+ *
+ * Threads.  pmc_server_run blocks the calling thread (the "loop thread").
+ * Where handlers run depends on the model:
+ *   PMC_MODEL_LOOP     on the loop thread, one connection at a time; a
+ *                      handler that blocks stalls every connection.
+ *   PMC_MODEL_THREADS  on a bounded pool of worker threads.  One connection
+ *                      is never processed by two workers at once and its
+ *                      events stay in order; different connections run in
+ *                      parallel, so handlers and the app data they share
+ *                      must be thread-safe.  A handler that blocks holds one
+ *                      worker: when every worker is blocked, new input waits.
+ *                      Bindings with a global lock (Python's GIL, a Perl
+ *                      interpreter) must take it inside each handler and
+ *                      hook, and must not hold it while calling
+ *                      pmc_server_run.
+ *   PMC_MODEL_PREFORK  in worker processes forked by pmc_server_run, each
+ *                      running its own event loop (as PMC_MODEL_LOOP).
+ *   PMC_MODEL_FORK     in a process forked for each connection.
+ * In the forked models the child never returns from pmc_server_run: it
+ * leaves with _exit() (status 0, or 1 when child_init failed), so a host
+ * language's exit handlers do not run twice.  conn_open, every session
+ * handler and conn_close of one connection run on the same thread.  tick,
+ * reload and log may run while handlers run on other threads (log may be
+ * called from any thread at once and must be thread-safe).
+ */
+
+/* Socket families of a parsed spec. */
+enum pmc_sock_family {
+    PMC_SOCK_UNIX = 1,  /* "unix:/path" or "local:/path" */
+    PMC_SOCK_INET = 2,  /* "inet:port", "inet:port@host", "inet:host:port" */
+    PMC_SOCK_INET6 = 3  /* "inet6:port", "inet6:port@[addr]",
+                           "inet6:port@addr", "inet:[addr]:port" */
+};
+
+/* A parsed socket spec. */
+typedef struct pmc_sockspec {
+    int family;      /* PMC_SOCK_* */
+    char path[108];  /* PMC_SOCK_UNIX: absolute path */
+    char host[256];  /* PMC_SOCK_INET*: host or address without brackets;
+                        "" = every address of the family */
+    uint16_t port;   /* PMC_SOCK_INET*: 0 asks the kernel for a free port */
+} pmc_sockspec;
+
+/* Parse a socket spec without touching the system (no name lookup).
+ * Accepted forms: unix:/path, local:/path (the path must be absolute and
+ * fit sun_path), inet:port, inet:port@host, inet:host:port (Postfix),
+ * inet6:port, inet6:port@[addr], inet6:port@addr, inet:[addr]:port.  Ports
+ * are decimal, 0..65535.  A host made only of digits and dots must be a
+ * valid dotted quad; an inet6 host must be a valid IPv6 address; other
+ * inet hosts are names, resolved by pmc_listen.  Returns PMC_OK, or
+ * PMC_ERR_ARGUMENT with err (may be NULL) naming the spec and the fault
+ * ("inet:99999@127.0.0.1: port out of range").  Thread-safe. */
+PMC_API pmc_status pmc_sockspec_parse(const char *spec, pmc_sockspec *out,
+                                      pmc_error *err);
+
+/* Create a listening socket for a spec: SO_REUSEADDR (TCP), close-on-exec,
+ * non-blocking.  backlog <= 0 means SOMAXCONN.  For unix sockets, mode
+ * (e.g. 0660; 0 = leave what the umask gives) is applied to the path after
+ * bind and before listen, so no peer can connect under other permissions;
+ * an existing path is handled safely: a socket nobody answers on (stale) is
+ * removed and replaced, a socket with a live server fails with EADDRINUSE,
+ * anything else fails with EEXIST.  Names are resolved with getaddrinfo
+ * (which may block).  Returns the descriptor, owned by the caller, or -1
+ * with err (may be NULL) holding PMC_ERR_ARGUMENT (bad spec) or PMC_ERR_IO
+ * and a message naming the spec, the step and the system error
+ * ("unix:/nonexist/x: bind: No such file or directory"), and errno set to
+ * the system error (EINVAL for a bad spec).  Thread-safe. */
+PMC_API int pmc_listen(const char *spec, int mode, int backlog,
+                       pmc_error *err);
+
+/* Log levels, syslog's numbers. */
+#define PMC_LOG_ERR 3
+#define PMC_LOG_WARNING 4
+#define PMC_LOG_NOTICE 5
+#define PMC_LOG_INFO 6
+#define PMC_LOG_DEBUG 7
+
+typedef enum pmc_server_model {
+    PMC_MODEL_LOOP = 0,
+    PMC_MODEL_THREADS = 1,
+    PMC_MODEL_PREFORK = 2,
+    PMC_MODEL_FORK = 3
+} pmc_server_model;
+
+/* The connection being opened, for conn_open.  Valid during the call. */
+typedef struct pmc_conn_info {
+    uint64_t id;       /* unique within the server (and across its worker
+                          processes); also given to log */
+    int fd;            /* the connected socket (the server's; do not close) */
+    int family;        /* AF_UNIX, AF_INET or AF_INET6; 0 if unknown */
+    char peer[112];    /* peer address text ("127.0.0.1", "::1", a unix
+                          path or ""), NUL-terminated */
+    uint16_t peer_port;/* host byte order; 0 for unix sockets */
+} pmc_conn_info;
+
+/* Server configuration.  Initialise with pmc_server_config_init, then set
+ * at least 'handlers'.  pmc_server_new and pmc_serve_fd copy it; 'handlers'
+ * and 'app' are not copied and must outlive the server (or the
+ * pmc_serve_fd call). */
+typedef struct pmc_server_config {
+    pmc_config session;          /* copied into each session */
+    const pmc_handlers *handlers;/* required */
+    void *app;                   /* passed to every hook */
+
+    /* Called once per connection before its first handler, on the thread
+     * that will run its handlers.  The result is the 'ud' argument of every
+     * session handler of that connection (NULL is fine).  Under the server
+     * the handlers' ud is this value; pmc_session_userdata and
+     * pmc_session_set_userdata belong to the server and must not be used. */
+    void *(*conn_open)(void *app, const pmc_conn_info *ci);
+    /* Called exactly once per connection whose conn_open ran, after the
+     * session ended (its close handler, if any, has run), also for
+     * connections that never negotiated, timed out or failed.  The socket
+     * is already closed. */
+    void (*conn_close)(void *app, void *conn_ud);
+    /* Log sink; NULL = silent.  queue_id is macro 'i' when known, else
+     * NULL.  Strings are valid during the call.  May be called from any
+     * thread (and from worker processes), concurrently. */
+    void (*log)(void *app, int level, uint64_t conn_id, const char *queue_id,
+                const char *msg);
+    int log_level;          /* lines above this level are not produced;
+                               default PMC_LOG_INFO */
+
+    /* Timeouts in ms; <= 0 disables.  read_timeout_ms applies while a
+     * packet is partly received, while the MTA owes the rest of a message
+     * (between MAIL and the end of the message) and while replies wait for
+     * room to be written; default 300000 (Postfix's content timeout).
+     * idle_timeout_ms applies between messages; default 7210000 (libmilter's
+     * 7210 s).  Neither runs while a handler runs. */
+    int read_timeout_ms;
+    int idle_timeout_ms;
+    /* Most concurrent connections (per worker process for PREFORK, see
+     * max_conn_per_worker; child processes for FORK); at the cap the server
+     * stops accepting until one closes (connections wait in the backlog).
+     * 0 = no cap.  Default 0. */
+    unsigned max_connections;
+    int backlog;            /* for pmc_server_listen; <= 0 = SOMAXCONN */
+    /* After accept fails with EMFILE, ENFILE, ENOBUFS or ENOMEM, stop
+     * accepting for this long (ms) and log it, instead of spinning.  Existing
+     * connections are served meanwhile.  Default 200. */
+    int accept_backoff_ms;
+
+    pmc_server_model model; /* default PMC_MODEL_LOOP */
+    unsigned threads;       /* THREADS: workers; 0 = 2 x online CPUs,
+                               at least 4, at most 64 */
+    unsigned workers;       /* PREFORK: worker processes; 0 = 4 */
+    /* PREFORK: concurrent connections per worker; 1 reproduces
+     * Sendmail::PMilter's prefork dispatcher.  0 = max_connections. */
+    unsigned max_conn_per_worker;
+    /* PREFORK: a worker that has accepted this many connections stops
+     * accepting, finishes them and exits, and is replaced.  0 = never. */
+    unsigned max_requests_per_worker;
+    /* PREFORK: run in each worker after fork, before it accepts; nonzero
+     * makes the worker exit (status 1); the master then waits 1 s before
+     * replacing it.  child_exit runs in the worker after its last
+     * connection closed, before _exit.  NULL = none. */
+    int (*child_init)(void *app);
+    void (*child_exit)(void *app);
+
+    /* Drain deadline (ms) used when stop comes from tick, or from
+     * pmc_server_stop with drain_ms < 0.  Default 30000. */
+    int drain_timeout_ms;
+    /* Called on the loop thread (the master in PREFORK and FORK) every
+     * tick_interval_ms and whenever wake_fd becomes readable; nonzero asks
+     * for a graceful stop with drain_timeout_ms.  NULL = none.
+     * tick_interval_ms <= 0 = only on wake_fd; default 1000. */
+    int (*tick)(void *app);
+    int tick_interval_ms;
+    /* A descriptor of the host's (e.g. the pipe of Python's
+     * signal.set_wakeup_fd); -1 = none (default).  It must be non-blocking:
+     * when it is readable the server reads and discards what is there, then
+     * calls tick.  Not closed by the server. */
+    int wake_fd;
+    /* Called on the loop thread (the master in PREFORK) when a reload is
+     * requested, before PREFORK replaces its workers.  NULL = none. */
+    void (*reload)(void *app);
+} pmc_server_config;
+
+/* Defaults as documented above; cfg->session gets pmc_config_init.
+ * Thread-safe. */
+PMC_API void pmc_server_config_init(pmc_server_config *cfg);
+
+/* Counters.  Replies are counted by reply code byte; callback latency is
+ * per event (PMC_EV_*), measured around each handler call, in ns.  In
+ * PREFORK the master adds each worker's counters after each connection the
+ * worker closed; conn_active then counts the master's view of connections
+ * (workers report opens and closes). */
+typedef struct pmc_server_stats {
+    uint64_t conn_accepted;
+    uint64_t conn_active;
+    uint64_t conn_refused;     /* accepted and closed at once: out of
+                                  memory, fork failed */
+    uint64_t conn_read_timeouts;
+    uint64_t conn_idle_timeouts;
+    uint64_t accept_errors;    /* failed accept() calls */
+    uint64_t accept_backoffs;  /* times accepting was paused (EMFILE...) */
+    uint64_t messages;         /* EOM answered */
+    uint64_t protocol_errors;  /* sessions ended by bad input */
+    uint64_t callback_errors;  /* invalid verdicts from handlers */
+    uint64_t io_errors;        /* reads or writes that failed */
+    uint64_t workers_spawned;  /* PREFORK workers and FORK children */
+    uint64_t workers_exited;
+    uint64_t replies[128];
+    uint64_t cb_count[PMC_EV_COUNT];
+    uint64_t cb_ns_sum[PMC_EV_COUNT];
+    uint64_t cb_ns_max[PMC_EV_COUNT];
+} pmc_server_stats;
+
+typedef struct pmc_server pmc_server;
+
+/* Create a server (no listener yet).  NULL with err (may be NULL) set on a
+ * bad config (PMC_ERR_ARGUMENT: no handlers, unknown model) or failure
+ * (PMC_ERR_NOMEM, PMC_ERR_IO).  Thread-safe. */
+PMC_API pmc_server *pmc_server_new(const pmc_server_config *cfg,
+                                   pmc_error *err);
+/* Listen on a spec (see pmc_listen; backlog from the config).  Several
+ * listeners are allowed.  The server owns the socket, closes it when it
+ * stops, and removes a unix socket path it created when freed (if the path
+ * still names that socket).  Returns the descriptor (for getsockname, e.g.
+ * to learn a port given as 0) or -1 with err set.  Not while running. */
+PMC_API int pmc_server_listen(pmc_server *srv, const char *spec, int mode,
+                              pmc_error *err);
+/* Adopt a listening socket (inherited from a parent, systemd, ...).  The
+ * server takes ownership: it makes it non-blocking and close-on-exec and
+ * closes it when it stops.  PMC_ERR_ARGUMENT if fd is not a listening
+ * socket.  Not while running. */
+PMC_API pmc_status pmc_server_add_fd(pmc_server *srv, int fd, pmc_error *err);
+/* Serve until stopped.  Returns PMC_OK after a stop (all connections
+ * closed, worker processes reaped, threads joined), or an error with err
+ * set (PMC_ERR_ARGUMENT: no listener; PMC_ERR_SEQUENCE: run twice;
+ * PMC_ERR_NOMEM, PMC_ERR_IO: a resource failed).  Call it once, from one
+ * thread.  Forked children never return (see above). */
+PMC_API pmc_status pmc_server_run(pmc_server *srv, pmc_error *err);
+/* Ask for a graceful stop: stop accepting (listeners are closed), close
+ * connections that are between messages at once, let those inside a
+ * message finish it (closed once its EOM reply is written or it aborts) for
+ * at most drain_ms (< 0 = drain_timeout_ms; 0 = close everything now), then
+ * end what is left (abort and close handlers run) and return from
+ * pmc_server_run.  A handler already running is never interrupted: run
+ * returns after it.  PREFORK forwards the stop to every worker and kills
+ * (SIGKILL) a worker still alive 2 s after the deadline.  Before run, run
+ * returns at once.  Async-signal-safe and thread-safe; the first stop's
+ * deadline wins.  srv must stay valid (do not free it concurrently). */
+PMC_API void pmc_server_stop(pmc_server *srv, int drain_ms);
+/* Ask for a reload: the reload hook runs on the loop thread; in PREFORK
+ * new workers are then started and the old ones drain (they stop
+ * accepting, finish their connections and exit).  In the other models only
+ * the hook runs.  Async-signal-safe and thread-safe. */
+PMC_API void pmc_server_reload(pmc_server *srv);
+/* A consistent snapshot of the counters.  Thread-safe (any thread, also
+ * while running; not from a signal handler). */
+PMC_API void pmc_server_stats_get(pmc_server *srv, pmc_server_stats *out);
+/* Close listeners, remove unix socket paths the server created, free.  Not
+ * while pmc_server_run runs.  NULL is fine. */
+PMC_API void pmc_server_free(pmc_server *srv);
+
+/* Serve one connected socket to completion on the calling thread, with
+ * blocking waits (poll) and the config's timeouts; the fd's blocking mode
+ * is left as it is.  For Net::Server-style hosts and custom dispatchers.
+ * conn_open and conn_close run as in the server (conn_id is passed in
+ * pmc_conn_info and to log); the model, listener, tick and process fields
+ * are ignored.  The fd is NOT closed: it stays the caller's.  If stats is
+ * not NULL the connection's counters are added to it (not thread-safe:
+ * one stats object per thread).  Returns PMC_OK when the MTA ended the
+ * connection (QUIT or end of stream between packets), PMC_ERR_TIMEOUT,
+ * PMC_ERR_IO (read or write failed), PMC_ERR_ARGUMENT (no handlers, bad
+ * fd), PMC_ERR_NOMEM, or the protocol error that ended the session; err
+ * (may be NULL) gets the sentence.  Thread-safe for different fds. */
+PMC_API pmc_status pmc_serve_fd(const pmc_server_config *cfg, int fd,
+                                uint64_t conn_id, pmc_server_stats *stats,
+                                pmc_error *err);
 
 #ifdef __cplusplus
 }

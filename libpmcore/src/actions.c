@@ -147,8 +147,7 @@ pmc_status pmc_session_addrcpt_par(pmc_session *s, pmc_str rcpt,
 {
     if (args && args->len == 0)
         args = NULL;
-    if (args == NULL && (s->actions & PMC_ACT_ADDRCPT) &&
-        !(s->actions & PMC_ACT_ADDRCPT_PAR))
+    if (args == NULL && (s->actions & PMC_ACT_ADDRCPT))
         return address_op(s, '+', rcpt, NULL, PMC_ACT_ADDRCPT, "addrcpt");
     return address_op(s, '2', rcpt, args, PMC_ACT_ADDRCPT_PAR, "addrcpt_par");
 }

@@ -134,7 +134,7 @@ pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p, size_t n)
         s->in_handler = 0;
         s->cur_event = PMC_EV_COUNT;
         if (v == PMC_ALL_OPTS) {
-            neg.actions = s->mta_actions & ~PMC_ACT_SETSYMLIST;
+            neg.actions = s->mta_actions;
             neg.protocol = no_bits | (s->mta_protocol & PMC_P_SKIP);
         } else if (v != PMC_CONTINUE) {
             return pmci_fail(s, PMC_ERR_NEGOTIATION,
@@ -151,7 +151,6 @@ pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p, size_t n)
     s->actions = neg.actions;
     s->protocol = neg.protocol;
     s->negotiated = 1;
-    s->conn_open = 1;
 
     pmci_put32(fixed, s->version);
     pmci_put32(fixed + 4, s->actions);

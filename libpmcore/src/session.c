@@ -44,6 +44,9 @@ pmc_session *pmc_session_new(const pmc_handlers *h, void *ud,
     }
     pmc_decoder_init(&s->dec, s->cfg.max_packet, 1);
     s->cur_event = PMC_EV_COUNT;
+    /* Like libmilter, close is owed for every connection, even one that
+     * never negotiated: bindings free per-connection state there. */
+    s->conn_open = 1;
     return s;
 }
 
@@ -265,10 +268,10 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
         s->pending_eob = 0;
         forget_message_edits(s);
         s->stats.messages++;
-    } else if (v == PMC_ACCEPT || v == PMC_REJECT || v == PMC_TEMPFAIL ||
-               v == PMC_DISCARD) {
-        if (ev == PMC_EV_ENVFROM || ev == PMC_EV_DATA ||
-            ev == PMC_EV_HEADER || ev == PMC_EV_EOH || ev == PMC_EV_BODY)
+    } else if (v == PMC_ACCEPT) {
+        s->in_msg = 0; /* the MTA skips the rest of this message */
+    } else if (v == PMC_REJECT || v == PMC_TEMPFAIL || v == PMC_DISCARD) {
+        if (ev != PMC_EV_ENVRCPT && ev != PMC_EV_UNKNOWN)
             s->in_msg = 0;
     }
     return PMC_OK;

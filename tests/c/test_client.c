@@ -1,0 +1,1459 @@
+/*
+ * Tests of the client (MTA side): exact bytes per personality through a
+ * recording transport with canned filter replies, reply decoding and its
+ * errors, and whole conversations with a real pmc_session, in process and
+ * over a socketpair with the fd transport.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "pmcore.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+static void check(int ok, const char *name, int line)
+{
+    if (ok) {
+        passed++;
+        printf("ok - %s\n", name);
+    } else {
+        failed++;
+        printf("FAIL - %s (line %d)\n", name, line);
+    }
+}
+#define CHECK(cond, name) check((cond) != 0, (name), __LINE__)
+
+/* Payload from a string literal with embedded NULs. */
+#define LIT(s) (s), (sizeof(s) - 1)
+#define STR(s) ((pmc_str){(s), sizeof(s) - 1})
+
+/* ---- a recording transport with canned replies ------------------------- */
+
+typedef struct fake {
+    pmc_buf sent;
+    pmc_buf replies;
+    size_t rpos;
+    size_t step;    /* bytes per recv; 0 = as many as asked */
+    int closed;     /* close callback calls */
+} fake;
+
+static int fake_send(void *ctx, const uint8_t *p, size_t n)
+{
+    fake *f = ctx;
+    return pmc_buf_append(&f->sent, p, n) == PMC_OK ? 0 : -1;
+}
+
+static long fake_recv(void *ctx, uint8_t *p, size_t n)
+{
+    fake *f = ctx;
+    size_t left = f->replies.len - f->rpos;
+
+    if (f->step && n > f->step)
+        n = f->step;
+    if (n > left)
+        n = left;
+    if (n)
+        memcpy(p, f->replies.data + f->rpos, n);
+    f->rpos += n;
+    return (long)n;
+}
+
+static void fake_close(void *ctx)
+{
+    ((fake *)ctx)->closed++;
+}
+
+static pmc_client *fake_client(fake *f, pmc_personality pers,
+                               pmc_client_config *cfgp)
+{
+    pmc_transport tr = {fake_send, fake_recv, f, fake_close, NULL};
+    pmc_client_config cfg;
+
+    memset(f, 0, sizeof *f);
+    if (cfgp == NULL) {
+        pmc_client_config_init(&cfg, pers);
+        cfgp = &cfg;
+    }
+    return pmc_client_new(cfgp, &tr);
+}
+
+static void fake_free(fake *f)
+{
+    pmc_buf_free(&f->sent);
+    pmc_buf_free(&f->replies);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void optneg(pmc_buf *b, uint32_t v, uint32_t a, uint32_t p,
+                   const void *extra, size_t n)
+{
+    uint8_t x[12];
+    pmc_part parts[2] = {{x, 12, 0}, {extra, n, 0}};
+
+    put32(x, v);
+    put32(x + 4, a);
+    put32(x + 8, p);
+    pmc_encode_parts(b, 'O', parts, n ? 2 : 1);
+}
+
+static void offer(pmc_buf *b, const pmc_client_config *cfg)
+{
+    uint8_t x[12];
+
+    put32(x, cfg->version);
+    put32(x + 4, cfg->actions);
+    put32(x + 8, cfg->protocol);
+    pmc_encode(b, 'O', x, 12);
+}
+
+static void reply(pmc_buf *b, uint8_t code)
+{
+    pmc_encode(b, code, NULL, 0);
+}
+
+static void replies(pmc_buf *b, const char *codes)
+{
+    for (; *codes; codes++)
+        reply(b, (uint8_t)*codes);
+}
+
+static int same(const pmc_buf *got, const pmc_buf *want)
+{
+    size_t i;
+
+    if (got->len == want->len &&
+        (got->len == 0 || memcmp(got->data, want->data, got->len) == 0))
+        return 1;
+    for (i = 0; i < got->len && i < want->len; i++)
+        if (got->data[i] != want->data[i])
+            break;
+    printf("# bytes differ at %zu (got %zu bytes, want %zu)\n", i, got->len,
+           want->len);
+    return 0;
+}
+
+/* Negotiate with a canned answer; the offer bytes are dropped from sent. */
+static pmc_status fake_negotiate(pmc_client *c, fake *f, uint32_t v,
+                                 uint32_t a, uint32_t p)
+{
+    pmc_result r;
+    pmc_status st;
+
+    optneg(&f->replies, v, a, p, NULL, 0);
+    st = pmc_client_negotiate(c, &r);
+    f->sent.len = 0;
+    return st;
+}
+
+static const char *errmsg(const pmc_client *c)
+{
+    const pmc_error *e = pmc_client_error(c);
+    return e ? e->message : "(none)";
+}
+
+/* ---- negotiation -------------------------------------------------------- */
+
+static void test_negotiate(void)
+{
+    fake f;
+    pmc_client_config cfg;
+    pmc_client *c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    pmc_buf want = {0};
+    pmc_result r;
+    uint32_t v, a, p;
+    static const char lists[] =
+        "\0\0\0\0j {daemon_name}\0\0\0\0\x05i\0\0\0\0\x06\0\0\0\0\0j\0";
+
+    pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
+    offer(&want, &cfg);
+    optneg(&f.replies, 6, PMC_ACT_ADDHDRS | PMC_ACT_SETSYMLIST,
+           PMC_P_NOHELO | PMC_P_SKIP, lists, sizeof lists - 1);
+    f.step = 1;
+    CHECK(pmc_client_negotiate(c, &r) == PMC_OK && r.code == 'O' &&
+              r.event == PMC_EV_NEGOTIATE,
+          "negotiate: O answered, read one byte at a time");
+    CHECK(same(&f.sent, &want), "negotiate: offer bytes 6/0x1FF/0x1FFFFF");
+    pmc_client_negotiated(c, &v, &a, &p);
+    CHECK(v == 6 && a == (PMC_ACT_ADDHDRS | PMC_ACT_SETSYMLIST) &&
+              p == (PMC_P_NOHELO | PMC_P_SKIP),
+          "negotiate: filter's answer kept");
+    CHECK(pmc_client_symlist(c, PMC_STAGE_CONNECT) &&
+              strcmp(pmc_client_symlist(c, PMC_STAGE_CONNECT), "j") == 0,
+          "negotiate: later record for a stage wins");
+    CHECK(pmc_client_symlist(c, PMC_STAGE_EOM) &&
+              strcmp(pmc_client_symlist(c, PMC_STAGE_EOM), "i") == 0,
+          "negotiate: EOM list (stage 5)");
+    CHECK(pmc_client_symlist(c, PMC_STAGE_EOH) &&
+              pmc_client_symlist(c, PMC_STAGE_EOH)[0] == 0,
+          "negotiate: empty list kept as empty");
+    CHECK(pmc_client_symlist(c, PMC_STAGE_HELO) == NULL &&
+              pmc_client_symlist(c, 9) == NULL,
+          "negotiate: no list where none asked");
+    CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_SEQUENCE,
+          "negotiate: twice is a sequence error");
+    pmc_client_free(c);
+    CHECK(f.closed == 1, "free: closes the transport once");
+    fake_free(&f);
+    pmc_buf_free(&want);
+
+    /* Replies the MTA must refuse. */
+    struct {
+        const char *name;
+        uint32_t v, a, p;
+        const char *extra;
+        size_t n;
+    } bad[] = {
+        {"negotiate: unoffered action bit", 6, 0x200, 0, NULL, 0},
+        {"negotiate: unoffered protocol bit", 6, 0, PMC_P_MDS_256K, NULL, 0},
+        {"negotiate: version above offer", 7, 0, 0, NULL, 0},
+        {"negotiate: version 1", 1, 0, 0, NULL, 0},
+        {"negotiate: record without NUL", 6, 0, 0, "\0\0\0\0j", 5},
+        {"negotiate: record for stage 9", 6, 0, 0, "\0\0\0\x09j\0", 6},
+        {"negotiate: record cut short", 6, 0, 0, "\0\0", 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+        optneg(&f.replies, bad[i].v, bad[i].a, bad[i].p, bad[i].extra,
+               bad[i].n);
+        CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_BAD_REPLY &&
+                  pmc_client_error(c)->code == PMC_ERR_BAD_REPLY,
+              bad[i].name);
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    pmc_encode(&f.replies, 'O', "\0\0\0\x06", 4);
+    CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_BAD_REPLY,
+          "negotiate: short payload");
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_CLOSED,
+          "after a bad reply every call is CLOSED");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    reply(&f.replies, 'p');
+    reply(&f.replies, 'c');
+    CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_BAD_REPLY,
+          "negotiate: 'c' is no answer to OPTNEG (progress before is fine)");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_SEQUENCE && f.sent.len == 0,
+          "events before negotiate: SEQUENCE, nothing sent");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    pmc_client_config_init(&cfg, PMC_MTA_SENDMAIL);
+    cfg.version = 9;
+    CHECK(pmc_client_new(&cfg, &(pmc_transport){fake_send, fake_recv, &f,
+                                               NULL, NULL}) == NULL,
+          "new: version 9 refused");
+}
+
+/* ---- personalities ------------------------------------------------------ */
+
+static void set_macros(pmc_client *c)
+{
+    pmc_str conn[] = {STR("j"), STR("mx.example"), STR("{daemon_name}"),
+                      STR("smtpd")};
+    pmc_str mail[] = {STR("{mail_addr}"), STR("a@b")};
+    pmc_str eoh[] = {STR("i"), STR("Q1")};
+    pmc_str eom[] = {STR("i"), STR("Q2")};
+
+    pmc_client_set_macros(c, PMC_STAGE_CONNECT, conn, 2);
+    pmc_client_set_macros(c, PMC_STAGE_ENVFROM, mail, 1);
+    pmc_client_set_macros(c, PMC_STAGE_EOH, eoh, 1);
+    pmc_client_set_macros(c, PMC_STAGE_EOM, eom, 1);
+}
+
+/* The same SMTP session driven through both personalities. */
+static void drive(pmc_client *c, const char *family, const char *addr)
+{
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+
+    pmc_client_connect(c, NULL, family[0], 25, addr, &r);
+    pmc_client_helo(c, "client.example", &r);
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    pmc_client_data(c, &r);
+    pmc_client_header(c, STR("Subject"), STR("hi"), &r);
+    pmc_client_eoh(c, &r);
+    pmc_client_body(c, LIT("body\r\n"), &r);
+    pmc_client_eom(c, &r);
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    pmc_client_quit(c);
+}
+
+static void test_postfix_bytes(void)
+{
+    fake f;
+    pmc_client *c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    pmc_buf w = {0};
+
+    fake_negotiate(c, &f, 6, PMC_ACT_ALL, PMC_P_SKIP);
+    set_macros(c);
+    replies(&f.replies, "ccccccccccc");
+    drive(c, "4", "192.0.2.1");
+
+    pmc_encode(&w, 'D', LIT("Cj\0mx.example\0{daemon_name}\0smtpd\0"));
+    pmc_encode(&w, 'C', LIT("[192.0.2.1]\0" "4\0\x19" "192.0.2.1\0"));
+    pmc_encode(&w, 'D', LIT("H"));
+    pmc_encode(&w, 'H', LIT("client.example\0"));
+    pmc_encode(&w, 'D', LIT("M{mail_addr}\0a@b\0"));
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'D', LIT("R"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'D', LIT("T"));
+    pmc_encode(&w, 'T', NULL, 0);
+    pmc_encode(&w, 'D', LIT("Li\0Q1\0"));
+    pmc_encode(&w, 'L', LIT("Subject\0hi\0"));
+    pmc_encode(&w, 'D', LIT("Ni\0Q1\0"));
+    pmc_encode(&w, 'N', NULL, 0);
+    pmc_encode(&w, 'D', LIT("Bi\0Q2\0"));
+    pmc_encode(&w, 'B', LIT("body\r\n"));
+    pmc_encode(&w, 'D', LIT("Ei\0Q2\0"));
+    pmc_encode(&w, 'E', NULL, 0);
+    pmc_encode(&w, 'A', NULL, 0); /* ABORT after EOM, before MAIL */
+    pmc_encode(&w, 'D', LIT("M{mail_addr}\0a@b\0"));
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'D', LIT("R"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'A', NULL, 0); /* the open transaction, before QUIT */
+    pmc_encode(&w, 'Q', NULL, 0);
+    CHECK(same(&f.sent, &w), "postfix: exact packet sequence");
+    CHECK(f.rpos == f.replies.len, "postfix: every reply consumed");
+    CHECK(f.closed == 1, "quit: closes the transport");
+    CHECK(pmc_client_eoh(c, NULL) == PMC_ERR_CLOSED, "after quit: CLOSED");
+    pmc_client_free(c);
+    CHECK(f.closed == 1, "free after quit: no second close");
+    fake_free(&f);
+    pmc_buf_free(&w);
+}
+
+static void test_sendmail_bytes(void)
+{
+    fake f;
+    pmc_client *c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    pmc_buf w = {0};
+    pmc_result r;
+    pmc_str from = STR("<a@b>");
+
+    fake_negotiate(c, &f, 6, PMC_ACT_ALL, PMC_P_SKIP);
+    set_macros(c);
+    replies(&f.replies, "ccccccccccc");
+    drive(c, "6", "2001:db8::1");
+
+    pmc_encode(&w, 'D', LIT("Cj\0mx.example\0{daemon_name}\0smtpd\0"));
+    pmc_encode(&w, 'C', LIT("[IPv6:2001:db8::1]\0" "6\0\x19"
+                            "IPv6:2001:db8::1\0"));
+    pmc_encode(&w, 'H', LIT("client.example\0"));
+    pmc_encode(&w, 'D', LIT("M{mail_addr}\0a@b\0"));
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'T', NULL, 0);
+    pmc_encode(&w, 'L', LIT("Subject\0hi\0"));
+    pmc_encode(&w, 'D', LIT("Ni\0Q1\0"));
+    pmc_encode(&w, 'N', NULL, 0);
+    pmc_encode(&w, 'B', LIT("body\r\n"));
+    pmc_encode(&w, 'D', LIT("Ei\0Q2\0"));
+    pmc_encode(&w, 'E', NULL, 0);
+    /* no ABORT after EOM */
+    pmc_encode(&w, 'D', LIT("M{mail_addr}\0a@b\0"));
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'A', NULL, 0); /* message in progress at QUIT */
+    pmc_encode(&w, 'Q', NULL, 0);
+    CHECK(same(&f.sent, &w), "sendmail: exact packet sequence");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* MAIL while a message is in progress: ABORT first. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "cc");
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_mail(c, &from, 1, &r);
+    w.len = 0;
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'A', NULL, 0);
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    CHECK(same(&f.sent, &w), "sendmail: ABORT before MAIL inside a message");
+    f.sent.len = 0;
+    reply(&f.replies, 'c');
+    pmc_client_connect(c, "host", '6', 25, "IPv6:::1", &r);
+    w.len = 0;
+    pmc_encode(&w, 'C', LIT("host\0" "6\0\x19" "IPv6:::1\0"));
+    CHECK(same(&f.sent, &w), "sendmail: IPv6: prefix not doubled");
+    f.sent.len = 0;
+    reply(&f.replies, 'c');
+    pmc_client_connect(c, NULL, 'U', 0, NULL, &r);
+    w.len = 0;
+    pmc_encode(&w, 'C', LIT("[unknown]\0U"));
+    CHECK(same(&f.sent, &w), "connect: family U sends no port or address");
+    CHECK(pmc_client_connect(c, "h", 'X', 1, "a", &r) == PMC_ERR_ARGUMENT,
+          "connect: bad family is an argument error");
+    pmc_client_free(c);
+    fake_free(&f);
+    pmc_buf_free(&w);
+}
+
+/* ---- NO*, NR and versions ----------------------------------------------- */
+
+static void test_no_nr(void)
+{
+    fake f;
+    pmc_client *c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    pmc_buf w = {0};
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+    pmc_status st;
+
+    fake_negotiate(c, &f, 6, 0,
+                   PMC_P_NOHELO | PMC_P_NR_RCPT | PMC_P_NOHDRS |
+                       PMC_P_NR_BODY | PMC_P_NOUNKNOWN | PMC_P_NR_CONN);
+    /* Only MAIL, DATA, EOH and EOM get replies. */
+    replies(&f.replies, "cccc");
+    st = pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
+    CHECK(st == PMC_OK && r.code == 0, "NR_CONN: sent, code 0, nothing read");
+    st = pmc_client_helo(c, "x", &r);
+    CHECK(st == PMC_OK && r.code == 0, "NOHELO: code 0");
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(r.code == 'c' && r.event == PMC_EV_ENVFROM, "MAIL answered");
+    st = pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(st == PMC_OK && r.code == 0 && r.event == PMC_EV_COUNT,
+          "NR_RCPT: code 0");
+    pmc_client_data(c, &r);
+    CHECK(r.code == 'c', "DATA answered");
+    st = pmc_client_header(c, STR("A"), STR("b"), &r);
+    CHECK(st == PMC_OK && r.code == 0, "NOHDRS: code 0");
+    pmc_client_eoh(c, &r);
+    st = pmc_client_body(c, LIT("x"), &r);
+    CHECK(st == PMC_OK && r.code == 0, "NR_BODY: code 0");
+    st = pmc_client_unknown(c, "VRFY x", &r);
+    CHECK(st == PMC_OK && r.code == 0, "NOUNKNOWN: code 0");
+    pmc_client_eom(c, &r);
+    CHECK(r.code == 'c', "EOM answered");
+    pmc_encode(&w, 'C', LIT("h\0" "4\0\x19" "192.0.2.1\0"));
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'T', NULL, 0);
+    pmc_encode(&w, 'N', NULL, 0);
+    pmc_encode(&w, 'B', LIT("x"));
+    pmc_encode(&w, 'E', NULL, 0);
+    CHECK(same(&f.sent, &w), "NO*/NR: only the wanted packets");
+    CHECK(f.rpos == f.replies.len, "NO*/NR: exactly the owed replies read");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* A version-2 filter has neither DATA nor UNKNOWN; v3 has UNKNOWN. */
+    for (uint32_t v = 2; v <= 4; v++) {
+        c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+        fake_negotiate(c, &f, v, 0, 0);
+        replies(&f.replies, "cc");
+        pmc_client_data(c, &r);
+        int data_sent = r.code == 'c';
+        pmc_client_unknown(c, "X", &r);
+        int unk_sent = r.code == 'c';
+        char name[80];
+        snprintf(name, sizeof name, "version %u: DATA %s, UNKNOWN %s",
+                 (unsigned)v, v >= 4 ? "sent" : "not sent",
+                 v >= 3 ? "sent" : "not sent");
+        CHECK(data_sent == (v >= 4) && unk_sent == (v >= 3), name);
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+
+    /* Postfix UNKNOWN: an empty 'D U' first. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    reply(&f.replies, 'r');
+    pmc_client_unknown(c, "VRFY x", &r);
+    w.len = 0;
+    pmc_encode(&w, 'D', LIT("U"));
+    pmc_encode(&w, 'U', LIT("VRFY x\0"));
+    CHECK(same(&f.sent, &w) && r.code == 'r', "postfix: D U before UNKNOWN");
+    pmc_client_free(c);
+    fake_free(&f);
+    pmc_buf_free(&w);
+}
+
+/* ---- SKIP --------------------------------------------------------------- */
+
+static size_t count_cmd(const pmc_buf *b, uint8_t cmd)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i + 5 <= b->len;) {
+        uint32_t len = (uint32_t)b->data[i] << 24 | b->data[i + 1] << 16 |
+                       b->data[i + 2] << 8 | b->data[i + 3];
+        if (b->data[i + 4] == cmd)
+            n++;
+        i += 4 + len;
+    }
+    return n;
+}
+
+static void test_skip(void)
+{
+    static uint8_t big[2 * 65535 + 10];
+    fake f;
+    pmc_client *c;
+    pmc_result r;
+    pmc_str from = STR("<a@b>");
+
+    for (int pers = 0; pers < 2; pers++) {
+        c = fake_client(&f, (pmc_personality)pers, NULL);
+        fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+        replies(&f.replies, "csccc");
+        pmc_client_mail(c, &from, 1, &r);
+        pmc_client_body(c, big, sizeof big, &r);
+        CHECK(r.code == 's' && count_cmd(&f.sent, 'B') == 1,
+              pers ? "sendmail: SKIP stops the remaining chunks"
+                   : "postfix: SKIP stops the remaining chunks");
+        pmc_client_body(c, LIT("more"), &r);
+        CHECK(r.code == 0 && count_cmd(&f.sent, 'B') == 1,
+              "SKIP: later body calls of the message not sent");
+        pmc_client_eom(c, &r);
+        CHECK(r.code == 'c', "SKIP: EOM still sent");
+        pmc_client_mail(c, &from, 1, &r);
+        f.sent.len = 0;
+        pmc_client_body(c, LIT("x"), &r);
+        CHECK(r.code == 'c' && count_cmd(&f.sent, 'B') == 1,
+              "SKIP: next message's body sent again");
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+
+    /* Chunking: 65536 bytes go as 65535 + 1. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_NR_BODY);
+    pmc_client_body(c, big, 65536, &r);
+    /* Length fields: 0x00010000 (B + 65535 bytes), then 2 (B + 1). */
+    CHECK(f.sent.len == 2 * 5 + 65536 && f.sent.data[0] == 0 &&
+              f.sent.data[1] == 1 && f.sent.data[2] == 0 &&
+              f.sent.data[3] == 0 && f.sent.data[65540 + 3] == 2 &&
+              count_cmd(&f.sent, 'B') == 2,
+          "body: 65536 bytes sent as chunks of 65535 and 1");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Postfix: SKIP at a header skips the other headers until EOH. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+    replies(&f.replies, "scc");
+    pmc_client_header(c, STR("A"), STR("1"), &r);
+    CHECK(r.code == 's', "postfix: SKIP at a header accepted");
+    pmc_client_header(c, STR("B"), STR("2"), &r);
+    CHECK(r.code == 0 && count_cmd(&f.sent, 'L') == 1 &&
+              count_cmd(&f.sent, 'D') == 1,
+          "postfix: next header (and its D) not sent");
+    pmc_client_eoh(c, &r);
+    pmc_client_header(c, STR("C"), STR("3"), &r);
+    CHECK(r.code == 'c' && count_cmd(&f.sent, 'L') == 2,
+          "postfix: another event type ends the skip");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+    reply(&f.replies, 's');
+    CHECK(pmc_client_header(c, STR("A"), STR("1"), &r) == PMC_ERR_BAD_REPLY,
+          "sendmail: SKIP at a header is a bad reply");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    reply(&f.replies, 's');
+    CHECK(pmc_client_body(c, LIT("x"), &r) == PMC_ERR_BAD_REPLY,
+          "SKIP without negotiating it is a bad reply");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+    reply(&f.replies, 's');
+    CHECK(pmc_client_eom(c, &r) == PMC_ERR_BAD_REPLY,
+          "SKIP at EOM is a bad reply");
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
+/* ---- replies and modifications ------------------------------------------ */
+
+static void test_mods(void)
+{
+    fake f;
+    pmc_client *c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    pmc_result r;
+    pmc_buf *b = &f.replies;
+
+    fake_negotiate(c, &f, 6, PMC_ACT_ALL & ~PMC_ACT_SETSYMLIST, 0);
+    pmc_encode(b, 'p', NULL, 0);
+    pmc_encode(b, 'h', LIT("X-A\0one\0"));
+    pmc_encode(b, 'i', LIT("\0\0\0\x02X-B\0two\0"));
+    pmc_encode(b, 'm', LIT("\0\0\0\x01Subject\0\0"));
+    pmc_encode(b, 'e', LIT("<n@b>\0SIZE=1\0"));
+    pmc_encode(b, 'e', LIT("<m@b>\0"));
+    pmc_encode(b, '+', LIT("<x@y>\0"));
+    pmc_encode(b, '-', LIT("<c@d>\0"));
+    pmc_encode(b, '2', LIT("<z@y>\0NOTIFY=NEVER\0"));
+    pmc_encode(b, 'q', LIT("held\0"));
+    pmc_encode(b, 'b', LIT("new "));
+    pmc_encode(b, 'b', LIT("body"));
+    pmc_encode(b, 'h', LIT("X-N\0a\0b\0")); /* interior NUL survives */
+    pmc_encode(b, 'y', LIT("550 5.7.1 no\0"));
+    f.step = 3;
+    CHECK(pmc_client_eom(c, &r) == PMC_OK, "eom: mods then final");
+    CHECK(r.code == 'y' && r.text.len == 12 &&
+              memcmp(r.text.ptr, "550 5.7.1 no", 13) == 0,
+          "eom: 'y' text (NUL-terminated view)");
+    CHECK(r.nmods == 13 && r.event == PMC_EV_EOM,
+          "eom: 13 mods incl. progress");
+    if (r.nmods == 13) {
+        const pmc_reply *m = r.mods;
+        CHECK(m[0].code == 'p', "mod: progress recorded in order");
+        CHECK(m[1].code == 'h' && m[1].a.len == 3 &&
+                  strcmp(m[1].a.ptr, "X-A") == 0 &&
+                  strcmp(m[1].b.ptr, "one") == 0 && m[1].has_b,
+              "mod: h name/value");
+        CHECK(m[2].code == 'i' && m[2].index == 2 &&
+                  strcmp(m[2].a.ptr, "X-B") == 0 &&
+                  strcmp(m[2].b.ptr, "two") == 0,
+              "mod: i index/name/value");
+        CHECK(m[3].code == 'm' && m[3].index == 1 && m[3].b.len == 0 &&
+                  m[3].has_b && strcmp(m[3].a.ptr, "Subject") == 0,
+              "mod: m with empty value (delete)");
+        CHECK(m[4].code == 'e' && strcmp(m[4].a.ptr, "<n@b>") == 0 &&
+                  m[4].has_b && strcmp(m[4].b.ptr, "SIZE=1") == 0,
+              "mod: e with args");
+        CHECK(m[5].code == 'e' && !m[5].has_b && m[5].b.ptr &&
+                  m[5].b.len == 0,
+              "mod: e without args");
+        CHECK(m[6].code == '+' && strcmp(m[6].a.ptr, "<x@y>") == 0,
+              "mod: + recipient");
+        CHECK(m[7].code == '-' && strcmp(m[7].a.ptr, "<c@d>") == 0,
+              "mod: - recipient");
+        CHECK(m[8].code == '2' && strcmp(m[8].b.ptr, "NOTIFY=NEVER") == 0,
+              "mod: 2 recipient with args");
+        CHECK(m[9].code == 'q' && strcmp(m[9].a.ptr, "held") == 0,
+              "mod: q reason");
+        CHECK(m[10].code == 'b' && m[10].a.len == 4 &&
+                  memcmp(m[10].a.ptr, "new ", 4) == 0 &&
+                  m[11].code == 'b' && memcmp(m[11].a.ptr, "body", 4) == 0,
+              "mod: b chunks raw");
+        CHECK(m[12].code == 'h' && m[12].b.len == 3 &&
+                  memcmp(m[12].b.ptr, "a\0b", 4) == 0,
+              "mod: h value keeps an interior NUL");
+    }
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Errors in modifications, one client each. */
+    struct {
+        const char *name;
+        pmc_personality pers;
+        uint32_t actions;
+        uint8_t stage_cmd; /* 'R' rcpt or 'E' eom */
+        uint8_t code;
+        const char *payload;
+        size_t n;
+    } bad[] = {
+        {"mod: h without ADDHDRS", PMC_MTA_POSTFIX, PMC_ACT_CHGHDRS, 'E',
+         'h', "a\0b\0", 4},
+        {"mod: h at RCPT", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R', 'h', "a\0b\0",
+         4},
+        {"mod: q at RCPT under sendmail", PMC_MTA_SENDMAIL, PMC_ACT_ALL, 'R',
+         'q', "r\0", 2},
+        {"mod: h without value", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', 'h',
+         "a\0", 2},
+        {"mod: h without final NUL", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', 'h',
+         "a\0b", 3},
+        {"mod: i shorter than its index", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E',
+         'i', "\0\0", 2},
+        {"mod: + with trailing bytes", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', '+',
+         "a\0b", 3},
+        {"mod: e args not NUL-ended", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', 'e',
+         "a\0b", 3},
+        {"mod: q empty payload", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', 'q', "",
+         0},
+        {"reply: unknown code Z", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'E', 'Z', "",
+         0},
+        {"reply: 'c' with a payload", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R', 'c',
+         "x", 1},
+        {"reply: 'y' with 250", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R', 'y',
+         "250 ok\0", 7},
+        {"reply: 'y' without NUL", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R', 'y',
+         "550 no", 6},
+        {"reply: 'p' with payload", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R', 'p',
+         "x", 1},
+        {"reply: '4' under sendmail", PMC_MTA_SENDMAIL, PMC_ACT_ALL, 'R', '4',
+         "", 0},
+        {"reply: 'O' outside negotiation", PMC_MTA_POSTFIX, PMC_ACT_ALL, 'R',
+         'O', "", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pmc_str to = STR("<c@d>");
+        pmc_status st;
+
+        c = fake_client(&f, bad[i].pers, NULL);
+        fake_negotiate(c, &f, 6, bad[i].actions, 0);
+        pmc_encode(&f.replies, bad[i].code, bad[i].payload, bad[i].n);
+        reply(&f.replies, 'c');
+        st = bad[i].stage_cmd == 'R' ? pmc_client_rcpt(c, &to, 1, &r)
+                                     : pmc_client_eom(c, &r);
+        CHECK(st == PMC_ERR_BAD_REPLY, bad[i].name);
+        if (st != PMC_ERR_BAD_REPLY)
+            printf("# got %s\n", pmc_status_name(st));
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+
+    /* Postfix: quarantine at any stage, not final. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, PMC_ACT_QUARANTINE, 0);
+    pmc_encode(&f.replies, 'q', LIT("spam\0"));
+    reply(&f.replies, 'c');
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_OK && r.code == 'c' &&
+              r.nmods == 1 && r.mods[0].code == 'q' &&
+              strcmp(r.mods[0].a.ptr, "spam") == 0,
+          "postfix: q at HELO collected, c final");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Postfix: body replacement interleaved with other edits. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, PMC_ACT_ALL, 0);
+    pmc_encode(&f.replies, 'b', LIT("a"));
+    pmc_encode(&f.replies, 'h', LIT("X\0y\0"));
+    pmc_encode(&f.replies, 'b', LIT("b"));
+    reply(&f.replies, 'c');
+    CHECK(pmc_client_eom(c, &r) == PMC_ERR_BAD_REPLY,
+          "postfix: interleaved body replacement refused");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Progress before a final reply at any event. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "ppt");
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_OK && r.code == 't' &&
+              r.nmods == 2 && r.mods[1].code == 'p',
+          "progress: collected before the final reply");
+    /* The views of a result die at the next call; a fresh one is empty. */
+    reply(&f.replies, 'c');
+    pmc_client_helo(c, "x", &r);
+    CHECK(r.nmods == 0 && r.mods == NULL && r.text.ptr &&
+              r.text.len == 0,
+          "result: reset for each command");
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
+/* ---- end of stream, verdict state, misc --------------------------------- */
+
+static void test_eof_and_state(void)
+{
+    fake f;
+    pmc_client *c;
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+    pmc_client_config cfg;
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO,
+          "EOF while a reply is owed: IO");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    pmc_encode(&f.replies, 'c', NULL, 0);
+    f.replies.len -= 1;
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO &&
+              strstr(errmsg(c), "inside") != NULL,
+          "EOF inside a reply packet: IO, says so");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    pmc_buf_append(&f.replies, "\0\0\0\0c", 5);
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_BAD_REPLY,
+          "zero-length reply packet: BAD_REPLY");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
+    cfg.max_packet = 16;
+    c = fake_client(&f, PMC_MTA_POSTFIX, &cfg);
+    fake_negotiate(c, &f, 6, 0, 0);
+    pmc_encode(&f.replies, 'y', LIT("550 a long reply text\0"));
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_BAD_REPLY,
+          "reply over max_packet: BAD_REPLY");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* REJECT at MAIL ends the message: nothing more until the next MAIL. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "rc");
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(r.code == 'r', "verdict: MAIL rejected");
+    f.sent.len = 0;
+    pmc_client_rcpt(c, &to, 1, &r);
+    int rc1 = r.code;
+    pmc_client_data(c, &r);
+    int rc2 = r.code;
+    pmc_client_eom(c, &r);
+    CHECK(rc1 == 0 && rc2 == 0 && r.code == 0 && f.sent.len == 0,
+          "verdict: rest of the rejected message not sent");
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(r.code == 'c' && f.sent.data[4] == 'A',
+          "verdict: next MAIL sent, after ABORT under postfix");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* RCPT reject keeps the transaction; ACCEPT at CONNECT ends it all. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "crca");
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(r.code == 'c', "verdict: RCPT reject keeps the message going");
+    pmc_client_connect(c, "h", 'L', 0, "/sock", &r);
+    CHECK(r.code == 'a', "verdict: ACCEPT at CONNECT");
+    f.sent.len = 0;
+    pmc_client_helo(c, "x", &r);
+    pmc_client_unknown(c, "X", &r);
+    CHECK(r.code == 0 && f.sent.len == 0,
+          "verdict: connection accepted, nothing more sent");
+    pmc_client_quit(c);
+    CHECK(f.sent.len == 5 && f.sent.data[4] == 'Q',
+          "verdict: QUIT still sent");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* ignore_verdicts sends regardless. */
+    pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
+    cfg.ignore_verdicts = 1;
+    c = fake_client(&f, PMC_MTA_POSTFIX, &cfg);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "rc");
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(r.code == 'c', "ignore_verdicts: RCPT sent after MAIL reject");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* QUIT_NC: K, and the connection may start again. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "ac");
+    pmc_client_connect(c, "h", 'U', 0, NULL, &r);
+    pmc_client_quit_nc(c);
+    CHECK(f.closed == 0 && f.sent.data[f.sent.len - 1] == 'K',
+          "quit_nc: K sent, transport kept");
+    pmc_client_connect(c, "h", 'U', 0, NULL, &r);
+    CHECK(r.code == 'c', "quit_nc: new CONNECT after an accepted one");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* SHUTDOWN under Postfix ends the connection like a 421. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "4");
+    CHECK(pmc_client_mail(c, &from, 1, &r) == PMC_OK && r.code == '4',
+          "postfix: SHUTDOWN '4' is a final reply");
+    f.sent.len = 0;
+    pmc_client_rcpt(c, &to, 1, &r);
+    pmc_client_abort(c);
+    CHECK(r.code == 0 && f.sent.len == 0,
+          "postfix: nothing sent after SHUTDOWN (ABORT neither)");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* ACCEPT at RCPT ends the message; explicit ABORT resets. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "cac");
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    f.sent.len = 0;
+    pmc_client_eom(c, &r);
+    CHECK(r.code == 0 && f.sent.len == 0,
+          "verdict: ACCEPT at RCPT, EOM not sent");
+    pmc_client_abort(c);
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(f.sent.len == 5 + 11 && f.sent.data[4] == 'A' && r.code == 'c',
+          "abort: sent on request, then MAIL without another ABORT");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Postfix sends headers over 64 KiB as they are. */
+    {
+        size_t n = 70000;
+        char *v = malloc(n);
+        c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+        fake_negotiate(c, &f, 6, 0, PMC_P_NR_HDR);
+        memset(v, 'v', n);
+        pmc_client_header(c, STR("X-Big"), (pmc_str){v, n}, &r);
+        CHECK(count_cmd(&f.sent, 'L') == 1 &&
+                  f.sent.len == 5 + 1 + 5 + 6 + n + 1,
+              "postfix: 70000-byte header in one packet");
+        pmc_client_free(c);
+        fake_free(&f);
+        free(v);
+    }
+
+    /* Macros: arguments checked. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    {
+        pmc_str bad1[] = {STR(""), STR("v")};
+        pmc_str bad2[] = {STR("n"), {"a\0b", 3}};
+        CHECK(pmc_client_set_macros(c, 7, bad1, 0) == PMC_ERR_ARGUMENT &&
+                  pmc_client_set_macros(c, 0, bad1, 1) ==
+                      PMC_ERR_ARGUMENT &&
+                  pmc_client_set_macros(c, 0, bad2, 1) == PMC_ERR_ARGUMENT,
+              "set_macros: bad stage, empty name, NUL in value");
+        pmc_str m[] = {STR("j"), STR("x")};
+        CHECK(pmc_client_set_macros(c, 0, m, 1) == PMC_OK &&
+                  pmc_client_set_macros(c, 0, NULL, 0) == PMC_OK,
+              "set_macros: set and clear");
+    }
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
+/* ---- whole message parsing ---------------------------------------------- */
+
+static void test_message(void)
+{
+    fake f;
+    pmc_client *c;
+    pmc_result r;
+    pmc_buf w = {0};
+    pmc_str from = STR("<a@b>"), rcpts[2] = {STR("<c@d>"), STR("<e@f>")};
+    static const char msg[] = "Subject: hi\r\n"
+                              "X-Fold: a\r\n\tb\r\n"
+                              "X-NoSpace:x\n"
+                              "\r\n"
+                              "line1\nline2\r\n";
+
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, PMC_ACT_ADDHDRS, 0);
+    replies(&f.replies, "ccccccccc");
+    pmc_encode(&f.replies, 'h', LIT("X-Seen\0yes\0"));
+    reply(&f.replies, 'c');
+    CHECK(pmc_client_message(c, from, rcpts, 2, msg, sizeof msg - 1, &r) ==
+                  PMC_OK &&
+              r.code == 'c' && r.event == PMC_EV_EOM && r.nmods == 1,
+          "message: runs to EOM with its mods");
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'R', LIT("<e@f>\0"));
+    pmc_encode(&w, 'T', NULL, 0);
+    pmc_encode(&w, 'L', LIT("Subject\0hi\0"));
+    pmc_encode(&w, 'L', LIT("X-Fold\0a\n\tb\0"));
+    pmc_encode(&w, 'L', LIT("X-NoSpace\0x\0"));
+    pmc_encode(&w, 'N', NULL, 0);
+    pmc_encode(&w, 'B', LIT("line1\r\nline2\r\n"));
+    pmc_encode(&w, 'E', NULL, 0);
+    CHECK(same(&f.sent, &w), "message: fields split, folds as LF, CRLF body");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Every recipient refused: stop before DATA. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "crt");
+    CHECK(pmc_client_message(c, from, rcpts, 2, msg, sizeof msg - 1, &r) ==
+                  PMC_OK &&
+              r.code == 't' && r.event == PMC_EV_ENVRCPT &&
+              count_cmd(&f.sent, 'T') == 0,
+          "message: all recipients refused, no DATA");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* A reject at a header ends it there; HDR_LEADSPC keeps the space. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_HDR_LEADSPC);
+    replies(&f.replies, "cccr");
+    CHECK(pmc_client_message(c, from, rcpts, 1, msg, sizeof msg - 1, &r) ==
+                  PMC_OK &&
+              r.code == 'r' && r.event == PMC_EV_HEADER &&
+              count_cmd(&f.sent, 'E') == 0,
+          "message: stops at a rejecting header");
+    w.len = 0;
+    pmc_encode(&w, 'M', LIT("<a@b>\0"));
+    pmc_encode(&w, 'R', LIT("<c@d>\0"));
+    pmc_encode(&w, 'T', NULL, 0);
+    pmc_encode(&w, 'L', LIT("Subject\0 hi\0"));
+    CHECK(same(&f.sent, &w), "message: HDR_LEADSPC keeps the leading space");
+    pmc_client_free(c);
+    fake_free(&f);
+    pmc_buf_free(&w);
+}
+
+/* ---- a real filter ------------------------------------------------------ */
+
+typedef struct filt {
+    int connects, helos, headers, eoms, aborts, closes, bodies;
+    size_t body_bytes;
+    char host[64], addr[64], macro_j[32], subject[32];
+    int pend_at_helo;
+} filt;
+
+static int f_connect(pmc_session *s, void *ud, const pmc_connect_info *ci)
+{
+    filt *f = ud;
+    pmc_str v;
+
+    f->connects++;
+    snprintf(f->host, sizeof f->host, "%.*s", (int)ci->host.len,
+             ci->host.ptr);
+    snprintf(f->addr, sizeof f->addr, "%.*s", (int)ci->addr.len,
+             ci->addr.ptr);
+    if (pmc_session_getsymval(s, "j", 1, &v))
+        snprintf(f->macro_j, sizeof f->macro_j, "%.*s", (int)v.len, v.ptr);
+    return PMC_CONTINUE;
+}
+
+static int f_helo(pmc_session *s, void *ud, pmc_str helo)
+{
+    filt *f = ud;
+    (void)s;
+    (void)helo;
+    f->helos++;
+    return f->pend_at_helo ? PMC_PENDING : PMC_CONTINUE;
+}
+
+static int f_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
+{
+    filt *f = ud;
+    (void)s;
+    f->headers++;
+    if (name.len == 7 && memcmp(name.ptr, "Subject", 7) == 0)
+        snprintf(f->subject, sizeof f->subject, "%.*s", (int)value.len,
+                 value.ptr);
+    return PMC_CONTINUE;
+}
+
+static int f_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
+{
+    filt *f = ud;
+    (void)s;
+    (void)p;
+    f->bodies++;
+    f->body_bytes += n;
+    return f->body_bytes > 70000 ? PMC_SKIP : PMC_CONTINUE;
+}
+
+static int f_eom(pmc_session *s, void *ud)
+{
+    filt *f = ud;
+    f->eoms++;
+    pmc_session_progress(s);
+    pmc_session_addheader(s, STR("X-Filtered"), STR("yes"));
+    pmc_session_replacebody(s, LIT("replaced\r\n"));
+    pmc_session_setreply(s, "550", "5.7.1", "100% no");
+    return PMC_REJECT;
+}
+
+static int f_abort(pmc_session *s, void *ud)
+{
+    (void)s;
+    ((filt *)ud)->aborts++;
+    return PMC_CONTINUE;
+}
+
+static int f_close(pmc_session *s, void *ud)
+{
+    (void)s;
+    ((filt *)ud)->closes++;
+    return PMC_CONTINUE;
+}
+
+static const pmc_handlers filter_handlers = {
+    .connect = f_connect, .helo = f_helo, .header = f_header,
+    .body = f_body, .eom = f_eom, .abort = f_abort, .close = f_close,
+};
+
+static pmc_session *filter_session(filt *f)
+{
+    pmc_config cfg;
+
+    memset(f, 0, sizeof *f);
+    pmc_config_init(&cfg);
+    cfg.actions = PMC_ACT_ADDHDRS | PMC_ACT_CHGBODY;
+    cfg.protocol = PMC_P_SKIP | PMC_P_NR_HDR;
+    cfg.symlist[PMC_STAGE_CONNECT] = "j {daemon_name}";
+    return pmc_session_new(&filter_handlers, f, &cfg);
+}
+
+/* The conversation both session tests run; returns its own check count. */
+static void converse(pmc_client *c, const char *label)
+{
+    static uint8_t body[140000];
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+    pmc_str conn[] = {STR("j"), STR("mx.example")};
+    uint32_t v, a, p;
+    char name[120];
+    static const char msg[] = "Subject: test\r\nTo: c@d\r\n\r\nhello\r\n";
+
+#define NAMED(what) (snprintf(name, sizeof name, "%s: %s", label, what), name)
+    CHECK(pmc_client_negotiate(c, &r) == PMC_OK, NAMED("negotiate"));
+    pmc_client_negotiated(c, &v, &a, &p);
+    CHECK(v == 6 && (a & PMC_ACT_ADDHDRS) && (a & PMC_ACT_CHGBODY) &&
+              (p & PMC_P_SKIP) && (p & PMC_P_NR_HDR) &&
+              (p & PMC_P_NOHELO) == 0 && (p & PMC_P_NOMAIL),
+          NAMED("negotiated actions and NO*/NR bits"));
+    CHECK(pmc_client_symlist(c, PMC_STAGE_CONNECT) &&
+              strcmp(pmc_client_symlist(c, PMC_STAGE_CONNECT),
+                     "j {daemon_name}") == 0,
+          NAMED("macro list from the session"));
+    pmc_client_set_macros(c, PMC_STAGE_CONNECT, conn, 1);
+    CHECK(pmc_client_connect(c, NULL, '6', 2525, "2001:db8::5", &r) ==
+                  PMC_OK &&
+              r.code == 'c',
+          NAMED("connect"));
+    CHECK(pmc_client_helo(c, "client", &r) == PMC_OK && r.code == 'c',
+          NAMED("helo"));
+    CHECK(pmc_client_mail(c, &from, 1, &r) == PMC_OK && r.code == 0,
+          NAMED("mail not sent (no handler: NOMAIL)"));
+    CHECK(pmc_client_rcpt(c, &to, 1, &r) == PMC_OK && r.code == 0,
+          NAMED("rcpt not sent (NORCPT)"));
+    CHECK(pmc_client_header(c, STR("Subject"), STR("x"), &r) == PMC_OK &&
+              r.code == 0,
+          NAMED("header: NR_HDR, no reply read"));
+    memset(body, 'b', sizeof body);
+    CHECK(pmc_client_body(c, body, sizeof body, &r) == PMC_OK &&
+              r.code == 's',
+          NAMED("body: SKIP after the second chunk"));
+    CHECK(pmc_client_eom(c, &r) == PMC_OK && r.code == 'y',
+          NAMED("eom: 'y'"));
+    CHECK(r.text.len > 0 && strstr(r.text.ptr, "5.7.1") &&
+              strstr(r.text.ptr, "%%"),
+          NAMED("eom: reply text with doubled %"));
+    if (r.nmods >= 3) {
+        size_t nb = 0, nh = 0, np = 0;
+        for (size_t i = 0; i < r.nmods; i++) {
+            nb += r.mods[i].code == 'b';
+            nh += r.mods[i].code == 'h' &&
+                  strcmp(r.mods[i].a.ptr, "X-Filtered") == 0 &&
+                  strcmp(r.mods[i].b.ptr, "yes") == 0;
+            np += r.mods[i].code == 'p';
+        }
+        CHECK(nb == 1 && nh == 1 && np == 1,
+              NAMED("eom: progress, header and body mods collected"));
+    } else {
+        CHECK(0, NAMED("eom: mods collected"));
+    }
+    CHECK(pmc_client_message(c, from, &to, 1, msg, sizeof msg - 1, &r) ==
+                  PMC_OK &&
+              r.code == 'y' && r.event == PMC_EV_EOM,
+          NAMED("a second message via pmc_client_message"));
+    CHECK(pmc_client_quit(c) == PMC_OK, NAMED("quit"));
+#undef NAMED
+}
+
+static void test_session_inproc(void)
+{
+    filt f;
+    pmc_session *s = filter_session(&f);
+    pmc_transport tr;
+    pmc_client *c;
+    pmc_client_config cfg;
+    pmc_result r;
+
+    pmc_transport_session(&tr, s);
+    pmc_client_config_init(&cfg, PMC_MTA_SENDMAIL);
+    c = pmc_client_new(&cfg, &tr);
+    converse(c, "in-process sendmail");
+    CHECK(f.connects == 1 && strcmp(f.host, "[IPv6:2001:db8::5]") == 0 &&
+              strcmp(f.addr, "2001:db8::5") == 0,
+          "in-process: the filter saw the Sendmail connect");
+    CHECK(strcmp(f.macro_j, "mx.example") == 0,
+          "in-process: the filter saw the connect macro");
+    CHECK(f.bodies == 3 && f.eoms == 2 && f.headers == 3 &&
+              strcmp(f.subject, "test") == 0,
+          "in-process: the filter saw chunks, headers and EOMs");
+    CHECK(f.closes == 1 && pmc_session_is_closed(s),
+          "in-process: close ran once after quit");
+    pmc_client_free(c);
+    pmc_session_free(s);
+
+    /* Postfix personality against the same filter. */
+    s = filter_session(&f);
+    pmc_transport_session(&tr, s);
+    c = pmc_client_new(NULL, &tr);
+    converse(c, "in-process postfix");
+    CHECK(strcmp(f.host, "[2001:db8::5]") == 0, "in-process postfix: host");
+    pmc_client_free(c);
+    pmc_session_free(s);
+
+    /* Free without quit: the transport's close ends the session. */
+    s = filter_session(&f);
+    pmc_transport_session(&tr, s);
+    c = pmc_client_new(NULL, &tr);
+    pmc_client_negotiate(c, &r);
+    pmc_client_connect(c, "h", '4', 1, "192.0.2.9", &r);
+    pmc_client_free(c);
+    CHECK(f.closes == 1 && pmc_session_is_closed(s),
+          "in-process: free without quit runs close via eof");
+    pmc_session_free(s);
+
+    /* A pending handler can never answer here: reported, not hung. */
+    s = filter_session(&f);
+    f.pend_at_helo = 1;
+    pmc_transport_session(&tr, s);
+    c = pmc_client_new(NULL, &tr);
+    pmc_client_negotiate(c, &r);
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO &&
+              strstr(errmsg(c), "pending") != NULL,
+          "in-process: no output and open session is an IO error");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    pmc_session_free(s);
+
+    /* The session refuses an offer without the actions it needs. */
+    s = filter_session(&f);
+    pmc_transport_session(&tr, s);
+    pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
+    cfg.actions = PMC_ACT_ADDHDRS;
+    c = pmc_client_new(&cfg, &tr);
+    CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_IO,
+          "in-process: session refusing the offer gives IO (EOF)");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    pmc_session_free(s);
+}
+
+/* ---- over a socket ------------------------------------------------------ */
+
+/* The filter side of a socketpair: read, feed, write, until closed. */
+static int serve_fd(int fd)
+{
+    filt f;
+    pmc_session *s = filter_session(&f);
+    uint8_t buf[8192];
+    int rc = 0;
+
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        size_t len;
+        const uint8_t *out;
+        pmc_status st;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            pmc_session_eof(s);
+            break;
+        }
+        st = pmc_session_feed(s, buf, (size_t)n);
+        out = pmc_session_output(s, &len);
+        while (len > 0) {
+            ssize_t k = write(fd, out, len);
+            if (k <= 0)
+                break;
+            pmc_session_consume(s, (size_t)k);
+            out = pmc_session_output(s, &len);
+        }
+        if (st != PMC_OK)
+            break;
+    }
+    if (f.closes != 1 || f.eoms != 2)
+        rc = 1;
+    pmc_session_free(s);
+    return rc;
+}
+
+static void test_socket(void)
+{
+    int sv[2], status = -1;
+    pid_t pid;
+    pmc_fd_transport_state st;
+    pmc_transport tr;
+    pmc_client *c;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        CHECK(0, "socketpair");
+        return;
+    }
+    fflush(stdout); /* the child must not repeat buffered lines */
+    pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        _exit(serve_fd(sv[1]));
+    }
+    close(sv[1]);
+    pmc_transport_fd(&tr, &st, sv[0], 5000);
+    c = pmc_client_new(NULL, &tr);
+    converse(c, "socket postfix");
+    pmc_client_free(c);
+    close(sv[0]);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "socket: the filter process saw two EOMs and one close");
+}
+
+static long long ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static void test_fd_errors(void)
+{
+    int sv[2];
+    pmc_fd_transport_state st;
+    pmc_transport tr;
+    pmc_client *c;
+    pmc_result r;
+    pmc_buf b = {0};
+    long long t0;
+
+    /* Timeout: the filter never answers HELO. */
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    optneg(&b, 6, 0, 0, NULL, 0);
+    if (write(sv[1], b.data, b.len) != (ssize_t)b.len)
+        CHECK(0, "write");
+    pmc_transport_fd(&tr, &st, sv[0], 150);
+    c = pmc_client_new(NULL, &tr);
+    CHECK(pmc_client_negotiate(c, &r) == PMC_OK, "fd: negotiate");
+    t0 = ms_now();
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_TIMEOUT,
+          "fd: no reply within the timeout is TIMEOUT");
+    CHECK(ms_now() - t0 >= 140 && ms_now() - t0 < 2000,
+          "fd: timeout took about 150 ms");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+
+    /* EOF: the filter closes while a reply is owed. */
+    pmc_transport_fd(&tr, &st, sv[0], 1000);
+    c = pmc_client_new(NULL, &tr);
+    if (write(sv[1], b.data, b.len) != (ssize_t)b.len)
+        CHECK(0, "write");
+    pmc_client_negotiate(c, &r);
+    shutdown(sv[1], SHUT_WR);
+    CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO,
+          "fd: EOF while a reply is owed is IO");
+    pmc_client_free(c);
+    close(sv[1]);
+
+    /* Writing to a closed peer: an error, not SIGPIPE. */
+    c = pmc_client_new(NULL, &tr);
+    CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_IO,
+          "fd: send to a closed peer is IO (no SIGPIPE)");
+    printf("# %s\n", errmsg(c));
+    pmc_client_free(c);
+    close(sv[0]);
+
+    /* A filter that stops reading: the write times out. */
+    {
+        static uint8_t chunk[65535];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        b.len = 0;
+        optneg(&b, 6, 0, PMC_P_NR_BODY, NULL, 0);
+        if (write(sv[1], b.data, b.len) != (ssize_t)b.len)
+            CHECK(0, "write");
+        pmc_transport_fd(&tr, &st, sv[0], 100);
+        c = pmc_client_new(NULL, &tr);
+        pmc_client_negotiate(c, &r);
+        pmc_status rc = PMC_OK;
+        for (int i = 0; i < 400 && rc == PMC_OK; i++)
+            rc = pmc_client_body(c, chunk, sizeof chunk, &r);
+        CHECK(rc == PMC_ERR_TIMEOUT,
+              "fd: a peer that stops reading makes the send time out");
+        printf("# %s\n", errmsg(c));
+        pmc_client_free(c);
+        close(sv[0]);
+        close(sv[1]);
+        b.len = 0;
+        optneg(&b, 6, 0, 0, NULL, 0);
+    }
+
+    /* EINTR during the wait: retried, the late reply still arrives. */
+    {
+        struct sigaction sa, old;
+        struct itimerval it = {{0, 0}, {0, 30000}};
+        pid_t pid;
+        int status;
+
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        fflush(stdout); /* the child must not repeat buffered lines */
+    pid = fork();
+        if (pid == 0) {
+            struct timespec d = {0, 200000000};
+            close(sv[0]);
+            nanosleep(&d, NULL);
+            _exit(write(sv[1], b.data, b.len) == (ssize_t)b.len ? 0 : 1);
+        }
+        close(sv[1]);
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm; /* no SA_RESTART: poll sees EINTR */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGALRM, &sa, &old);
+        setitimer(ITIMER_REAL, &it, NULL);
+        pmc_transport_fd(&tr, &st, sv[0], 3000);
+        c = pmc_client_new(NULL, &tr);
+        CHECK(pmc_client_negotiate(c, &r) == PMC_OK && r.code == 'O',
+              "fd: EINTR during the wait is retried");
+        pmc_client_free(c);
+        sigaction(SIGALRM, &old, NULL);
+        close(sv[0]);
+        waitpid(pid, &status, 0);
+    }
+    pmc_buf_free(&b);
+}
+
+int main(void)
+{
+    test_negotiate();
+    test_postfix_bytes();
+    test_sendmail_bytes();
+    test_no_nr();
+    test_skip();
+    test_mods();
+    test_eof_and_state();
+    test_message();
+    test_session_inproc();
+    test_socket();
+    test_fd_errors();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
