@@ -157,13 +157,12 @@ static pmc_status next_from_partial(pmc_decoder *d, pmc_packet *pkt,
     return PMC_OK;
 }
 
-/* Everything but a whole, valid packet at the head of the input. */
+/* Everything but a whole, valid packet at the head of the input: errors,
+ * packets in pieces, and input too short to judge. */
 __attribute__((noinline)) static pmc_status next_slow(pmc_decoder *d,
                                                     pmc_packet *pkt,
                                                     int *ready)
 {
-    uint32_t len;
-
     if (d->err.code != PMC_OK)
         return d->err.code;
     if (d->partial_done) {
@@ -173,48 +172,24 @@ __attribute__((noinline)) static pmc_status next_slow(pmc_decoder *d,
     }
     if (d->partial.len > 0)
         return next_from_partial(d, pkt, ready);
-    if (d->in_len == 0)
-        return PMC_OK;
     if (d->in_len < 4)
         return take(d, d->in_len);
     if (check_length(d, d->in, d->consumed) != PMC_OK)
         return d->err.code;
-    len = pmci_get32(d->in);
     if (d->in_len >= 5 && check_command(d, d->in[4], d->consumed) != PMC_OK)
         return d->err.code;
-    if (d->in_len < 4 + (size_t)len)
-        return take(d, d->in_len);
-    pkt->cmd = d->in[4];
-    pkt->payload = d->in + 5;
-    pkt->len = len - 1;
-    pkt->offset = d->consumed;
-    d->in += 4 + (size_t)len;
-    d->in_len -= 4 + (size_t)len;
-    d->consumed += 4 + (uint64_t)len;
-    *ready = 1;
-    return PMC_OK;
+    if (pmci_decoder_fast(d, pkt)) {
+        *ready = 1;
+        return PMC_OK;
+    }
+    return take(d, d->in_len);
 }
 
 pmc_status pmc_decoder_next(pmc_decoder *d, pmc_packet *pkt, int *ready)
 {
-    /* The common case, a read holding whole packets, stays on this short
-     * path; len - 1 wraps for a zero length so one compare covers both
-     * limits. */
-    if (d->in_len >= 5 && d->partial.len == 0 && !d->partial_done &&
-        d->err.code == PMC_OK) {
-        uint32_t len = pmci_get32(d->in);
-        if (len - 1 < d->max_packet && d->in_len - 4 >= len &&
-            (pmci_mta_command[d->in[4]] || !d->commands_checked)) {
-            pkt->cmd = d->in[4];
-            pkt->payload = d->in + 5;
-            pkt->len = len - 1;
-            pkt->offset = d->consumed;
-            d->in += 4 + (size_t)len;
-            d->in_len -= 4 + (size_t)len;
-            d->consumed += 4 + (uint64_t)len;
-            *ready = 1;
-            return PMC_OK;
-        }
+    if (pmci_decoder_fast(d, pkt)) {
+        *ready = 1;
+        return PMC_OK;
     }
     *ready = 0;
     return next_slow(d, pkt, ready);
