@@ -183,7 +183,10 @@ __attribute__((noinline)) static pmc_status flush_body(pmc_session *s)
         n = s->body.len - off;
         if (n > PMC_CHUNK_MAX)
             n = PMC_CHUNK_MAX;
-        if (pmc_encode(&s->out, 'b', s->body.data + off, n) != PMC_OK)
+        /* An empty replacement has no storage at all: no pointer maths
+         * on NULL. */
+        if (pmc_encode(&s->out, 'b', n ? s->body.data + off : NULL, n) !=
+            PMC_OK)
             return PMC_ERR_NOMEM;
         s->stats.replies['b']++;
         off += n;

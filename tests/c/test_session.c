@@ -496,6 +496,37 @@ static void test_body_chunks(void)
     free(big);
 }
 
+static int empty_eom(pmc_session *s, void *ud)
+{
+    (void)ud;
+    pmc_session_replacebody(s, NULL, 0);
+    return PMC_CONTINUE;
+}
+
+/* Replacing the body with nothing still sends one (empty) 'b' packet: with
+ * none, the MTA would keep the old body. */
+static void test_empty_body(void)
+{
+    static const pmc_handlers h = {.eom = empty_eom};
+    pmc_config cfg;
+    pmc_session *s;
+    pmc_buf in = {0};
+    size_t n;
+    const uint8_t *o;
+
+    pmc_config_init(&cfg);
+    cfg.actions = PMC_ACT_CHGBODY;
+    s = pmc_session_new(&h, NULL, &cfg);
+    optneg(&in, 6, PMC_ACT_ALL, PMC_P_ALL_V6);
+    put(&in, 'E', NULL, 0);
+    pmc_session_feed(s, in.data, in.len);
+    o = pmc_session_output(s, &n);
+    CHECK(n == 17 + 5 + 5 && !memcmp(o + 17, "\0\0\0\1b\0\0\0\1c", 10),
+          "an empty replacement is one empty 'b' before the reply");
+    pmc_session_free(s);
+    pmc_buf_free(&in);
+}
+
 /* ---- macros through the API ------------------------------------------ */
 
 static void test_macros(void)
@@ -576,6 +607,7 @@ int main(void)
     test_pending();
     test_action_errors();
     test_body_chunks();
+    test_empty_body();
     test_macros();
     test_end();
     printf("%d passed, %d failed\n", passed, failed);
