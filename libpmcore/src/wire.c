@@ -112,6 +112,8 @@ static pmc_status take(pmc_decoder *d, size_t want)
 {
     size_t n = want < d->in_len ? want : d->in_len;
 
+    if (n == 0)
+        return PMC_OK; /* an empty feed may come with no buffer at all */
     if (pmc_buf_append(&d->partial, d->in, n) != PMC_OK)
         return pmci_set_error(&d->err, PMC_ERR_NOMEM, d->consumed,
                               "out of memory buffering a packet");

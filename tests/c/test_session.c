@@ -582,6 +582,16 @@ static void test_end(void)
     pmc_session_free(s);
     pmc_buf_free(&in);
 
+    /* An empty feed, even without a buffer, is no input at all. */
+    memset(&st, 0, sizeof st);
+    s = pmc_session_new(&pend_handlers, &st, NULL);
+    CHECK(pmc_session_feed(s, NULL, 0) == PMC_OK &&
+              pmc_session_feed(s, "\0\0", 2) == PMC_OK &&
+              pmc_session_feed(s, NULL, 0) == PMC_OK,
+          "empty feeds between partial ones");
+    CHECK(pmc_session_eof(s) == PMC_ERR_TRUNCATED, "then EOF truncates");
+    pmc_session_free(s);
+
     /* A connection that never negotiated still gets its close, once, as
      * libmilter does: bindings free per-connection state there. */
     memset(&st, 0, sizeof st);
