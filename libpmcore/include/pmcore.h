@@ -38,10 +38,14 @@
 extern "C" {
 #endif
 
+/* Bindings that compile the core into their extension may define PMC_API
+ * as empty (with -fvisibility=hidden) so nothing of the core is exported. */
+#ifndef PMC_API
 #if defined(__GNUC__)
 #define PMC_API __attribute__((visibility("default")))
 #else
 #define PMC_API
+#endif
 #endif
 
 #define PMC_VERSION_STRING "0.1.0"
@@ -886,8 +890,9 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  * accept4, eventfd).  It never installs a signal handler and never calls
  * signal() or sigaction(): writes use MSG_NOSIGNAL so a closed peer gives
  * EPIPE instead of SIGPIPE, and child processes are reaped with waitpid on
- * their own pids only (never waitpid(-1)), detected through a pipe each, so
- * a host's own children and SIGCHLD handling are left alone.  Every
+ * their own pids only (never waitpid(-1)), their end being noticed on a
+ * socketpair each (which also carries drain requests and counters), so a
+ * host's own children and SIGCHLD handling are left alone.  Every
  * descriptor it opens is close-on-exec.  Stop and reload reach it through
  * pmc_server_stop / pmc_server_reload (async-signal-safe, so a host's own
  * signal handler may call them) or through the tick hook and wake_fd below
@@ -912,10 +917,14 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  *   PMC_MODEL_FORK     in a process forked for each connection.
  * In the forked models the child never returns from pmc_server_run: it
  * leaves with _exit() (status 0, or 1 when child_init failed), so a host
- * language's exit handlers do not run twice.  conn_open, every session
- * handler and conn_close of one connection run on the same thread.  tick,
- * reload and log may run while handlers run on other threads (log may be
- * called from any thread at once and must be thread-safe).
+ * language's exit handlers do not run twice.  conn_open, the session
+ * handlers and conn_close of one connection never run on two threads at
+ * once; in THREADS successive steps of a connection may run on different
+ * pool threads, each step seeing everything the previous one wrote (the
+ * hand-off goes through a mutex), so per-connection data needs no lock.
+ * In the other models they all run on one thread.  tick and reload run on
+ * the loop thread, possibly while handlers run on pool threads; log may be
+ * called from any thread at once and must be thread-safe.
  */
 
 /* Socket families of a parsed spec. */
@@ -988,9 +997,9 @@ typedef struct pmc_conn_info {
 } pmc_conn_info;
 
 /* Server configuration.  Initialise with pmc_server_config_init, then set
- * at least 'handlers'.  pmc_server_new and pmc_serve_fd copy it; 'handlers'
- * and 'app' are not copied and must outlive the server (or the
- * pmc_serve_fd call). */
+ * at least 'handlers'.  pmc_server_new and pmc_serve_fd copy it; 'handlers',
+ * 'app' and the session.symlist strings are not copied and must outlive the
+ * server (or the pmc_serve_fd call). */
 typedef struct pmc_server_config {
     pmc_config session;          /* copied into each session */
     const pmc_handlers *handlers;/* required */
@@ -1000,7 +1009,10 @@ typedef struct pmc_server_config {
      * that will run its handlers.  The result is the 'ud' argument of every
      * session handler of that connection (NULL is fine).  Under the server
      * the handlers' ud is this value; pmc_session_userdata and
-     * pmc_session_set_userdata belong to the server and must not be used. */
+     * pmc_session_set_userdata belong to the server and must not be used.
+     * Handlers must not return PMC_PENDING under the server (it has no
+     * resume entry point yet): such a connection waits until its read
+     * timeout ends it. */
     void *(*conn_open)(void *app, const pmc_conn_info *ci);
     /* Called exactly once per connection whose conn_open ran, after the
      * session ended (its close handler, if any, has run), also for
@@ -1044,10 +1056,10 @@ typedef struct pmc_server_config {
     /* PREFORK: a worker that has accepted this many connections stops
      * accepting, finishes them and exits, and is replaced.  0 = never. */
     unsigned max_requests_per_worker;
-    /* PREFORK: run in each worker after fork, before it accepts; nonzero
-     * makes the worker exit (status 1); the master then waits 1 s before
-     * replacing it.  child_exit runs in the worker after its last
-     * connection closed, before _exit.  NULL = none. */
+    /* PREFORK and FORK: run in each child process after fork, before it
+     * accepts or serves; nonzero makes the child exit (status 1; a PREFORK
+     * master then waits 1 s before replacing it).  child_exit runs in the
+     * child after its last connection closed, before _exit.  NULL = none. */
     int (*child_init)(void *app);
     void (*child_exit)(void *app);
 
@@ -1075,10 +1087,13 @@ typedef struct pmc_server_config {
 PMC_API void pmc_server_config_init(pmc_server_config *cfg);
 
 /* Counters.  Replies are counted by reply code byte; callback latency is
- * per event (PMC_EV_*), measured around each handler call, in ns.  In
- * PREFORK the master adds each worker's counters after each connection the
- * worker closed; conn_active then counts the master's view of connections
- * (workers report opens and closes). */
+ * per event (PMC_EV_*), measured around each handler call, in ns.  A
+ * connection's counters reach the server at the end of each message, at
+ * least every 32 round trips, and when it closes.  In
+ * PREFORK workers send their counters to the master after each batch of
+ * accepts and each closed connection, so the master's snapshot (including
+ * conn_active) lags by at most one event per worker; FORK children send
+ * theirs when they end. */
 typedef struct pmc_server_stats {
     uint64_t conn_accepted;
     uint64_t conn_active;
@@ -1108,9 +1123,9 @@ typedef struct pmc_server pmc_server;
 PMC_API pmc_server *pmc_server_new(const pmc_server_config *cfg,
                                    pmc_error *err);
 /* Listen on a spec (see pmc_listen; backlog from the config).  Several
- * listeners are allowed.  The server owns the socket, closes it when it
- * stops, and removes a unix socket path it created when freed (if the path
- * still names that socket).  Returns the descriptor (for getsockname, e.g.
+ * listeners are allowed.  The server owns the socket: when it stops (or is
+ * freed) it closes it and removes a unix socket path it created, if the
+ * path still names that socket.  Returns the descriptor (for getsockname, e.g.
  * to learn a port given as 0) or -1 with err set.  Not while running. */
 PMC_API int pmc_server_listen(pmc_server *srv, const char *spec, int mode,
                               pmc_error *err);
@@ -1131,8 +1146,8 @@ PMC_API pmc_status pmc_server_run(pmc_server *srv, pmc_error *err);
  * at most drain_ms (< 0 = drain_timeout_ms; 0 = close everything now), then
  * end what is left (abort and close handlers run) and return from
  * pmc_server_run.  A handler already running is never interrupted: run
- * returns after it.  PREFORK forwards the stop to every worker and kills
- * (SIGKILL) a worker still alive 2 s after the deadline.  Before run, run
+ * returns after it.  PREFORK and FORK forward the stop to every child
+ * process and kill (SIGKILL) one still alive 2 s after the deadline.  Before run, run
  * returns at once.  Async-signal-safe and thread-safe; the first stop's
  * deadline wins.  srv must stay valid (do not free it concurrently). */
 PMC_API void pmc_server_stop(pmc_server *srv, int drain_ms);

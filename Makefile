@@ -1,0 +1,126 @@
+# pmcore: build libpmcore.a, run the C suites, sanitizers, fuzzing, bench.
+# `make help` lists the targets.  Every build directory is derived from BUILD
+# so the same rules serve the plain, ASan and fuzzing builds (the sanitizer
+# targets call this Makefile again with other BUILD/CC/SAN values).
+
+BUILD ?= build
+CC ?= cc
+OPT ?= -O2
+SAN ?=
+PMC_CFLAGS = -std=c11 $(OPT) -g -Wall -Wextra -Werror -fvisibility=hidden \
+             -fPIC $(SAN) -Ilibpmcore/include
+PY ?= python3
+FUZZ_SECONDS ?= 60
+MAKEFLAGS += --no-print-directory
+
+# Sanitizer builds prefer clang (its runtime is what libFuzzer needs too).
+SAN_CC := $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+# The vector runner's option for a shorter run (no split-point runs) under
+# valgrind, where feeding every vector at every split point is too slow.
+VEC_QUICK ?= --no-split
+VALGRIND = valgrind -q --leak-check=full \
+           --errors-for-leak-kinds=definite,indirect --error-exitcode=1
+
+LIB_SRCS := $(wildcard libpmcore/src/*.c)
+LIB_OBJS := $(LIB_SRCS:libpmcore/src/%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libpmcore.a
+TEST_HDRS := $(wildcard tests/c/*.h)
+TEST_BINS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
+VEC_SRCS := $(wildcard tests/c/vec*.c)
+VECRUN := $(if $(VEC_SRCS),$(BUILD)/tests/vecrun)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+# One quoted command per suite for tests/run_c_suites.sh; VEC_ARGS lets
+# test-valgrind ask the vector runner for its quick mode.
+SUITES = $(foreach b,$(TEST_BINS),'$(b)') \
+         $(if $(VECRUN),'$(VECRUN) $(VEC_ARGS) tests/vectors')
+
+.PHONY: all test test-c test-asan test-valgrind fuzz fuzz-build bench-core \
+        demo clean help
+all: $(LIB)
+
+# --- library ---------------------------------------------------------------
+$(BUILD)/obj/%.o: libpmcore/src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJS)
+
+-include $(LIB_OBJS:.o=.d)
+
+# --- programs linked against the library ------------------------------------
+# Tests may include private headers from libpmcore/src.
+$(BUILD)/tests/%: tests/c/%.c $(LIB) $(TEST_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -Ilibpmcore/src -Itests/c $< $(LIB) -o $@
+
+$(BUILD)/tests/vecrun: $(VEC_SRCS) $(LIB) $(TEST_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -Ilibpmcore/src -Itests/c $(VEC_SRCS) $(LIB) -o $@
+
+$(BUILD)/bench/bench_core: bench/core/bench_core.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
+
+$(BUILD)/examples/demo: examples/c/demo.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
+
+# libFuzzer supplies main(); SAN already holds fuzzer-no-link for the library.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -fsanitize=fuzzer $< $(LIB) -o $@
+
+# --- tests -------------------------------------------------------------------
+# The C suites run last so the final line is their aggregate summary.
+test: $(LIB) $(TEST_BINS) $(VECRUN)
+	tests/check_symbols.sh $(LIB)
+	if [ -f perl/Makefile.PL ]; then \
+	    cd perl && perl Makefile.PL && $(MAKE) && $(MAKE) test; fi
+	if [ -f python/pyproject.toml ]; then \
+	    $(PY) -m venv $(BUILD)/venv && \
+	    PY=$(CURDIR)/$(BUILD)/venv/bin/python python/run_tests.sh; fi
+	tests/run_c_suites.sh $(SUITES)
+
+test-c: $(TEST_BINS) $(VECRUN)
+	tests/run_c_suites.sh $(SUITES)
+
+test-asan:
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) BUILD=build-asan CC=$(SAN_CC) OPT=-O1 SAN="$(SANITIZE)" test-c
+
+test-valgrind: $(TEST_BINS) $(VECRUN)
+	SUITE_WRAPPER="$(VALGRIND)" $(MAKE) VEC_ARGS="$(VEC_QUICK)" test-c
+
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
+	    SAN="-fsanitize=fuzzer-no-link $(SANITIZE)" $(FUZZ_BINS:$(BUILD)/%=build-fuzz/%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# --- bench and demo ------------------------------------------------------------
+bench-core: $(BUILD)/bench/bench_core
+	bench/core/run.sh $(BUILD)/bench/bench_core
+
+demo: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+clean:
+	rm -rf build build-asan build-fuzz python/build
+	if [ -f perl/Makefile ]; then $(MAKE) -C perl clean >/dev/null; fi
+
+help:
+	@echo "make                 build $(LIB)"
+	@echo "make test            symbol check, bindings (when present), C suites"
+	@echo "make test-asan       C suites with ASan+UBSan in build-asan/"
+	@echo "make test-valgrind   C suites under valgrind memcheck"
+	@echo "make fuzz [FUZZ_SECONDS=60]  libFuzzer targets, seeded from tests/vectors"
+	@echo "make bench-core      session throughput and instructions per message"
+	@echo "make demo            run the example milter against the in-process client"
+	@echo "make clean"

@@ -1,0 +1,131 @@
+/* Accepting connections: the cap, recycling, and back-off when the
+ * process or system runs out of descriptors (EMFILE/ENFILE), where
+ * retrying at once would spin on a listener that stays readable. */
+#define _GNU_SOURCE
+#include "internal_server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void pmci_listeners_enable(pmci_loop *l, int on)
+{
+    pmc_server *srv = l->srv;
+
+    for (size_t i = 0; i < srv->nls; i++) {
+        pmci_listener *ls = srv->ls[i];
+        if (ls->it.fd < 0 || ls->in_epoll == on)
+            continue;
+        if (on) {
+            /* Workers of a prefork pool share the listeners: wake one. */
+            uint32_t ev = EPOLLIN | (srv->is_child ? EPOLLEXCLUSIVE : 0);
+            if (pmci_loop_add(l, &ls->it, ev) == 0)
+                ls->in_epoll = 1;
+        } else {
+            epoll_ctl(l->ep, EPOLL_CTL_DEL, ls->it.fd, NULL);
+            ls->in_epoll = 0;
+        }
+    }
+    l->listening = on;
+}
+
+static int may_accept(const pmci_loop *l)
+{
+    return l->accept_mode && !l->stopping && !l->backoff_until &&
+           (!l->cap || l->active < l->cap) &&
+           (!l->max_accepts || l->accepted < l->max_accepts);
+}
+
+void pmci_accept_update(pmci_loop *l)
+{
+    int want = may_accept(l);
+
+    if (want != l->listening)
+        pmci_listeners_enable(l, want);
+}
+
+static void tune(int fd)
+{
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+static void new_conn(pmci_loop *l, int fd)
+{
+    pmc_server *srv = l->srv;
+    pmci_conn *c = pmci_conn_new(srv, fd, srv->id_base + ++srv->id_next);
+
+    if (c && pmci_loop_add(l, &c->it,
+                           EPOLLIN | EPOLLRDHUP | EPOLLET) != 0) {
+        pmci_conn_free(c); /* closes fd */
+        c = NULL;
+        fd = -1;
+    }
+    if (!c) {
+        if (fd >= 0)
+            close(fd);
+        l->st.conn_refused++;
+        pmci_log(srv, PMC_LOG_ERR, 0, NULL,
+                 "cannot set up an accepted connection (out of memory)");
+        return;
+    }
+    l->active++;
+    l->st.conn_active++;
+    /* THREADS runs conn_open on the worker, with the handlers. */
+    if (!l->pool)
+        pmci_conn_open(c);
+    pmci_log(srv, PMC_LOG_DEBUG, c->id, NULL, "connection from %s",
+             c->info.peer[0] ? c->info.peer : "(unnamed)");
+    /* Idle until the MTA speaks. */
+    pmci_loop_after_step(l, c);
+}
+
+void pmci_accept(pmci_loop *l, pmci_listener *ls)
+{
+    pmc_server *srv = l->srv;
+    char et[100];
+
+    for (int i = 0; i < 64 && may_accept(l); i++) {
+        int fd = accept4(ls->it.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                break;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue;
+            l->st.accept_errors++;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                int ms = srv->cfg.accept_backoff_ms > 0
+                             ? srv->cfg.accept_backoff_ms
+                             : 200;
+                l->st.accept_backoffs++;
+                l->backoff_until = pmci_now_ms() + ms;
+                pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
+                         "accept: %s; not accepting for %d ms",
+                         pmci_errtext(e, et, sizeof et), ms);
+            } else {
+                pmci_log(srv, PMC_LOG_ERR, 0, NULL, "accept: %s",
+                         pmci_errtext(e, et, sizeof et));
+            }
+            break;
+        }
+        l->accepted++;
+        l->st.conn_accepted++;
+        if (ls->tcp)
+            tune(fd);
+        if (l->accept_mode == 2)
+            pmci_fork_conn(l, fd);
+        else
+            new_conn(l, fd);
+    }
+    pmci_stats_merge(srv, &l->st);
+    if (srv->control_fd >= 0)
+        pmci_worker_report(srv);
+    pmci_accept_update(l);
+}

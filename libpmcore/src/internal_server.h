@@ -1,0 +1,229 @@
+/* Declarations shared by the server's files; not part of the contract. */
+#ifndef PMCORE_INTERNAL_SERVER_H
+#define PMCORE_INTERNAL_SERVER_H
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+/* One read takes up to this much: enough for a whole typical message. */
+#define PMCI_SRV_RBUF 65536
+
+/* What an epoll registration points at; the first member of each object. */
+enum pmci_kind {
+    PMCI_K_LISTENER = 1,
+    PMCI_K_CONN,
+    PMCI_K_CHILD,   /* a forked process's death pipe or control socket */
+    PMCI_K_WAKE,    /* the server's eventfd: stop, reload */
+    PMCI_K_HOSTWAKE,/* the host's wake_fd */
+    PMCI_K_CONTROL, /* a prefork worker's socket to its master */
+    PMCI_K_POOL     /* the pool's eventfd: finished jobs */
+};
+
+typedef struct pmci_item {
+    int kind;
+    int fd;
+} pmci_item;
+
+typedef struct pmci_listener {
+    pmci_item it;
+    int tcp;            /* accepted sockets get NODELAY and KEEPALIVE */
+    int in_epoll;
+    char *unlink_path;  /* a unix path we created, removed at free */
+    dev_t dev;
+    ino_t ino;
+} pmci_listener;
+
+/* Counters a connection or worker gathers without locks, merged later. */
+typedef pmc_server_stats pmci_stats;
+
+/* Job bits: what a connection's next processing step must do. */
+#define PMCI_JOB_INPUT 1u /* feed conn->in */
+#define PMCI_JOB_EOF 2u   /* the peer closed its side */
+#define PMCI_JOB_END 4u   /* end the session (timeout, stop, I/O error) */
+
+typedef struct pmci_conn pmci_conn;
+struct pmci_conn {
+    pmci_item it;
+    uint64_t id;
+    pmc_server *srv;
+    pmc_session *s;
+    void *ud;
+    pmc_conn_info info;
+    int opened;          /* conn_open ran */
+    int finished;        /* conn_close ran: only the socket is left */
+
+    /* Handed between the loop and a worker under the pool's mutex. */
+    pmc_buf in;          /* THREADS: bytes read by the loop, not yet fed */
+    const uint8_t *bp;   /* LOOP: borrowed input (the loop's buffer) */
+    size_t bn;
+    unsigned job;
+    pmc_status end_why;
+    int busy;            /* a worker owns it */
+
+    /* Results of the last step, read by the loop. */
+    int in_msg;          /* the MTA owes the rest of a message */
+    int partial;         /* a packet is partly received */
+    int out_left;        /* output waits for EPOLLOUT */
+    int io_failed;
+    int keep_fd;         /* pmc_serve_fd: the socket stays the caller's */
+
+    /* Loop-thread state. */
+    int rd_pending;      /* input may be waiting: read when possible */
+    int want_out;        /* EPOLLOUT is registered */
+    int eof_seen;
+    int tlist;           /* which timeout list holds it, or -1 */
+    long long deadline;
+    pmci_conn *tprev, *tnext;
+    pmci_conn *qnext;    /* pool queue, or the loop's list of the dead */
+    pmci_conn *anext;    /* the loop's re-read list (a conn may be on it
+                            and in the pool at once) */
+    int on_again;
+
+    unsigned steps;      /* since the last merge */
+    pmci_stats st;       /* unmerged counters */
+    pmc_session_stats seen; /* session counters already merged */
+};
+
+struct pmci_loop;
+typedef struct pmci_pool pmci_pool;
+
+typedef struct pmci_child {
+    pmci_item it;        /* death pipe (FORK) or control socket (PREFORK) */
+    pid_t pid;
+    int gen;             /* PREFORK generation; older ones drain */
+    int exited;          /* EOF seen; waiting for waitpid */
+    int told;            /* asked to drain */
+    long long kill_at;   /* SIGKILL if still alive then; 0 = never */
+    long long started;
+    struct pmci_child *next;
+} pmci_child;
+
+struct pmc_server {
+    pmc_server_config cfg;
+    pmc_handlers tramp;  /* the user's handlers wrapped for timing */
+
+    pmci_listener **ls;
+    size_t nls, cap_ls;
+
+    int wakefd;          /* eventfd for stop and reload */
+    atomic_int stop_req;
+    atomic_int stop_drain;
+    atomic_int reload_req;
+    int ran;
+
+    pthread_mutex_t mu;  /* guards stats */
+    pmci_stats stats;
+
+    uint64_t id_base;    /* connection ids: id_base + counter */
+    uint64_t id_next;
+
+    /* PREFORK and FORK bookkeeping (loop thread only). */
+    pmci_child *children;
+    unsigned nchildren;
+    int gen;
+    int is_child;        /* this process is a worker or a FORK child */
+    int control_fd;      /* PREFORK worker: socket to the master, or -1 */
+};
+
+typedef struct pmci_tlist {
+    pmci_conn *head, *tail;
+} pmci_tlist;
+
+typedef struct pmci_loop {
+    pmc_server *srv;
+    int ep;
+    int accept_mode;     /* 0 none, 1 connections, 2 fork per connection */
+    unsigned cap;        /* concurrent connections or children; 0 = none */
+    unsigned active;
+    unsigned accepted;   /* by this loop, for recycling */
+    unsigned max_accepts;/* 0 = no limit */
+    int listening;       /* listeners are in the epoll set */
+    long long backoff_until;
+    int stopping;
+    long long drain_deadline;
+    int drain_expired;
+    long long next_tick;
+    pmci_tlist tl[2];    /* 0 idle, 1 read */
+    pmci_conn *again;    /* conns whose last read filled the buffer */
+    pmci_conn *dead;     /* finished, freed after the current events */
+    uint8_t *rbuf;
+    pmci_pool *pool;
+    pmci_item wake, hostwake, control;
+    pmci_stats st;       /* loop-side counters not yet merged */
+    long long respawn_at;/* PREFORK master: earliest next spawn */
+    pmc_status result;
+    pmc_error err;
+} pmci_loop;
+
+/* server.c */
+PMCI_HIDDEN long long pmci_now_ms(void);
+PMCI_HIDDEN void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
+                          const char *queue_id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
+PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
+PMCI_HIDDEN void pmci_handlers_wrap(pmc_handlers *t, const pmc_handlers *h);
+PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
+
+/* conn.c: the session side of a connection, independent of the model. */
+PMCI_HIDDEN pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id);
+PMCI_HIDDEN void pmci_conn_open(pmci_conn *c);
+PMCI_HIDDEN pmc_status pmci_conn_feed(pmci_conn *c, const uint8_t *p,
+                                      size_t n);
+PMCI_HIDDEN pmc_status pmci_conn_eof(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_end(pmci_conn *c, pmc_status why);
+PMCI_HIDDEN int pmci_conn_flush(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_state(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_finish(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
+PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
+PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
+
+/* session_peek.c */
+PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
+PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
+
+/* loop.c */
+PMCI_HIDDEN pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv,
+                                      int accept_mode);
+PMCI_HIDDEN pmc_status pmci_loop_run(pmci_loop *l);
+PMCI_HIDDEN void pmci_loop_fini(pmci_loop *l);
+PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
+PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
+
+/* accept.c */
+PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
+PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
+PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
+
+/* pool.c */
+PMCI_HIDDEN pmci_pool *pmci_pool_new(unsigned nthreads, pmc_error *err);
+PMCI_HIDDEN int pmci_pool_fd(pmci_pool *p);
+PMCI_HIDDEN void pmci_pool_submit(pmci_pool *p, pmci_conn *c);
+PMCI_HIDDEN pmci_conn *pmci_pool_done(pmci_pool *p);
+PMCI_HIDDEN void pmci_pool_free(pmci_pool *p);
+
+/* procs.c */
+PMCI_HIDDEN pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err);
+PMCI_HIDDEN void pmci_fork_conn(pmci_loop *l, int fd);
+PMCI_HIDDEN void pmci_child_event(pmci_loop *l, pmci_child *ch);
+PMCI_HIDDEN void pmci_children_reap(pmci_loop *l, int force);
+PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
+PMCI_HIDDEN void pmci_children_stop(pmci_loop *l, int drain_ms);
+PMCI_HIDDEN void pmci_prefork_maintain(pmci_loop *l);
+PMCI_HIDDEN long long pmci_children_timer(pmci_loop *l);
+
+/* errtext.c */
+PMCI_HIDDEN const char *pmci_errtext(int e, char *buf, size_t cap);
+
+/* serve_fd.c */
+PMCI_HIDDEN pmc_status pmci_serve_blocking(pmc_server *srv, int fd,
+                                           uint64_t id, int control_fd,
+                                           int keep_fd, pmc_error *err);
+
+#endif

@@ -1,0 +1,240 @@
+/* Serving one connected socket on the calling thread with poll(): for
+ * hosts that accept themselves (Net::Server, custom dispatchers) and for
+ * the fork-per-connection model's children. */
+#define _GNU_SOURCE
+#include "internal_server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct serve {
+    pmci_conn *c;
+    int control;         /* FORK child: socket to the master, or -1 */
+    int draining;
+    long long drain_deadline;
+    long long last;      /* last progress, for the timeouts */
+    pmc_status result;
+    pmc_error *err;
+} serve;
+
+static int timeout_left(serve *v, long long now)
+{
+    const pmc_server_config *cfg = &v->c->srv->cfg;
+    pmci_conn *c = v->c;
+    int ms = (c->partial || c->in_msg || c->out_left) ? cfg->read_timeout_ms
+                                                      : cfg->idle_timeout_ms;
+    long long t = ms > 0 ? v->last + ms : LLONG_MAX;
+
+    if (v->draining && v->drain_deadline < t)
+        t = v->drain_deadline;
+    if (t == LLONG_MAX)
+        return -1;
+    t -= now;
+    return t < 0 ? 0 : t > INT_MAX ? INT_MAX : (int)t;
+}
+
+static void set(serve *v, pmc_status st, const char *msg)
+{
+    if (v->result != PMC_OK)
+        return;
+    v->result = st;
+    if (v->err)
+        pmci_set_error(v->err, st, 0, "%s", msg);
+}
+
+/* Returns 1 when the connection is over. */
+static int on_timeout(serve *v, long long now)
+{
+    pmci_conn *c = v->c;
+    char qid[64];
+
+    if (v->draining && now >= v->drain_deadline) {
+        pmci_conn_end(c, PMC_ERR_TIMEOUT);
+        return 1;
+    }
+    if (c->partial || c->in_msg || c->out_left)
+        c->st.conn_read_timeouts++;
+    else
+        c->st.conn_idle_timeouts++;
+    pmci_log(c->srv, PMC_LOG_INFO, c->id, pmci_conn_qid(c, qid, sizeof qid),
+             "%s timeout",
+             (c->partial || c->in_msg || c->out_left) ? "read" : "idle");
+    pmci_conn_end(c, PMC_ERR_TIMEOUT);
+    set(v, PMC_ERR_TIMEOUT, "the connection timed out");
+    return 1;
+}
+
+static void on_control(serve *v, long long now)
+{
+    int32_t ms = 0;
+    ssize_t n = recv(v->control, &ms, sizeof ms, MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n != (ssize_t)sizeof ms)
+        ms = v->c->srv->cfg.drain_timeout_ms;
+    v->draining = 1;
+    v->drain_deadline = now + (ms > 0 ? ms : 0);
+    v->control = -1; /* nothing more to hear */
+}
+
+static const char *why(pmci_conn *c, const char *fallback)
+{
+    const pmc_error *e = pmc_session_error(c->s);
+
+    return e ? e->message : fallback;
+}
+
+/* Read and feed once.  Returns 1 when the connection is over. */
+static int on_input(serve *v, uint8_t *buf)
+{
+    pmci_conn *c = v->c;
+    ssize_t n;
+    pmc_status st;
+
+    n = recv(c->it.fd, buf, PMCI_SRV_RBUF, MSG_DONTWAIT);
+    if (n < 0 && errno == ENOTSOCK)
+        n = read(c->it.fd, buf, PMCI_SRV_RBUF);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        c->st.io_errors++;
+        pmci_conn_end(c, PMC_ERR_IO);
+        set(v, PMC_ERR_IO, "reading from the connection failed");
+        return 1;
+    }
+    if (n == 0) {
+        st = pmci_conn_eof(c);
+        if (st != PMC_OK)
+            set(v, st, why(c, "end of stream"));
+        return 1;
+    }
+    st = pmci_conn_feed(c, buf, (size_t)n);
+    if (st != PMC_OK && st != PMC_ERR_CLOSED)
+        set(v, st, why(c, "protocol error"));
+    return 0;
+}
+
+static void loop(serve *v, uint8_t *buf)
+{
+    pmci_conn *c = v->c;
+
+    for (;;) {
+        struct pollfd p[2];
+        int np = 1, n;
+        long long now;
+
+        if (pmci_conn_flush(c) < 0) {
+            pmci_conn_end(c, PMC_ERR_IO);
+            set(v, PMC_ERR_IO, "writing to the connection failed");
+            return;
+        }
+        pmci_conn_state(c);
+        pmci_conn_collect_some(c);
+        if (pmc_session_is_closed(c->s) && !c->out_left)
+            return;
+        if (v->draining && !c->in_msg && !c->out_left) {
+            pmci_conn_end(c, PMC_OK);
+            return;
+        }
+        p[0].fd = c->it.fd;
+        p[0].events = c->out_left ? POLLOUT : POLLIN;
+        p[0].revents = 0;
+        if (v->control >= 0) {
+            p[1].fd = v->control;
+            p[1].events = POLLIN;
+            p[1].revents = 0;
+            np = 2;
+        }
+        n = poll(p, (nfds_t)np, timeout_left(v, pmci_now_ms()));
+        now = pmci_now_ms();
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            pmci_conn_end(c, PMC_ERR_IO);
+            set(v, PMC_ERR_IO, "poll failed");
+            return;
+        }
+        if (n == 0) {
+            if (timeout_left(v, now) == 0 && on_timeout(v, now))
+                return;
+            continue;
+        }
+        if (np == 2 && p[1].revents)
+            on_control(v, now);
+        if (p[0].revents & POLLNVAL) {
+            pmci_conn_end(c, PMC_ERR_ARGUMENT);
+            set(v, PMC_ERR_ARGUMENT, "the descriptor is not open");
+            return;
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR) && !c->out_left) {
+            v->last = now;
+            if (on_input(v, buf))
+                continue; /* flush what is left, then the state ends it */
+        } else if (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            v->last = now;
+        }
+    }
+}
+
+pmc_status pmci_serve_blocking(pmc_server *srv, int fd, uint64_t id,
+                               int control_fd, int keep_fd, pmc_error *err)
+{
+    serve v;
+    uint8_t *buf = malloc(PMCI_SRV_RBUF);
+    pmci_conn *c = buf ? pmci_conn_new(srv, fd, id) : NULL;
+
+    if (!c) {
+        free(buf);
+        if (err)
+            pmci_set_error(err, PMC_ERR_NOMEM, 0, "out of memory");
+        return PMC_ERR_NOMEM;
+    }
+    c->keep_fd = keep_fd;
+    c->st.conn_accepted++;
+    c->st.conn_active++;
+    memset(&v, 0, sizeof v);
+    v.c = c;
+    v.control = control_fd;
+    v.err = err;
+    v.last = pmci_now_ms();
+    pmci_conn_open(c);
+    loop(&v, buf);
+    pmci_conn_finish(c);
+    pmci_conn_free(c);
+    free(buf);
+    return v.result;
+}
+
+pmc_status pmc_serve_fd(const pmc_server_config *cfg, int fd,
+                        uint64_t conn_id, pmc_server_stats *stats,
+                        pmc_error *err)
+{
+    pmc_server srv;
+    pmc_status st;
+
+    if (!cfg || !cfg->handlers || fd < 0) {
+        if (err)
+            pmci_set_error(err, PMC_ERR_ARGUMENT, 0,
+                           "pmc_serve_fd needs a config with handlers and "
+                           "a descriptor");
+        return PMC_ERR_ARGUMENT;
+    }
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = *cfg;
+    srv.wakefd = -1;
+    srv.control_fd = -1;
+    pmci_handlers_wrap(&srv.tramp, cfg->handlers);
+    if (pthread_mutex_init(&srv.mu, NULL) != 0)
+        return PMC_ERR_NOMEM;
+    st = pmci_serve_blocking(&srv, fd, conn_id, -1, 1, err);
+    if (stats)
+        pmci_stats_add(stats, &srv.stats);
+    pthread_mutex_destroy(&srv.mu);
+    return st;
+}

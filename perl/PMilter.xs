@@ -1,0 +1,234 @@
+/* PMilter.xs - entry points only; the work is in pmcore_perl*.c. */
+#include "pmcore_perl.h"
+
+MODULE = Sendmail::PMilter  PACKAGE = Sendmail::PMilter
+
+PROTOTYPES: DISABLE
+
+const char *
+_core_version()
+  CODE:
+    RETVAL = PMC_VERSION_STRING;
+  OUTPUT:
+    RETVAL
+
+void
+_listen(spec, mode, backlog)
+    const char *spec
+    int mode
+    int backlog
+  PPCODE:
+    {
+        SV *why;
+        int fd = pmp_listen(aTHX_ spec, mode, backlog, &why);
+        mXPUSHi(fd);
+        XPUSHs(why);
+    }
+
+SV *
+_server_run(milter, fd, opts, tmpl)
+    SV *milter
+    int fd
+    HV *opts
+    SV *tmpl
+  CODE:
+    RETVAL = SvREFCNT_inc(pmp_server_run(aTHX_ milter, fd, opts, tmpl));
+  OUTPUT:
+    RETVAL
+
+MODULE = Sendmail::PMilter  PACKAGE = Sendmail::PMilter::Context
+
+void
+_attach(ctx, callbacks, opts)
+    SV *ctx
+    SV *callbacks
+    SV *opts
+  CODE:
+    pmp_ctx_attach(aTHX_ ctx,
+        SvROK(callbacks) && SvTYPE(SvRV(callbacks)) == SVt_PVHV
+            ? (HV *)SvRV(callbacks) : NULL,
+        SvROK(opts) && SvTYPE(SvRV(opts)) == SVt_PVHV
+            ? (HV *)SvRV(opts) : NULL);
+
+SV *
+_action(ctx, op, ...)
+    SV *ctx
+    const char *op
+  CODE:
+    {
+        SV *e = pmp_action(aTHX_ pmp_ctx_get(aTHX_ ctx, 1), op,
+                           &ST(2), items - 2);
+        RETVAL = e ? SvREFCNT_inc(e) : &PL_sv_undef;
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+getsymval(ctx, name)
+    SV *ctx
+    SV *name
+  CODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 0);
+        RETVAL = c ? SvREFCNT_inc(pmp_getsymval(aTHX_ c, name))
+                   : &PL_sv_undef;
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+_stage_macros(ctx, letter)
+    SV *ctx
+    const char *letter
+  CODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 0);
+        RETVAL = c ? SvREFCNT_inc(pmp_stage_macros(aTHX_ c, letter[0]))
+                   : &PL_sv_undef;
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+_feed(ctx, bytes)
+    SV *ctx
+    SV *bytes
+  CODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
+        STRLEN len;
+        const char *p = SvPVbyte(bytes, len);
+        RETVAL = pmp_status_sv(aTHX_
+                     pmc_session_feed(pmp_open(aTHX_ c), p, len));
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+_eof(ctx)
+    SV *ctx
+  CODE:
+    RETVAL = pmp_status_sv(aTHX_
+                 pmc_session_eof(pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1))));
+  OUTPUT:
+    RETVAL
+
+SV *
+_output(ctx)
+    SV *ctx
+  CODE:
+    {
+        pmc_session *s = pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1));
+        size_t len;
+        const uint8_t *p = pmc_session_output(s, &len);
+        RETVAL = newSVpvn(p ? (const char *)p : "", len);
+        pmc_session_consume(s, len);
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+_resume(ctx, verdict)
+    SV *ctx
+    int verdict
+  CODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
+        RETVAL = pmp_status_sv(aTHX_ pmc_session_resume(pmp_open(aTHX_ c),
+                                                        pmp_core_verdict(verdict)));
+    }
+  OUTPUT:
+    RETVAL
+
+int
+_closed(ctx)
+    SV *ctx
+  CODE:
+    RETVAL = pmc_session_is_closed(pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1)));
+  OUTPUT:
+    RETVAL
+
+void
+_error(ctx)
+    SV *ctx
+  PPCODE:
+    {
+        pmc_session *s = pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1));
+        const pmc_error *e = pmc_session_error(s);
+        if (e) {
+            mXPUSHp(pmc_status_name(e->code), strlen(pmc_status_name(e->code)));
+            mXPUSHu(e->offset);
+            mXPUSHp(e->message, strlen(e->message));
+        }
+    }
+
+void
+_offer(ctx)
+    SV *ctx
+  PPCODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
+        uint32_t v = 0, a = 0, p = 0;
+        if (c->s)
+            pmc_session_offer(c->s, &v, &a, &p);
+        mXPUSHu(v); mXPUSHu(a); mXPUSHu(p);
+    }
+
+void
+_negotiated(ctx)
+    SV *ctx
+  PPCODE:
+    {
+        pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
+        mXPUSHu(c->s ? pmc_session_version(c->s) : 0);
+        mXPUSHu(c->s ? pmc_session_actions(c->s) : 0);
+        mXPUSHu(c->s ? pmc_session_protocol(c->s) : 0);
+    }
+
+SV *
+_serve_fd(ctx, fd)
+    SV *ctx
+    int fd
+  CODE:
+    {
+        SV *why;
+        (void)pmp_serve_fd(aTHX_ pmp_ctx_get(aTHX_ ctx, 1), fd, &why);
+        RETVAL = SvREFCNT_inc(why);
+    }
+  OUTPUT:
+    RETVAL
+
+MODULE = Sendmail::PMilter  PACKAGE = Sendmail::PMilter::_Pipe
+
+SV *
+new(cls, ctx, opts = NULL, fd = -1)
+    const char *cls
+    SV *ctx
+    SV *opts
+    int fd
+  CODE:
+    {
+        pmp_pipe *p = pmp_pipe_new(aTHX_ ctx, fd,
+            opts && SvROK(opts) && SvTYPE(SvRV(opts)) == SVt_PVHV
+                ? (HV *)SvRV(opts) : NULL);
+        RETVAL = sv_setref_pv(newSV(0), cls, p);
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+call(self, op, ...)
+    SV *self
+    const char *op
+  CODE:
+    RETVAL = SvREFCNT_inc(pmp_pipe_call(aTHX_
+                 INT2PTR(pmp_pipe *, SvIV(SvRV(self))), op, &ST(2),
+                 items - 2));
+  OUTPUT:
+    RETVAL
+
+void
+DESTROY(self)
+    SV *self
+  CODE:
+    pmp_pipe_free(aTHX_ INT2PTR(pmp_pipe *, SvIV(SvRV(self))));

@@ -1,0 +1,485 @@
+/*
+ * pmcore_perl.c - handler table for libpmcore that calls Perl callbacks.
+ *
+ * Every callback runs through call_sv(G_SCALAR|G_EVAL) inside
+ * ENTER/SAVETMPS, so a Perl die never unwinds through a core frame: it is
+ * logged and turned into the configured verdict (TEMPFAIL by default).
+ */
+#include "pmcore_perl.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+/* SMFIS_* of Sendmail::PMilter are libmilter's values plus 100. */
+#define PMP_SMFIS_BASE 100
+/* Private: "answer later", for sans-I/O hosts that call _resume. */
+#define PMP_SMFIS_PENDING 200
+
+/* 1.27 answers negotiation with offered & SMFIP_DEFAULTS (on the wire only
+ * the low 32 bits exist): RCPT_REJ and the MDS bits. */
+#define PMP_DEFAULTS32 0xFFE00800u
+
+static int pmp_free_magic(pTHX_ SV *sv, MAGIC *mg);
+#ifdef USE_ITHREADS
+/* A new ithread gets a copy of the Context hash but not its engine state:
+ * the session belongs to the interpreter that created it. */
+static int pmp_dup_magic(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL;
+    return 0;
+}
+#else
+#define pmp_dup_magic 0
+#endif
+static MGVTBL pmp_vtbl = {0, 0, 0, 0, pmp_free_magic, 0, pmp_dup_magic, 0};
+
+static void pmp_ctx_destroy(pTHX_ pmp_ctx *c)
+{
+    int i;
+
+    pmc_session_free(c->own);
+    for (i = 0; i < PMC_EV_COUNT; i++)
+        SvREFCNT_dec(c->cb[i]);
+    SvREFCNT_dec(c->quit_cb);
+    SvREFCNT_dec(c->log_cb);
+    SvREFCNT_dec((SV *)c->cbs_hv);
+    for (i = 0; i < PMC_STAGE_COUNT; i++)
+        Safefree(c->symlist[i]);
+    Safefree(c);
+}
+
+static int pmp_free_magic(pTHX_ SV *sv, MAGIC *mg)
+{
+    PERL_UNUSED_ARG(sv);
+    if (mg->mg_ptr)
+        pmp_ctx_destroy(aTHX_ (pmp_ctx *)mg->mg_ptr);
+    mg->mg_ptr = NULL;
+    return 0;
+}
+
+pmp_ctx *pmp_ctx_get(pTHX_ SV *ctx, int need)
+{
+    MAGIC *mg = NULL;
+
+    if (SvROK(ctx) && SvTYPE(SvRV(ctx)) == SVt_PVHV)
+        mg = mg_findext(SvRV(ctx), PERL_MAGIC_ext, &pmp_vtbl);
+    if (mg && mg->mg_ptr)
+        return (pmp_ctx *)mg->mg_ptr;
+    if (need)
+        croak("Sendmail::PMilter::Context: no milter session attached");
+    return NULL;
+}
+
+void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg)
+{
+    if (c && c->log_cb) {
+        dSP;
+        ENTER;
+        SAVETMPS;
+        PUSHMARK(SP);
+        XPUSHs(sv_2mortal(newSViv(level)));
+        XPUSHs(msg);
+        PUTBACK;
+        /* A log sink that dies must not take the conversation down. */
+        call_sv(c->log_cb, G_DISCARD | G_EVAL);
+        FREETMPS;
+        LEAVE;
+        return;
+    }
+    warn("%" SVf, SVfARG(msg));
+}
+
+/* A callback died or returned garbage: log it, answer by policy. */
+static int pmp_failed(pTHX_ pmp_ctx *c, SV *why)
+{
+    pmp_log(aTHX_ c, PMC_LOG_ERR, why);
+    c->failed = 1;
+    return c->die_verdict;
+}
+
+/* SMFIS_* number -> core verdict (for _resume); -1 if none. */
+int pmp_core_verdict(int smfis)
+{
+    if (smfis == PMP_SMFIS_PENDING)
+        return PMC_PENDING;
+    smfis -= PMP_SMFIS_BASE;
+    return smfis >= 0 && smfis <= PMC_ALL_OPTS ? smfis : -1;
+}
+
+/* Map a Perl return value to a core verdict, or -1 if it is not one.
+ * 1.27 compares with string eq, so "100" counts as much as 100. */
+static int pmp_verdict(pTHX_ SV *rv, pmc_event ev)
+{
+    IV v;
+
+    if (!SvOK(rv))
+        return -1;
+    if (SvIOK(rv) && !SvNOK(rv) && !SvPOK(rv)) {
+        v = SvIVX(rv);
+    } else {
+        STRLEN len, i;
+        const char *p = SvPV(rv, len);
+        if (len == 0 || len > 4)
+            return -1;
+        for (i = 0; i < len; i++)
+            if (p[i] < '0' || p[i] > '9')
+                return -1;
+        v = atoi(p);
+    }
+    if (v == PMP_SMFIS_PENDING)
+        return PMC_PENDING;
+    v -= PMP_SMFIS_BASE;
+    switch (v) {
+    case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
+    case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
+        return (int)v;
+    case PMC_ALL_OPTS:
+        return ev == PMC_EV_NEGOTIATE ? PMC_ALL_OPTS : -1;
+    }
+    return -1;
+}
+
+/* Call the Perl callback of 'ev' with ctx and args (mortal SVs). */
+static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
+                    int n)
+{
+    dTHXa(c->perl);
+    dSP;
+    int count, i, v;
+    SV *rv;
+
+    c->s = s;
+    c->failed = 0;
+    ENTER;
+    SAVETMPS;
+    /* 1.27 keeps the name of the running callback in {cb}. */
+    (void)hv_stores(c->hv, "cb", newSVpv(pmc_event_name(ev), 0));
+    PUSHMARK(SP);
+    EXTEND(SP, n + 1);
+    PUSHs(sv_2mortal(newRV_inc((SV *)c->hv)));
+    for (i = 0; i < n; i++)
+        PUSHs(args[i]);
+    PUTBACK;
+    count = call_sv(c->cb[ev], G_SCALAR | G_EVAL);
+    SPAGAIN;
+    rv = count > 0 ? POPs : &PL_sv_undef;
+    PUTBACK;
+    if (SvTRUE(ERRSV)) {
+        v = pmp_failed(aTHX_ c, sv_2mortal(newSVsv(ERRSV)));
+    } else if (ev == PMC_EV_ABORT || ev == PMC_EV_CLOSE) {
+        v = PMC_CONTINUE; /* the protocol has no reply to these */
+    } else if ((v = pmp_verdict(aTHX_ rv, ev)) < 0 ||
+               (v == PMC_PENDING && c->s != c->own)) {
+        SV *shown = SvOK(rv) ? rv : sv_2mortal(newSVpvs("undef"));
+        v = pmp_failed(aTHX_ c, sv_2mortal(newSVpvf(
+                "invalid callback return %" SVf " from %s\n",
+                SVfARG(shown), pmc_event_name(ev))));
+    }
+    /* The reply text lives for one callback, as in 1.27. */
+    (void)hv_deletes(c->hv, "reply", G_DISCARD);
+    FREETMPS;
+    LEAVE;
+    return v;
+}
+
+#define CTX(ud) ((pmp_ctx *)(ud))
+#define MORTAL_STR(p, l) sv_2mortal(newSVpvn((const char *)(p), (l)))
+
+/* The packed sockaddr 1.27 passes to connect, built here so no Socket6
+ * is needed: the same bytes Socket's pack_sockaddr_in/in6/un give. */
+static SV *pmp_sockaddr(pTHX_ const pmc_connect_info *ci)
+{
+    if (ci->family == '4' && ci->addr_bin_len == 4) {
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(ci->port);
+        memcpy(&sa.sin_addr, ci->addr_bin, 4);
+        return MORTAL_STR(&sa, sizeof sa);
+    }
+    if (ci->family == '6' && ci->addr_bin_len == 16) {
+        struct sockaddr_in6 sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin6_family = AF_INET6;
+        sa.sin6_port = htons(ci->port);
+        memcpy(&sa.sin6_addr, ci->addr_bin, 16);
+        return MORTAL_STR(&sa, sizeof sa);
+    }
+    if (ci->family == 'L' && ci->addr.len < sizeof(((struct sockaddr_un *)0)
+                                                       ->sun_path)) {
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, ci->addr.ptr, ci->addr.len);
+        return MORTAL_STR(&sa, sizeof sa);
+    }
+    return &PL_sv_undef;
+}
+
+static int h_connect(pmc_session *s, void *ud, const pmc_connect_info *ci)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *a[2];
+    a[0] = MORTAL_STR(ci->host.ptr, ci->host.len);
+    a[1] = pmp_sockaddr(aTHX_ ci);
+    return pmp_call(CTX(ud), s, PMC_EV_CONNECT, a, 2);
+}
+
+static int h_helo(pmc_session *s, void *ud, pmc_str helo)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *a[1];
+    a[0] = MORTAL_STR(helo.ptr, helo.len);
+    return pmp_call(CTX(ud), s, PMC_EV_HELO, a, 1);
+}
+
+static int pmp_args_call(pmc_session *s, void *ud, pmc_event ev,
+                         const pmc_args *args)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *small[8], **a = small;
+    size_t i;
+    int v;
+
+    if (args->argc > 8)
+        Newx(a, args->argc, SV *);
+    for (i = 0; i < args->argc; i++)
+        a[i] = MORTAL_STR(args->argv[i].ptr, args->argv[i].len);
+    v = pmp_call(CTX(ud), s, ev, a, (int)args->argc);
+    if (a != small)
+        Safefree(a);
+    return v;
+}
+
+static int h_envfrom(pmc_session *s, void *ud, const pmc_args *args)
+{
+    return pmp_args_call(s, ud, PMC_EV_ENVFROM, args);
+}
+
+static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
+{
+    return pmp_args_call(s, ud, PMC_EV_ENVRCPT, args);
+}
+
+static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *a[2];
+    a[0] = MORTAL_STR(name.ptr, name.len);
+    a[1] = MORTAL_STR(value.ptr, value.len);
+    return pmp_call(CTX(ud), s, PMC_EV_HEADER, a, 2);
+}
+
+static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *a[2];
+    a[0] = MORTAL_STR(p, n);
+    a[1] = sv_2mortal(newSVuv(n));
+    return pmp_call(CTX(ud), s, PMC_EV_BODY, a, 2);
+}
+
+static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
+{
+    dTHXa(CTX(ud)->perl);
+    SV *a[1];
+    a[0] = MORTAL_STR(cmd.ptr, cmd.len);
+    return pmp_call(CTX(ud), s, PMC_EV_UNKNOWN, a, 1);
+}
+
+#define NOARG_HANDLER(fn, ev) \
+    static int fn(pmc_session *s, void *ud) \
+    { return pmp_call(CTX(ud), s, ev, NULL, 0); }
+NOARG_HANDLER(h_data, PMC_EV_DATA)
+NOARG_HANDLER(h_eoh, PMC_EV_EOH)
+NOARG_HANDLER(h_eom, PMC_EV_EOM)
+NOARG_HANDLER(h_abort, PMC_EV_ABORT)
+
+/* close also runs 1.27's undocumented 'quit' hook when the conversation
+ * ended without an error (the core has no separate QUIT event). */
+static int h_close(pmc_session *s, void *ud)
+{
+    pmp_ctx *c = CTX(ud);
+    SV *keep;
+
+    if (c->quit_cb && pmc_session_error(s) == NULL) {
+        keep = c->cb[PMC_EV_CLOSE];
+        c->cb[PMC_EV_CLOSE] = c->quit_cb;
+        (void)pmp_call(c, s, PMC_EV_CLOSE, NULL, 0);
+        c->cb[PMC_EV_CLOSE] = keep;
+    }
+    if (c->cb[PMC_EV_CLOSE])
+        (void)pmp_call(c, s, PMC_EV_CLOSE, NULL, 0);
+    return PMC_CONTINUE;
+}
+
+static void pmp_set_ref(pTHX_ pmp_ctx *c, const char *key, SV *sv)
+{
+    (void)hv_store(c->hv, key, (I32)strlen(key), newRV_inc(sv), 0);
+}
+
+/* Negotiation.  In 1.27 mode the reply echoes the MTA's version (2 or 6
+ * only) and actions and keeps offered & SMFIP_DEFAULTS; a negotiate
+ * callback starts from the raw offer.  Otherwise the core's proposal
+ * (derived NO* bits, the register() flags) is the starting point.  The core
+ * then refuses bits the MTA did not offer. */
+static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
+{
+    pmp_ctx *c = CTX(ud);
+    dTHXa(c->perl);
+    SV *v, *a, *p, *args[3];
+    int r;
+
+    if (c->compat) {
+        if (n->mta_version != 2 && n->mta_version != 6) {
+            pmp_log(aTHX_ c, PMC_LOG_ERR, sv_2mortal(newSVpvf(
+                "SMFIC_OPTNEG: unsupported milter protocol version %lu\n",
+                (unsigned long)n->mta_version)));
+            return PMC_REJECT;
+        }
+        n->version = n->mta_version;
+        n->actions = n->mta_actions;
+        n->protocol = n->mta_protocol & PMP_DEFAULTS32;
+    }
+    if (!c->cb[PMC_EV_NEGOTIATE]) {
+        (void)hv_stores(c->hv, "protocol", newSVuv(n->protocol));
+        return PMC_CONTINUE;
+    }
+    v = sv_2mortal(newSVuv(c->compat ? n->mta_version : n->version));
+    a = sv_2mortal(newSVuv(c->compat ? n->mta_actions : n->actions));
+    p = sv_2mortal(newSVuv(c->compat ? n->mta_protocol : n->protocol));
+    pmp_set_ref(aTHX_ c, "milter_protocol_version_ref", v);
+    pmp_set_ref(aTHX_ c, "actions_available_ref", a);
+    pmp_set_ref(aTHX_ c, "protocol_steps_available_ref", p);
+    args[0] = sv_2mortal(newRV_inc(v));
+    args[1] = sv_2mortal(newRV_inc(a));
+    args[2] = sv_2mortal(newRV_inc(p));
+    r = pmp_call(c, s, PMC_EV_NEGOTIATE, args, 3);
+    n->version = (uint32_t)SvUV(v);
+    n->actions = (uint32_t)SvUV(a);
+    n->protocol = (uint32_t)SvUV(p);
+    (void)hv_stores(c->hv, "protocol", newSVuv(n->protocol));
+    if (r == PMC_ALL_OPTS || r == PMC_CONTINUE)
+        return r;
+    /* 1.27 ignored the code; a die (policy verdict) still refuses. */
+    if (c->compat && !c->failed)
+        return PMC_CONTINUE;
+    return PMC_REJECT;
+}
+
+static const char *const pmp_cb_names[PMC_EV_COUNT] = {
+    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data", "header",
+    "eoh", "body", "eom", "abort", "close", "unknown"};
+
+static SV *pmp_code(pTHX_ HV *hv, const char *key)
+{
+    SV **svp = hv_fetch(hv, key, (I32)strlen(key), 0);
+    if (svp && SvROK(*svp) && SvTYPE(SvRV(*svp)) == SVt_PVCV)
+        return newSVsv(*svp);
+    return NULL;
+}
+
+static IV pmp_opt_iv(pTHX_ HV *o, const char *key, IV def)
+{
+    SV **svp = o ? hv_fetch(o, key, (I32)strlen(key), 0) : NULL;
+    return svp && SvOK(*svp) ? SvIV(*svp) : def;
+}
+
+static void pmp_opt_symlist(pTHX_ pmp_ctx *c, HV *o)
+{
+    SV **svp = o ? hv_fetchs(o, "symlist", 0) : NULL;
+    HV *sl;
+    int i;
+
+    if (!svp || !SvROK(*svp) || SvTYPE(SvRV(*svp)) != SVt_PVHV)
+        return;
+    sl = (HV *)SvRV(*svp);
+    for (i = 0; i < PMC_STAGE_COUNT; i++) {
+        char k[2] = {(char)('0' + i), 0};
+        SV **e = hv_fetch(sl, k, 1, 0);
+        STRLEN len;
+        const char *p;
+        if (!e || !SvOK(*e))
+            continue;
+        p = SvPVbyte(*e, len);
+        c->symlist[i] = savepvn(p, len);
+        c->cfg.symlist[i] = c->symlist[i];
+    }
+}
+
+void pmp_ctx_attach(pTHX_ SV *ctx, HV *cbs, HV *o)
+{
+    pmp_ctx *c;
+    IV dv;
+    int i;
+
+    if (!SvROK(ctx) || SvTYPE(SvRV(ctx)) != SVt_PVHV)
+        croak("Sendmail::PMilter::Context: not a hash-based object");
+    if (pmp_ctx_get(aTHX_ ctx, 0))
+        return;
+    Newxz(c, 1, pmp_ctx);
+    c->perl = aTHX;
+    c->hv = (HV *)SvRV(ctx);
+    for (i = 0; i < PMC_EV_COUNT; i++)
+        c->cb[i] = cbs ? pmp_code(aTHX_ cbs, pmp_cb_names[i]) : NULL;
+    c->quit_cb = cbs ? pmp_code(aTHX_ cbs, "quit") : NULL;
+    c->cbs_hv = cbs ? (HV *)SvREFCNT_inc((SV *)cbs) : NULL;
+    if (o) {
+        SV **svp = hv_fetchs(o, "log", 0);
+        if (svp && SvROK(*svp) && SvTYPE(SvRV(*svp)) == SVt_PVCV)
+            c->log_cb = newSVsv(*svp);
+    }
+    pmc_config_init(&c->cfg);
+    c->compat = (int)pmp_opt_iv(aTHX_ o, "compat", 1);
+    c->cfg.version = (uint32_t)pmp_opt_iv(aTHX_ o, "version", 6);
+    c->cfg.actions = (uint32_t)pmp_opt_iv(aTHX_ o, "actions", 0);
+    c->cfg.protocol = (uint32_t)pmp_opt_iv(aTHX_ o, "protocol", 0);
+    c->cfg.max_packet = (size_t)pmp_opt_iv(aTHX_ o, "max_packet", 0);
+    c->cfg.skip_any_event = (int)pmp_opt_iv(aTHX_ o, "skip_any_event", 0);
+    c->read_timeout_ms = (int)pmp_opt_iv(aTHX_ o, "read_timeout_ms", -1);
+    c->idle_timeout_ms = (int)pmp_opt_iv(aTHX_ o, "idle_timeout_ms", -1);
+    pmp_opt_symlist(aTHX_ c, o);
+    dv = pmp_opt_iv(aTHX_ o, "die_reply", PMP_SMFIS_BASE + PMC_TEMPFAIL);
+    c->die_verdict = (int)(dv - PMP_SMFIS_BASE);
+    if (c->die_verdict < PMC_CONTINUE || c->die_verdict > PMC_TEMPFAIL)
+        c->die_verdict = PMC_TEMPFAIL;
+
+    /* Only events with a callback get a handler: the core answers the
+     * others itself (and, outside 1.27 mode, asks the MTA not to send
+     * them).  negotiate is always ours in 1.27 mode. */
+    if (c->compat || c->cb[PMC_EV_NEGOTIATE]) c->h.negotiate = h_negotiate;
+    if (c->cb[PMC_EV_CONNECT]) c->h.connect = h_connect;
+    if (c->cb[PMC_EV_HELO]) c->h.helo = h_helo;
+    if (c->cb[PMC_EV_ENVFROM]) c->h.envfrom = h_envfrom;
+    if (c->cb[PMC_EV_ENVRCPT]) c->h.envrcpt = h_envrcpt;
+    if (c->cb[PMC_EV_DATA]) c->h.data = h_data;
+    if (c->cb[PMC_EV_HEADER]) c->h.header = h_header;
+    if (c->cb[PMC_EV_EOH]) c->h.eoh = h_eoh;
+    if (c->cb[PMC_EV_BODY]) c->h.body = h_body;
+    if (c->cb[PMC_EV_EOM]) c->h.eom = h_eom;
+    if (c->cb[PMC_EV_ABORT]) c->h.abort = h_abort;
+    if (c->cb[PMC_EV_CLOSE] || c->quit_cb) c->h.close = h_close;
+    if (c->cb[PMC_EV_UNKNOWN]) c->h.unknown = h_unknown;
+
+    sv_magicext(SvRV(ctx), NULL, PERL_MAGIC_ext, &pmp_vtbl, (char *)c, 0)
+        ->mg_flags |= MGf_DUP;
+}
+
+pmc_session *pmp_open(pTHX_ pmp_ctx *c)
+{
+    if (!c->own) {
+        c->own = pmc_session_new(&c->h, c, &c->cfg);
+        if (!c->own)
+            croak("Sendmail::PMilter::Context: out of memory");
+    }
+    c->s = c->own;
+    return c->own;
+}
+
+SV *pmp_status_sv(pTHX_ pmc_status st)
+{
+    return newSVpv(pmc_status_name(st), 0);
+}

@@ -1,0 +1,76 @@
+/*
+ * pmcore_perl.h - the Perl side of libpmcore: conversion and lifecycle only.
+ *
+ * A Sendmail::PMilter::Context hash carries one pmp_ctx in ext magic (so the
+ * hash keeps exactly the 1.27 fields and the C state dies with it).  The
+ * pmp_ctx holds the handler table handed to the core and the Perl callbacks
+ * it calls.  Protocol logic stays in libpmcore.
+ */
+#ifndef PMCORE_PERL_H
+#define PMCORE_PERL_H
+
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include "pmcore.h"
+
+typedef struct pmp_ctx {
+    PerlInterpreter *perl; /* callbacks run in this interpreter */
+    HV *hv;                /* the Context hash; it owns us (no refcount) */
+    pmc_session *s;        /* the session of the running conversation */
+    pmc_session *own;      /* a session we created (sans-I/O use) */
+    pmc_handlers h;        /* only events with a Perl callback are set */
+    pmc_config cfg;
+    char *symlist[PMC_STAGE_COUNT];
+    SV *cb[PMC_EV_COUNT];  /* CODE refs, refcounted */
+    SV *quit_cb;           /* the undocumented 1.27 'quit' hook */
+    SV *log_cb;            /* log sink; NULL = warn */
+    HV *cbs_hv;            /* the callbacks hash (refcounted) */
+    SV *self;              /* server connections: keeps the Context alive */
+    int compat;            /* 1: reproduce 1.27's negotiation */
+    int die_verdict;       /* pmc verdict after a die or a bad return */
+    int failed;            /* the last callback died or returned garbage */
+    int read_timeout_ms, idle_timeout_ms;
+    size_t max_packet;
+} pmp_ctx;
+
+/* Context hash -> pmp_ctx; croaks when missing and 'need' is set. */
+pmp_ctx *pmp_ctx_get(pTHX_ SV *ctx, int need);
+/* Build the pmp_ctx of a Context from its callbacks hash and options. */
+void pmp_ctx_attach(pTHX_ SV *ctx, HV *callbacks, HV *opts);
+
+/* Context actions: NULL on success, else a mortal "sentence (STATUS)". */
+SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n);
+SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *name);
+SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter);
+
+/* Sans-I/O use of a Context: own a session and feed it. */
+pmc_session *pmp_open(pTHX_ pmp_ctx *c);
+SV *pmp_status_sv(pTHX_ pmc_status st);
+int pmp_core_verdict(int smfis);
+
+/* Serve one connected descriptor with pmc_serve_fd. */
+pmc_status pmp_serve_fd(pTHX_ pmp_ctx *c, int fd, SV **why);
+/* A listening socket for a spec (pmc_listen); -1 with errno and *why. */
+int pmp_listen(pTHX_ const char *spec, int mode, int backlog, SV **why);
+
+/* Run a built-in dispatcher's server on a listening descriptor. */
+SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv);
+
+/* Logging through the log callback or warn. */
+void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg);
+
+/* The in-process MTA used by the tests (pmcore_perl_client.c). */
+typedef struct pmp_pipe {
+    pmc_client *cl;
+    pmc_transport tr;
+    pmc_fd_transport_state fdst;
+    SV *ctx;  /* RV to the Context, kept alive by the pipe */
+} pmp_pipe;
+pmp_pipe *pmp_pipe_new(pTHX_ SV *ctx, int fd, HV *opts);
+void pmp_pipe_free(pTHX_ pmp_pipe *p);
+SV *pmp_pipe_call(pTHX_ pmp_pipe *p, const char *op, SV **a, int n);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * pmcore_perl_actions.c - Context actions and macros, as
+ * conversions from Perl values to the core's calls.  The 1.27 argument
+ * checks and die texts are in Context.pm; the core decides everything that
+ * concerns the protocol (stage, negotiated actions, reply text, chunking).
+ */
+#include "pmcore_perl.h"
+
+#include <string.h>
+
+/* Byte string of an argument; undef (or a missing one) gives NULL ptr.
+ * SvPVbyte croaks on wide characters before anything is queued, which is
+ * the fix for 1.27's corrupted stream. */
+static pmc_str pmp_str(pTHX_ SV **a, int n, int i)
+{
+    pmc_str r = {NULL, 0};
+    STRLEN len;
+
+    if (i < n && SvOK(a[i])) {
+        r.ptr = SvPVbyte(a[i], len);
+        r.len = len;
+    }
+    return r;
+}
+
+/* A C string for the calls that take one; sets *bad on an interior NUL. */
+static const char *pmp_cstr(pTHX_ SV **a, int n, int i, int *bad)
+{
+    pmc_str s = pmp_str(aTHX_ a, n, i);
+    if (s.ptr && strlen(s.ptr) != s.len)
+        *bad = 1;
+    return s.ptr;
+}
+
+static SV *pmp_fail(pTHX_ pmp_ctx *c, pmc_status st)
+{
+    const pmc_error *e = c->s ? pmc_session_action_error(c->s) : NULL;
+    const char *msg = e && e->code == st ? e->message : pmc_status_name(st);
+    return sv_2mortal(newSVpvf("%s (%s)", msg, pmc_status_name(st)));
+}
+
+static pmc_status pmp_mlreply(pTHX_ pmp_ctx *c, SV **a, int n, int *bad)
+{
+    const char *lines[PMC_REPLY_LINES_MAX];
+    int i, k = n - 2;
+
+    if (k < 1 || k > (int)PMC_REPLY_LINES_MAX)
+        return PMC_ERR_REPLY_TEXT;
+    for (i = 0; i < k; i++) {
+        lines[i] = pmp_cstr(aTHX_ a, n, i + 2, bad);
+        if (!lines[i])
+            lines[i] = "";
+    }
+    if (*bad)
+        return PMC_ERR_ARGUMENT;
+    return pmc_session_setmlreply(c->s, pmp_cstr(aTHX_ a, n, 0, bad),
+                                  pmp_cstr(aTHX_ a, n, 1, bad), lines,
+                                  (size_t)k);
+}
+
+static uint32_t pmp_u32(pTHX_ SV **a, int n, int i)
+{
+    return i < n && SvOK(a[i]) ? (uint32_t)SvUV(a[i]) : 0;
+}
+
+SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n)
+{
+    pmc_status st;
+    pmc_str x, y;
+    int bad = 0;
+
+    if (!c->s)
+        return sv_2mortal(newSVpvf("%s: no milter conversation is running "
+                                   "(CLOSED)", op));
+    if (strEQ(op, "setreply")) {
+        const char *rc = pmp_cstr(aTHX_ a, n, 0, &bad);
+        const char *xc = pmp_cstr(aTHX_ a, n, 1, &bad);
+        const char *tx = pmp_cstr(aTHX_ a, n, 2, &bad);
+        st = bad ? PMC_ERR_ARGUMENT : pmc_session_setreply(c->s, rc, xc, tx);
+    } else if (strEQ(op, "setmlreply")) {
+        st = pmp_mlreply(aTHX_ c, a, n, &bad);
+    } else if (strEQ(op, "addheader")) {
+        st = pmc_session_addheader(c->s, pmp_str(aTHX_ a, n, 0),
+                                   pmp_str(aTHX_ a, n, 1));
+    } else if (strEQ(op, "insheader")) {
+        st = pmc_session_insheader(c->s, pmp_u32(aTHX_ a, n, 0),
+                                   pmp_str(aTHX_ a, n, 1),
+                                   pmp_str(aTHX_ a, n, 2));
+    } else if (strEQ(op, "chgheader")) {
+        y = pmp_str(aTHX_ a, n, 2);
+        if (!y.ptr)
+            y.ptr = ""; /* undef deletes the header */
+        st = pmc_session_chgheader(c->s, pmp_str(aTHX_ a, n, 0),
+                                   pmp_u32(aTHX_ a, n, 1), y);
+    } else if (strEQ(op, "addrcpt")) {
+        st = pmc_session_addrcpt(c->s, pmp_str(aTHX_ a, n, 0));
+    } else if (strEQ(op, "addrcpt_par")) {
+        y = pmp_str(aTHX_ a, n, 1);
+        st = pmc_session_addrcpt_par(c->s, pmp_str(aTHX_ a, n, 0),
+                                     y.ptr ? &y : NULL);
+    } else if (strEQ(op, "delrcpt")) {
+        st = pmc_session_delrcpt(c->s, pmp_str(aTHX_ a, n, 0));
+    } else if (strEQ(op, "chgfrom")) {
+        y = pmp_str(aTHX_ a, n, 1);
+        st = pmc_session_chgfrom(c->s, pmp_str(aTHX_ a, n, 0),
+                                 y.ptr ? &y : NULL);
+    } else if (strEQ(op, "replacebody")) {
+        x = pmp_str(aTHX_ a, n, 0);
+        st = pmc_session_replacebody(c->s, x.ptr ? x.ptr : "", x.len);
+    } else if (strEQ(op, "quarantine")) {
+        x = pmp_str(aTHX_ a, n, 0);
+        if (!x.ptr)
+            x.ptr = "";
+        st = pmc_session_quarantine(c->s, x);
+    } else if (strEQ(op, "progress")) {
+        st = pmc_session_progress(c->s);
+    } else if (strEQ(op, "setsymlist")) {
+        const char *l = pmp_cstr(aTHX_ a, n, 1, &bad);
+        st = bad ? PMC_ERR_ARGUMENT
+                 : pmc_session_setsymlist(c->s, (int)pmp_u32(aTHX_ a, n, 0),
+                                          l);
+    } else {
+        croak("Sendmail::PMilter::Context: unknown action %s", op);
+    }
+    if (st == PMC_OK)
+        return NULL;
+    if (bad)
+        return sv_2mortal(newSVpvf("%s: a string holds a NUL byte "
+                                   "(ARGUMENT)", op));
+    return pmp_fail(aTHX_ c, st);
+}
+
+/* 1.27 stage letters in its getsymval order: earliest stage first. */
+static const char pmp_letters[] = "CHMRTNE";
+
+static int pmp_stage_of(int letter)
+{
+    switch (letter) {
+    case 'C': return PMC_STAGE_CONNECT;
+    case 'H': return PMC_STAGE_HELO;
+    case 'M': return PMC_STAGE_ENVFROM;
+    case 'R': return PMC_STAGE_ENVRCPT;
+    case 'T': return PMC_STAGE_DATA;
+    case 'N': return PMC_STAGE_EOH;
+    case 'E': return PMC_STAGE_EOM;
+    }
+    return -1;
+}
+
+static int pmp_find(const pmc_session *s, int stage, const char *name,
+                    size_t len, pmc_str *value)
+{
+    size_t cur = 0;
+    pmc_str k, v;
+
+    while (pmc_session_macro_next(s, stage, &cur, &k, &v))
+        if (k.len == len && memcmp(k.ptr, name, len) == 0) {
+            *value = v;
+            return 1;
+        }
+    return 0;
+}
+
+/* 1.27's lookup (stages C H M R T N E, exact name), then the other brace
+ * form ("x" <-> "{x}") as libmilter does, which 1.27 lacked. */
+SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *namesv)
+{
+    STRLEN len;
+    const char *name;
+    char alt[256];
+    size_t altlen = 0;
+    pmc_str v;
+    int i;
+
+    if (!c->s || !SvOK(namesv))
+        return &PL_sv_undef;
+    name = SvPVbyte(namesv, len);
+    if (!c->compat) /* libmilter's lookup: latest stage first */
+        return pmc_session_getsymval(c->s, name, len, &v)
+                   ? sv_2mortal(newSVpvn(v.ptr, v.len)) : &PL_sv_undef;
+    for (i = 0; pmp_letters[i]; i++)
+        if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), name, len, &v))
+            return sv_2mortal(newSVpvn(v.ptr, v.len));
+    if (len > 2 && name[0] == '{' && name[len - 1] == '}') {
+        altlen = len - 2;
+        memcpy(alt, name + 1, altlen);
+    } else if (len > 0 && len + 2 < sizeof alt) {
+        alt[0] = '{';
+        memcpy(alt + 1, name, len);
+        alt[len + 1] = '}';
+        altlen = len + 2;
+    }
+    for (i = 0; altlen && pmp_letters[i]; i++)
+        if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), alt, altlen, &v))
+            return sv_2mortal(newSVpvn(v.ptr, v.len));
+    return &PL_sv_undef;
+}
+
+/* A snapshot of one stage's macros for $ctx->{symbols}{LETTER}. */
+SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter)
+{
+    int stage = pmp_stage_of(letter);
+    size_t cur = 0;
+    pmc_str k, v;
+    HV *hv;
+
+    if (!c->s || stage < 0)
+        return &PL_sv_undef;
+    hv = newHV();
+    while (pmc_session_macro_next(c->s, stage, &cur, &k, &v))
+        (void)hv_store(hv, k.ptr, (I32)k.len, newSVpvn(v.ptr, v.len), 0);
+    if (HvUSEDKEYS(hv) == 0) {
+        SvREFCNT_dec((SV *)hv);
+        return &PL_sv_undef;
+    }
+    return sv_2mortal(newRV_noinc((SV *)hv));
+}

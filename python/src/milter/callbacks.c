@@ -1,0 +1,329 @@
+/* callbacks.c - the pmc_handlers table of the binding.
+ *
+ * Each handler takes the GIL, converts the event into pymilter's argument
+ * types (spec/pymilter-api.md 2.2-2.3), calls the Python callback and turns
+ * its result into a verdict.  No Python exception ever leaves a handler:
+ * failures are reported and answered by the exception policy. */
+#include "pym.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+const char *const pym_slot_names[SLOT_COUNT] = {
+    "connect", "helo", "envfrom", "envrcpt", "header", "eoh", "body", "eom",
+    "abort", "close", "unknown", "data", "negotiate"
+};
+
+/* The one decoding rule for every str argument: UTF-8, with undecodable
+ * bytes kept as lone surrogates so nothing fails and
+ * s.encode('utf-8', 'surrogateescape') gives the exact bytes back. */
+PyObject *pym_decode(const char *p, size_t n)
+{
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "surrogateescape");
+}
+
+static PyObject *slot_cb(pym_conn *c, int slot)
+{
+    return c->cb ? c->cb[slot] : pym.cb[slot];
+}
+
+ContextObject *pym_conn_ctx(pym_conn *c, pmc_session *s)
+{
+    if (c->ctx == NULL)
+        c->ctx = pym_context_new(s);
+    return c->ctx;
+}
+
+/* The verdict of the exception policy, with pymilter's reply text. */
+int pym_policy_verdict(pmc_session *s)
+{
+    char text[96];
+    int pol = pym.exception_policy;
+
+    if (pol == PMC_TEMPFAIL || pol == PMC_REJECT) {
+        /* The core doubles '%' on the wire, so the name goes in as is. */
+        snprintf(text, sizeof text, "pymilter: untrapped exception in %.40s",
+                 pym.name);
+        (void)pmc_session_setreply(s, pol == PMC_TEMPFAIL ? "451" : "554",
+                                   pol == PMC_TEMPFAIL ? "4.3.0" : "5.3.0",
+                                   text);
+    }
+    return pol;
+}
+
+/* Print the current exception and clear it.  SystemExit and
+ * KeyboardInterrupt are not printed: PyErr_Print would exit the process
+ * from inside the engine.  They are kept on the connection (or handed to
+ * main()) so the host re-raises them once the engine call has returned. */
+static void report(pym_conn *c)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyObject *v = pym_take_exc();
+        if (v == NULL)
+            return;
+        if (c->pending_exc == NULL)
+            c->pending_exc = v;
+        else
+            Py_DECREF(v);
+        if (c->owner == NULL)
+            pym_exit_requested();
+        return;
+    }
+    PyErr_Print();
+}
+
+/* Map a callback's result to a verdict; NULL-free path only. */
+static int result_verdict(int slot, PyObject *res, int *v)
+{
+    long n;
+    int over = 0;
+
+    if (!PyLong_Check(res)) {
+        PyErr_Format(pym.error, "The %s callback must return int",
+                     pym_slot_names[slot]);
+        return -1;
+    }
+    n = PyLong_AsLongAndOverflow(res, &over);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    switch (over ? -1 : n) {
+    case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
+    case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
+        *v = (int)n;
+        return 0;
+    case PMC_ALL_OPTS:
+        if (slot == SLOT_NEGOTIATE) {
+            *v = (int)n;
+            return 0;
+        }
+        /* fall through */
+    default:
+        /* pymilter passed these on and the MTA hung (issue #63). */
+        PyErr_Format(pym.error,
+                     "The %s callback returned %R, which is not a milter "
+                     "return code (CONTINUE, REJECT, DISCARD, ACCEPT, "
+                     "TEMPFAIL, NOREPLY or SKIP)", pym_slot_names[slot], res);
+        return -1;
+    }
+}
+
+/* Call slot's callback with (ctx,) + args.  args may be NULL when building
+ * it failed (the error is set).  Steals args.  Returns the verdict. */
+int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
+             int *verdict)
+{
+    PyObject *cb = slot_cb(c, slot), *full = NULL, *res = NULL;
+    ContextObject *ctx;
+    Py_ssize_t i, n;
+    int v = PMC_CONTINUE, was;
+
+    if (cb == NULL) {
+        Py_XDECREF(args);
+        *verdict = PMC_CONTINUE;
+        return 0;
+    }
+    Py_INCREF(cb); /* the slot may be replaced while the callback runs */
+    ctx = pym_conn_ctx(c, s);
+    if (ctx == NULL || args == NULL)
+        goto fail;
+    n = PyTuple_GET_SIZE(args);
+    full = PyTuple_New(n + 1);
+    if (full == NULL)
+        goto fail;
+    Py_INCREF(ctx);
+    PyTuple_SET_ITEM(full, 0, (PyObject *)ctx);
+    for (i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(args, i);
+        Py_INCREF(o);
+        PyTuple_SET_ITEM(full, i + 1, o);
+    }
+    was = ctx->in_cb;
+    ctx->in_cb = 1;
+    res = PyObject_Call(cb, full, NULL);
+    ctx->in_cb = was;
+    if (res == NULL || result_verdict(slot, res, &v) < 0)
+        goto fail;
+    Py_DECREF(cb);
+    Py_DECREF(full);
+    Py_DECREF(args);
+    Py_DECREF(res);
+    *verdict = v;
+    return 0;
+fail:
+    report(c);
+    Py_DECREF(cb);
+    Py_XDECREF(full);
+    Py_XDECREF(args);
+    Py_XDECREF(res);
+    *verdict = pym_policy_verdict(s);
+    return -1;
+}
+
+/* Most handlers: take the GIL only when a callback exists, so events the
+ * application ignores cost no Python work. */
+#define ENTER(slot)                                                        \
+    pym_conn *c = ud;                                                      \
+    int v = PMC_CONTINUE;                                                  \
+    PyGILState_STATE g = PyGILState_Ensure();                              \
+    if (slot_cb(c, slot) == NULL) {                                        \
+        PyGILState_Release(g);                                             \
+        return PMC_CONTINUE;                                               \
+    }
+#define LEAVE() PyGILState_Release(g); return v
+
+static PyObject *hostaddr(const pmc_connect_info *ci, int *family)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    switch (ci->family) {
+    case '4':
+    case '6': {
+        int af = ci->family == '4' ? AF_INET : AF_INET6;
+        PyObject *a;
+        *family = af;
+        if (ci->addr_bin_len != 0 &&
+            inet_ntop(af, ci->addr_bin, ip, sizeof ip) != NULL)
+            a = PyUnicode_FromString(ip);
+        else /* the MTA's text did not parse: pass it on as sent */
+            a = pym_decode(ci->addr.ptr, ci->addr.len);
+        if (a == NULL)
+            return NULL;
+        if (af == AF_INET)
+            return Py_BuildValue("(Ni)", a, (int)ci->port);
+        return Py_BuildValue("(Niii)", a, (int)ci->port, 0, 0);
+    }
+    case 'L':
+        *family = AF_UNIX;
+        return pym_decode(ci->addr.ptr, ci->addr.len);
+    default:
+        *family = 0;
+        Py_RETURN_NONE;
+    }
+}
+
+static int h_connect(pmc_session *s, void *ud, const pmc_connect_info *ci)
+{
+    ENTER(SLOT_CONNECT)
+    int fam = 0;
+    PyObject *addr = hostaddr(ci, &fam);
+    PyObject *a = addr ? Py_BuildValue("(NiN)",
+                                       pym_decode(ci->host.ptr, ci->host.len),
+                                       fam, addr) : NULL;
+    pym_call(c, s, SLOT_CONNECT, a, &v);
+    LEAVE();
+}
+
+static int h_helo(pmc_session *s, void *ud, pmc_str helo)
+{
+    ENTER(SLOT_HELO)
+    pym_call(c, s, SLOT_HELO,
+             Py_BuildValue("(N)", pym_decode(helo.ptr, helo.len)), &v);
+    LEAVE();
+}
+
+/* MAIL/RCPT arguments stay bytes, one object per word, as in pymilter. */
+static PyObject *args_tuple(const pmc_args *args)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)args->argc);
+    size_t i;
+
+    for (i = 0; t != NULL && i < args->argc; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(args->argv[i].ptr,
+                                                (Py_ssize_t)args->argv[i].len);
+        if (b == NULL) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, b);
+    }
+    return t;
+}
+
+static int h_envfrom(pmc_session *s, void *ud, const pmc_args *args)
+{
+    ENTER(SLOT_ENVFROM)
+    pym_call(c, s, SLOT_ENVFROM, args_tuple(args), &v);
+    LEAVE();
+}
+
+static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
+{
+    ENTER(SLOT_ENVRCPT)
+    pym_call(c, s, SLOT_ENVRCPT, args_tuple(args), &v);
+    LEAVE();
+}
+
+static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
+{
+    ENTER(SLOT_HEADER)
+    pym_call(c, s, SLOT_HEADER,
+             Py_BuildValue("(Ny#)", pym_decode(name.ptr, name.len),
+                           value.ptr, (Py_ssize_t)value.len), &v);
+    LEAVE();
+}
+
+static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
+{
+    ENTER(SLOT_BODY)
+    pym_call(c, s, SLOT_BODY, Py_BuildValue("(y#)", p, (Py_ssize_t)n), &v);
+    LEAVE();
+}
+
+static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
+{
+    ENTER(SLOT_UNKNOWN)
+    pym_call(c, s, SLOT_UNKNOWN,
+             Py_BuildValue("(N)", pym_decode(cmd.ptr, cmd.len)), &v);
+    LEAVE();
+}
+
+#define NOARG_HANDLER(fn, slot)                                  \
+    static int fn(pmc_session *s, void *ud)                      \
+    {                                                            \
+        ENTER(slot)                                              \
+        pym_call(c, s, slot, PyTuple_New(0), &v);                \
+        LEAVE();                                                 \
+    }
+NOARG_HANDLER(h_data, SLOT_DATA)
+NOARG_HANDLER(h_eoh, SLOT_EOH)
+NOARG_HANDLER(h_eom, SLOT_EOM)
+NOARG_HANDLER(h_abort, SLOT_ABORT)
+
+/* close: called exactly once per connection that reached the filter,
+ * making the context if no earlier callback needed one (pymilter skipped
+ * close then).  Afterwards the context is detached, so later use raises
+ * "bad context", and the connection's reference to it is dropped. */
+static int h_close(pmc_session *s, void *ud)
+{
+    pym_conn *c = ud;
+    int v = PMC_CONTINUE;
+    PyGILState_STATE g = PyGILState_Ensure();
+
+    if (slot_cb(c, SLOT_CLOSE) != NULL)
+        pym_call(c, s, SLOT_CLOSE, PyTuple_New(0), &v);
+    if (c->ctx != NULL) {
+        ContextObject *ctx = c->ctx;
+        c->ctx = NULL;
+        pym_context_detach(ctx);
+        Py_DECREF(ctx);
+    }
+    PyGILState_Release(g);
+    return PMC_CONTINUE;
+}
+
+const pmc_handlers pym_handlers = {
+    .negotiate = pym_negotiate,
+    .connect = h_connect,
+    .helo = h_helo,
+    .envfrom = h_envfrom,
+    .envrcpt = h_envrcpt,
+    .data = h_data,
+    .header = h_header,
+    .eoh = h_eoh,
+    .body = h_body,
+    .eom = h_eom,
+    .abort = h_abort,
+    .close = h_close,
+    .unknown = h_unknown,
+};

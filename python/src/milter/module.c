@@ -1,0 +1,267 @@
+/* module.c - the `milter` module: constants, milter.error, settings and
+ * callback registration.  Names, values, signatures and error messages are
+ * pymilter's (spec/pymilter-api.md 1.2-1.4). */
+#include "pym.h"
+
+#include <string.h>
+
+pym_globals pym;
+
+PyObject *pym_error(const char *msg)
+{
+    PyErr_SetString(pym.error, msg);
+    return NULL;
+}
+
+/* set_*_callback(f): store f (or clear with None), return the old one. */
+static PyObject *set_slot(int slot, PyObject *f)
+{
+    PyObject *old = pym.cb[slot];
+
+    if (f != Py_None && !PyCallable_Check(f)) {
+        PyErr_SetString(PyExc_TypeError, "callback parameter must be callable");
+        return NULL;
+    }
+    if (f == Py_None) {
+        pym.cb[slot] = NULL;
+    } else {
+        Py_INCREF(f);
+        pym.cb[slot] = f;
+    }
+    return old ? old : Py_NewRef(Py_None);
+}
+
+#define SETTER(fn, slot)                                       \
+    static PyObject *fn(PyObject *self, PyObject *f)           \
+    {                                                          \
+        (void)self;                                            \
+        return set_slot(slot, f);                              \
+    }
+SETTER(set_connect_callback, SLOT_CONNECT)
+SETTER(set_helo_callback, SLOT_HELO)
+SETTER(set_envfrom_callback, SLOT_ENVFROM)
+SETTER(set_envrcpt_callback, SLOT_ENVRCPT)
+SETTER(set_header_callback, SLOT_HEADER)
+SETTER(set_eoh_callback, SLOT_EOH)
+SETTER(set_body_callback, SLOT_BODY)
+SETTER(set_eom_callback, SLOT_EOM)
+SETTER(set_abort_callback, SLOT_ABORT)
+SETTER(set_close_callback, SLOT_CLOSE)
+
+static PyObject *m_register(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"name", "unknown", "data", "negotiate", NULL};
+    static const int slots[] = {SLOT_UNKNOWN, SLOT_DATA, SLOT_NEGOTIATE};
+    const char *name;
+    PyObject *cb[3] = {NULL, NULL, NULL}, *old;
+    int i;
+
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|OOO:register", kwlist,
+                                     &name, &cb[0], &cb[1], &cb[2]))
+        return NULL;
+    for (i = 0; i < 3; i++) {
+        if (cb[i] != NULL && cb[i] != Py_None && !PyCallable_Check(cb[i]))
+            return PyErr_Format(PyExc_TypeError,
+                                "%s parameter must be callable", kwlist[i + 1]);
+    }
+    for (i = 0; i < 3; i++) {
+        if (cb[i] == NULL)
+            continue; /* omitted: the slot keeps its callback */
+        old = set_slot(slots[i], cb[i]);
+        Py_XDECREF(old);
+    }
+    /* Copied: pymilter kept a pointer into the str (spec 6.11). */
+    snprintf(pym.name, sizeof pym.name, "%s", name);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_set_flags(PyObject *self, PyObject *args)
+{
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:set_flags", &pym.flags))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_set_exception_policy(PyObject *self, PyObject *args)
+{
+    int p;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:set_exception_policy", &p))
+        return NULL;
+    if (p != PMC_CONTINUE && p != PMC_REJECT && p != PMC_ACCEPT &&
+        p != PMC_TEMPFAIL)
+        return pym_error("invalid exception policy");
+    pym.exception_policy = p;
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_setdbg(PyObject *self, PyObject *args)
+{
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:setdbg", &pym.dbg))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_setbacklog(PyObject *self, PyObject *args)
+{
+    int n;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:setbacklog", &n))
+        return NULL;
+    if (n <= 0)
+        return pym_error("cannot set backlog");
+    pym.backlog = n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_settimeout(PyObject *self, PyObject *args)
+{
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:settimeout", &pym.timeout))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_setconn(PyObject *self, PyObject *args)
+{
+    PyObject *spec;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "U:setconn", &spec))
+        return NULL;
+    if (PyUnicode_GET_LENGTH(spec) == 0)
+        return pym_error("cannot set connection");
+    Py_INCREF(spec);
+    Py_XSETREF(pym.conn_spec, spec);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_getdiag(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    return Py_BuildValue("(kk)", pym.ctx_new, pym.ctx_del);
+}
+
+/* pymilter reports the run-time libmilter version; runmilter needs it to
+ * be at least (1, 0, 1) to use negotiation, which libpmcore always has. */
+static PyObject *m_getversion(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    return Py_BuildValue("(iii)", 1, 0, 1);
+}
+
+static PyMethodDef methods[] = {
+    {"set_flags", m_set_flags, METH_VARARGS,
+     "set_flags(flags): kept for compatibility; negotiation decides."},
+    {"set_connect_callback", set_connect_callback, METH_O, NULL},
+    {"set_helo_callback", set_helo_callback, METH_O, NULL},
+    {"set_envfrom_callback", set_envfrom_callback, METH_O, NULL},
+    {"set_envrcpt_callback", set_envrcpt_callback, METH_O, NULL},
+    {"set_header_callback", set_header_callback, METH_O, NULL},
+    {"set_eoh_callback", set_eoh_callback, METH_O, NULL},
+    {"set_body_callback", set_body_callback, METH_O, NULL},
+    {"set_eom_callback", set_eom_callback, METH_O, NULL},
+    {"set_abort_callback", set_abort_callback, METH_O, NULL},
+    {"set_close_callback", set_close_callback, METH_O, NULL},
+    {"set_exception_policy", m_set_exception_policy, METH_VARARGS,
+     "set_exception_policy(code): CONTINUE, REJECT, ACCEPT or TEMPFAIL."},
+    {"register", (PyCFunction)(void (*)(void))m_register,
+     METH_VARARGS | METH_KEYWORDS,
+     "register(name, unknown=None, data=None, negotiate=None)"},
+    {"opensocket", pym_opensocket, METH_VARARGS,
+     "opensocket(rmsock): listen now (remove a stale unix socket)."},
+    {"main", (PyCFunction)(void (*)(void))pym_main,
+     METH_VARARGS | METH_KEYWORDS,
+     "main(*, threads=0): serve until stopped (stop(), SIGTERM, SIGHUP);\n"
+     "Ctrl-C raises KeyboardInterrupt.  threads sizes the callback pool\n"
+     "(0: twice the CPUs, 4 to 64)."},
+    {"setdbg", m_setdbg, METH_VARARGS, "setdbg(level)"},
+    {"setbacklog", m_setbacklog, METH_VARARGS, "setbacklog(n)"},
+    {"settimeout", m_settimeout, METH_VARARGS, "settimeout(secs)"},
+    {"setconn", m_setconn, METH_VARARGS, "setconn(spec)"},
+    {"stop", pym_stop, METH_NOARGS, "stop(): make main() return."},
+    {"getdiag", m_getdiag, METH_NOARGS,
+     "getdiag() -> (contexts created, contexts deleted)"},
+    {"getversion", m_getversion, METH_NOARGS,
+     "getversion() -> (1, 0, 1): the protocol level provided."},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "milter",
+    "This module interfaces with Sendmail's libmilter functionality, "
+    "allowing one to write email filters directly in Python.\n\n"
+    "This implementation runs on libpmcore (no libmilter).",
+    -1, methods, NULL, NULL, NULL, NULL
+};
+
+static const struct { const char *name; long value; } constants[] = {
+    {"CONTINUE", 0}, {"REJECT", 1}, {"DISCARD", 2}, {"ACCEPT", 3},
+    {"TEMPFAIL", 4}, {"NOREPLY", 7}, {"SKIP", 8}, {"ALL_OPTS", 10},
+    {"SUCCESS", 0}, {"FAILURE", -1}, {"VERSION", 0x01000001},
+    {"ADDHDRS", 0x1}, {"CHGBODY", 0x2}, {"MODBODY", 0x2}, {"ADDRCPT", 0x4},
+    {"DELRCPT", 0x8}, {"CHGHDRS", 0x10}, {"QUARANTINE", 0x20},
+    {"CHGFROM", 0x40}, {"ADDRCPT_PAR", 0x80}, {"SETSYMLIST", 0x100},
+    {"V1_ACTS", 0xF}, {"V2_ACTS", 0x3F}, {"CURR_ACTS", 0x1FF},
+    {"M_CONNECT", 0}, {"M_HELO", 1}, {"M_ENVFROM", 2}, {"M_ENVRCPT", 3},
+    {"M_DATA", 4}, {"M_EOM", 5}, {"M_EOH", 6},
+    {"P_NOCONNECT", 0x1}, {"P_NOHELO", 0x2}, {"P_NOMAIL", 0x4},
+    {"P_NORCPT", 0x8}, {"P_NOBODY", 0x10}, {"P_NOHDRS", 0x20},
+    {"P_NOEOH", 0x40}, {"P_NOUNKNOWN", 0x100}, {"P_NODATA", 0x200},
+    {"P_NR_HDR", 0x80}, {"P_NR_CONN", 0x1000}, {"P_NR_HELO", 0x2000},
+    {"P_NR_MAIL", 0x4000}, {"P_NR_RCPT", 0x8000}, {"P_NR_DATA", 0x10000},
+    {"P_NR_UNKN", 0x20000}, {"P_NR_EOH", 0x40000}, {"P_NR_BODY", 0x80000},
+    {"P_SKIP", 0x400}, {"P_RCPT_REJ", 0x800}, {"P_HDR_LEADSPC", 0x100000},
+};
+
+/* The one exported symbol.  -fvisibility=hidden hides everything else;
+ * PyMODINIT_FUNC only marks itself visible from Python 3.9 on. */
+__attribute__((visibility("default"))) PyMODINIT_FUNC PyInit_milter(void)
+{
+    PyObject *m;
+    size_t i;
+
+    if (PyType_Ready(&pym_ContextType) < 0 ||
+        PyType_Ready(&pym_TestConnType) < 0)
+        return NULL;
+    m = PyModule_Create(&moddef);
+    if (m == NULL)
+        return NULL;
+    for (i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name,
+                                    constants[i].value) < 0)
+            goto fail;
+    if (pym.error == NULL) {
+        pym.error = PyErr_NewException("milter.error", NULL, NULL);
+        if (pym.error == NULL)
+            goto fail;
+        strcpy(pym.name, "pythonfilter");
+        pym.flags = (int)PMC_ACT_ALL;
+        pym.exception_policy = PMC_TEMPFAIL;
+        pym.timeout = 7210;
+    }
+    Py_INCREF(pym.error);
+    if (PyModule_AddObject(m, "error", pym.error) < 0) {
+        Py_DECREF(pym.error);
+        goto fail;
+    }
+    /* Private: the in-process engine Milter.testctx drives. */
+    Py_INCREF(&pym_TestConnType);
+    if (PyModule_AddObject(m, "_TestConn", (PyObject *)&pym_TestConnType) < 0) {
+        Py_DECREF(&pym_TestConnType);
+        goto fail;
+    }
+    if (pym_server_init(m) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

@@ -1,0 +1,448 @@
+/* server.c - main(), stop() and opensocket() on the libpmcore server.
+ *
+ * main() runs pmc_server_run with the GIL released, on a bounded thread
+ * pool (handlers take the GIL themselves).  Signals stay Python's: the
+ * server wakes on signal.set_wakeup_fd's pipe and every tick, and the tick
+ * hook runs Python's handlers (PyErr_CheckSignals) on this thread, so
+ * Ctrl-C raises KeyboardInterrupt from main() and user handlers run.
+ * SIGTERM and SIGHUP, when the application left them at their defaults,
+ * stop main() gracefully (drain) as pymilter's libmilter did. */
+#include "pym.h"
+
+#include <limits.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef PYM_HAVE_SERVER
+static pmc_server *running;   /* guarded by the GIL */
+static PyObject *main_exc;    /* exception to raise from main() */
+static int listen_fd = -1;    /* from opensocket() */
+
+/* Keep the first exception that should end main() (SystemExit from a
+ * callback, KeyboardInterrupt from a signal handler). */
+static void keep_exc(PyObject *v)
+{
+    if (main_exc == NULL)
+        main_exc = v;
+    else
+        Py_DECREF(v);
+}
+
+static void *conn_open(void *app, const pmc_conn_info *ci)
+{
+    (void)app;
+    (void)ci;
+    return PyMem_RawCalloc(1, sizeof(pym_conn));
+}
+
+static void conn_close(void *app, void *ud)
+{
+    pym_conn *c = ud;
+    PyGILState_STATE g;
+
+    (void)app;
+    if (c == NULL)
+        return;
+    g = PyGILState_Ensure();
+    if (c->ctx != NULL) { /* close never ran (the session never started) */
+        pym_context_detach(c->ctx);
+        Py_CLEAR(c->ctx);
+    }
+    if (c->pending_exc != NULL) {
+        keep_exc(c->pending_exc);
+        c->pending_exc = NULL;
+        if (running)
+            pmc_server_stop(running, -1);
+    }
+    PyGILState_Release(g);
+    PyMem_RawFree(c);
+}
+
+static int tick(void *app)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = 0;
+
+    (void)app;
+    if (PyErr_CheckSignals() < 0) {
+        PyObject *v = pym_take_exc();
+        if (v != NULL)
+            keep_exc(v);
+        pmc_server_stop(running, 0); /* an exception: stop now */
+    }
+    if (main_exc != NULL)
+        stop = 1;
+    PyGILState_Release(g);
+    return stop;
+}
+
+/* Any worker thread may log: only the level chosen at start is used. */
+static void log_line(void *app, int level, uint64_t id, const char *qid,
+                     const char *msg)
+{
+    (void)app;
+    (void)level;
+    fprintf(stderr, "milter[%llu]%s%s: %s\n", (unsigned long long)id,
+                qid ? " " : "", qid ? qid : "", msg);
+}
+
+/* pymilter's specs: "PATH" (no colon) means unix, and libmilter took
+ * inet:PORT@[IPv4] with brackets, which the core reads as IPv6 (request
+ * filed to accept it there); the rest goes to the core as is. */
+static PyObject *core_spec(const char *errmsg)
+{
+    const char *s, *at;
+    size_t n;
+
+    if (pym.conn_spec == NULL) {
+        pym_error(errmsg);
+        return NULL;
+    }
+    s = PyUnicode_AsUTF8(pym.conn_spec);
+    if (s == NULL)
+        return NULL;
+    if (strchr(s, ':') == NULL)
+        return PyBytes_FromFormat("unix:%s", s);
+    n = strlen(s);
+    at = strchr(s, '@');
+    if (strncmp(s, "inet:", 5) == 0 && at != NULL && at[1] == '[' &&
+        n > 0 && s[n - 1] == ']' && strchr(at, ':') == NULL) {
+        /* "inet:PORT@" + the address without its brackets */
+        size_t head = (size_t)(at - s) + 1, addr = n - head - 2;
+        PyObject *b = PyBytes_FromStringAndSize(NULL,
+                                                (Py_ssize_t)(head + addr));
+        if (b != NULL) {
+            memcpy(PyBytes_AS_STRING(b), s, head);
+            memcpy(PyBytes_AS_STRING(b) + head, at + 2, addr);
+        }
+        return b;
+    }
+    return PyBytes_FromString(s);
+}
+
+PyObject *pym_opensocket(PyObject *self, PyObject *args)
+{
+    unsigned char rm;
+    PyObject *spec;
+    pmc_sockspec ss;
+    pmc_error err;
+    struct stat st;
+    int fd;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "b:opensocket", &rm))
+        return NULL;
+    spec = core_spec("cannot opensocket");
+    if (spec == NULL)
+        return NULL;
+    if (listen_fd >= 0 || running) {
+        Py_DECREF(spec);
+        return pym_error("cannot opensocket");
+    }
+    /* rmsock: remove an existing unix socket file, live or not, as
+     * libmilter did (pmc_listen itself only replaces stale ones). */
+    if (rm && pmc_sockspec_parse(PyBytes_AS_STRING(spec), &ss, NULL) ==
+                  PMC_OK && ss.family == PMC_SOCK_UNIX &&
+        lstat(ss.path, &st) == 0 && S_ISSOCK(st.st_mode))
+        (void)unlink(ss.path);
+    fd = pmc_listen(PyBytes_AS_STRING(spec), 0,
+                    pym.backlog > 0 ? pym.backlog : 0, &err);
+    Py_DECREF(spec);
+    if (fd < 0) {
+        PyObject *exc = PyObject_CallFunction(pym.error, "s",
+                                              "cannot opensocket");
+        if (exc != NULL) {
+            PyObject *r = PyUnicode_FromString(err.message);
+            if (r != NULL)
+                PyObject_SetAttrString(exc, "reason", r);
+            Py_XDECREF(r);
+            PyErr_SetObject(pym.error, exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
+    listen_fd = fd;
+    Py_RETURN_NONE;
+}
+
+/* SIGTERM/SIGHUP left at SIG_DFL get a handler that stops main()
+ * gracefully; returns the previous handlers to restore (or NULL). */
+static PyObject *install_default_stops(PyObject *sigmod, PyObject *stopper)
+{
+    static const char *const names[] = {"SIGTERM", "SIGHUP"};
+    PyObject *saved = PyList_New(0), *dfl;
+    int i;
+
+    if (saved == NULL)
+        return NULL;
+    dfl = PyObject_GetAttrString(sigmod, "SIG_DFL");
+    for (i = 0; dfl != NULL && i < 2; i++) {
+        PyObject *num = PyObject_GetAttrString(sigmod, names[i]);
+        PyObject *cur = num ? PyObject_CallMethod(sigmod, "getsignal", "O",
+                                                  num) : NULL;
+        if (cur != NULL && PyObject_RichCompareBool(cur, dfl, Py_EQ) == 1) {
+            PyObject *r = PyObject_CallMethod(sigmod, "signal", "OO", num,
+                                              stopper);
+            if (r != NULL) {
+                PyObject *t = PyTuple_Pack(2, num, cur);
+                if (t != NULL)
+                    PyList_Append(saved, t);
+                Py_XDECREF(t);
+            }
+            Py_XDECREF(r);
+        }
+        Py_XDECREF(num);
+        Py_XDECREF(cur);
+        PyErr_Clear();
+    }
+    Py_XDECREF(dfl);
+    return saved;
+}
+
+static void restore_signals(PyObject *sigmod, PyObject *saved)
+{
+    Py_ssize_t i;
+
+    for (i = 0; saved != NULL && i < PyList_GET_SIZE(saved); i++) {
+        PyObject *t = PyList_GET_ITEM(saved, i);
+        PyObject *r = PyObject_CallMethod(sigmod, "signal", "OO",
+                                          PyTuple_GET_ITEM(t, 0),
+                                          PyTuple_GET_ITEM(t, 1));
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
+static PyObject *graceful_stop(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    if (running)
+        pmc_server_stop(running, -1);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef stopper_def = {"_graceful_stop", graceful_stop,
+                                  METH_VARARGS, NULL};
+
+/* Signal plumbing for one main() run, set up on the main thread only
+ * (Python's wakeup fd and handlers belong to it). */
+typedef struct {
+    PyObject *sigmod, *stopper, *saved, *oldwake;
+    int pfd[2];
+} sigstate;
+
+static int is_main_thread(void)
+{
+    PyObject *thr = PyImport_ImportModule("threading");
+    PyObject *cur = thr ? PyObject_CallMethod(thr, "current_thread", NULL)
+                        : NULL;
+    PyObject *mainth = thr ? PyObject_CallMethod(thr, "main_thread", NULL)
+                           : NULL;
+    int r = cur != NULL && cur == mainth;
+
+    Py_XDECREF(thr);
+    Py_XDECREF(cur);
+    Py_XDECREF(mainth);
+    PyErr_Clear();
+    return r;
+}
+
+static void signals_setup(sigstate *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->pfd[0] = ss->pfd[1] = -1;
+    if (!is_main_thread())
+        return; /* tick still runs; Python delivers signals elsewhere */
+    ss->sigmod = PyImport_ImportModule("signal");
+    if (ss->sigmod == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (pipe(ss->pfd) == 0) {
+        int i;
+        for (i = 0; i < 2; i++) {
+            fcntl(ss->pfd[i], F_SETFL, O_NONBLOCK);
+            fcntl(ss->pfd[i], F_SETFD, FD_CLOEXEC);
+        }
+        ss->oldwake = PyObject_CallMethod(ss->sigmod, "set_wakeup_fd", "i",
+                                          ss->pfd[1]);
+        if (ss->oldwake == NULL) {
+            PyErr_Clear();
+            close(ss->pfd[0]);
+            close(ss->pfd[1]);
+            ss->pfd[0] = ss->pfd[1] = -1;
+        }
+    }
+    ss->stopper = PyCFunction_New(&stopper_def, NULL);
+    ss->saved = ss->stopper ? install_default_stops(ss->sigmod, ss->stopper)
+                            : NULL;
+    PyErr_Clear();
+}
+
+static void signals_restore(sigstate *ss)
+{
+    PyObject *pending = pym_take_exc(); /* keep the caller's error */
+
+    if (ss->sigmod != NULL) {
+        if (ss->oldwake != NULL) {
+            PyObject *r = PyObject_CallMethod(ss->sigmod, "set_wakeup_fd",
+                                              "O", ss->oldwake);
+            Py_XDECREF(r);
+            PyErr_Clear();
+        }
+        restore_signals(ss->sigmod, ss->saved);
+    }
+    if (ss->pfd[0] >= 0) {
+        close(ss->pfd[0]);
+        close(ss->pfd[1]);
+    }
+    Py_XDECREF(ss->oldwake);
+    Py_XDECREF(ss->saved);
+    Py_XDECREF(ss->stopper);
+    Py_XDECREF(ss->sigmod);
+    pym_restore_exc(pending);
+}
+
+/* main(*, threads=0): pymilter's main() takes no arguments; the keyword
+ * sizes the callback thread pool (0 = the core's default: twice the online
+ * CPUs, at least 4, at most 64). */
+PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"threads", NULL};
+    unsigned int threads = 0;
+    pmc_server_config cfg;
+    pmc_server *srv;
+    pmc_error err;
+    pmc_status st;
+    PyObject *spec;
+    sigstate ss;
+
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$I:main", kwlist, &threads))
+        return NULL;
+    if (running)
+        return pym_error("milter module in use");
+    memset(&err, 0, sizeof err);
+    pmc_server_config_init(&cfg);
+    cfg.handlers = &pym_handlers;
+    cfg.conn_open = conn_open;
+    cfg.conn_close = conn_close;
+    cfg.log = log_line;
+    /* libmilter logged to syslog; here warnings and errors go to stderr,
+     * and everything with setdbg(n > 0). */
+    cfg.log_level = pym.dbg > 0 ? PMC_LOG_DEBUG : PMC_LOG_WARNING;
+    cfg.tick = tick;
+    cfg.tick_interval_ms = 200;
+    cfg.model = PMC_MODEL_THREADS;
+    cfg.threads = threads;
+    cfg.backlog = pym.backlog;
+    /* settimeout(): libmilter's per-command timeout, here the idle time
+     * allowed between messages (<= 0 keeps the core's 7210 s). */
+    if (pym.timeout > 0)
+        cfg.idle_timeout_ms = pym.timeout > INT_MAX / 1000 ? INT_MAX
+                                                           : pym.timeout * 1000;
+    signals_setup(&ss);
+    cfg.wake_fd = ss.pfd[0];
+    srv = pmc_server_new(&cfg, &err);
+    if (srv == NULL) {
+        signals_restore(&ss);
+        return pym_error("cannot run main");
+    }
+    if (listen_fd >= 0) {
+        st = pmc_server_add_fd(srv, listen_fd, &err);
+        listen_fd = -1;
+    } else if ((spec = core_spec("cannot run main")) != NULL) {
+        st = pmc_server_listen(srv, PyBytes_AS_STRING(spec), 0, &err) < 0
+                 ? PMC_ERR_IO : PMC_OK;
+        Py_DECREF(spec);
+    } else {
+        pmc_server_free(srv);
+        signals_restore(&ss);
+        return NULL;
+    }
+    if (st != PMC_OK) {
+        pmc_server_free(srv);
+        signals_restore(&ss);
+        return pym_error("cannot run main");
+    }
+    running = srv;
+    Py_BEGIN_ALLOW_THREADS
+    st = pmc_server_run(srv, &err);
+    Py_END_ALLOW_THREADS
+    running = NULL;
+    pmc_server_free(srv);
+    signals_restore(&ss);
+    /* Handlers for signals that arrived after the last tick. */
+    if (PyErr_CheckSignals() < 0)
+        return NULL;
+    if (main_exc != NULL) {
+        PyObject *e = main_exc;
+        main_exc = NULL;
+        pym_restore_exc(e);
+        return NULL;
+    }
+    if (st != PMC_OK)
+        return pym_error("cannot run main");
+    Py_RETURN_NONE;
+}
+
+PyObject *pym_stop(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    if (running)
+        pmc_server_stop(running, -1);
+    Py_RETURN_NONE;
+}
+
+int pym_server_init(PyObject *m)
+{
+    (void)m;
+    return 0;
+}
+
+void pym_exit_requested(void)
+{
+    if (running)
+        pmc_server_stop(running, -1);
+}
+
+#else /* the server layer is not in this libpmcore yet */
+
+PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    (void)args;
+    (void)kw;
+    return pym_error("not yet available");
+}
+
+PyObject *pym_stop(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    Py_RETURN_NONE;
+}
+
+PyObject *pym_opensocket(PyObject *self, PyObject *args)
+{
+    unsigned char rm;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "b:opensocket", &rm))
+        return NULL;
+    return pym_error("cannot opensocket");
+}
+
+int pym_server_init(PyObject *m)
+{
+    (void)m;
+    return 0;
+}
+
+void pym_exit_requested(void)
+{
+}
+#endif

@@ -1,0 +1,217 @@
+"""milter.main() on the libpmcore server, in a child process: serving,
+signals, stop, sys.exit, re-running, and the thread pool."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import milter
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Client(object):
+    """The engine's client on a socket; keeps the socket open with it."""
+
+    def __init__(self, conn, sock):
+        self.conn, self.sock = conn, sock
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+class Server(object):
+    def __init__(self, mode, tmp_path):
+        self.sock = str(tmp_path / 'm.sock')
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [HERE] + [p for p in sys.path if p])
+        self.p = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, 'srv_helper.py'), mode,
+             self.sock], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, text=True)
+        line = self.p.stdout.readline()
+        assert line.strip() == 'ready', (line, self.p.stderr.read())
+
+    def client(self):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.sock)
+        c = Client(milter._TestConn(fd=s.fileno(), timeout_ms=10000), s)
+        c.negotiate()
+        c.connect('mx', '4', 25, '192.0.2.1')
+        return c
+
+    def finish(self, timeout=10):
+        out, err = self.p.communicate(timeout=timeout)
+        return self.p.returncode, out, err
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.communicate()
+
+
+def quit_after_stop(c):
+    """A stopping server closes a connection between messages at once, so
+    QUIT may find the socket closed: that is the drain working."""
+    try:
+        c.quit()
+    except milter.error as e:
+        assert 'Broken pipe' in str(e) or 'reset' in str(e), e
+
+
+def message(c, sender=b'<a@x>'):
+    c.mail([sender])
+    c.rcpt([b'<b@x>'])
+    c.header(b'Subject', b's')
+    return c.eom()
+
+
+@pytest.fixture
+def server(tmp_path):
+    made = []
+
+    def make(mode):
+        s = Server(mode, tmp_path)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.kill()
+
+
+def test_serves_and_sigterm_drains(server):
+    s = server('term')
+    c = s.client()
+    assert message(c)[2] == [('h', 0, b'X-Served', b'term')]
+    c.mail([b'<a@x>'])                      # a message in progress
+    s.p.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    c.rcpt([b'<b@x>'])                      # still served: drain
+    r = c.eom()
+    assert r[0] == 'c'
+    quit_after_stop(c)
+    rc, out, err = s.finish()
+    assert rc == 0 and 'main returned None' in out, (out, err)
+
+
+def test_sighup_returns(server):
+    s = server('hup')
+    c0 = s.client()  # main() runs (its signal handlers are installed)
+    c0.quit()
+    s.p.send_signal(signal.SIGHUP)
+    rc, out, err = s.finish()
+    assert rc == 0 and 'main returned None' in out, err
+
+
+def test_sigint_raises_keyboardinterrupt_promptly(server):
+    s = server('int')
+    c = s.client()
+    t0 = time.monotonic()
+    s.p.send_signal(signal.SIGINT)
+    rc, out, err = s.finish()
+    assert 'KeyboardInterrupt' in out and rc == 130, (out, err)
+    assert time.monotonic() - t0 < 2.0
+    del c
+
+
+def test_user_signal_handler_runs_during_main(server):
+    s = server('usr1')
+    c0 = s.client()
+    c0.quit()
+    s.p.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    c = s.client()
+    assert message(c)[0] == 'c'             # still serving
+    c.quit()
+    s.p.send_signal(signal.SIGTERM)
+    rc, out, err = s.finish()
+    assert out.index('usr1 handled') < out.index('main returned')
+
+
+def test_sys_exit_in_callback_ends_milter(server):
+    s = server('exit')
+    c = s.client()
+    r = c.mail([b'<exit@x>'])
+    assert r[0] == 'y' and r[1].startswith(b'451 4.3.0')
+    quit_after_stop(c)
+    rc, out, err = s.finish()
+    assert rc == 5, (out, err)
+
+
+def test_main_twice_and_stop(server):
+    s = server('twice')
+    c = s.client()
+    assert message(c)[0] == 'c'
+    c.quit()
+    line = s.p.stdout.readline()
+    assert line.strip() == 'main 0 returned'
+    assert s.p.stdout.readline().strip() == 'ready'
+    time.sleep(0.2)
+    c = s.client()
+    assert message(c)[2] == [('h', 0, b'X-Served', b'twice')]
+    c.quit()
+    s.kill()
+
+
+def test_main_in_use(server):
+    s = server('inuse')
+    rc, out, err = s.finish()
+    assert 'second: milter module in use' in out, (out, err)
+    assert 'main returned None' in out
+
+
+def test_slow_callback_stalls_only_its_connection(server):
+    s = server('pool')
+    slow = s.client()
+    done = []
+
+    def run_slow():
+        done.append(message(slow, b'<slow@x>')[0])
+    t = threading.Thread(target=run_slow)
+    t.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    fast = s.client()
+    assert message(fast)[0] == 'c'
+    elapsed = time.monotonic() - t0
+    t.join()
+    assert done == ['c']
+    assert elapsed < 0.5, elapsed
+    fast.quit()
+    slow.quit()
+    s.p.send_signal(signal.SIGTERM)
+    assert s.finish()[0] == 0
+
+
+def test_callbacks_in_order_one_at_a_time(server):
+    """8 connections at once on the thread pool: each connection's
+    callbacks run in protocol order and never overlap."""
+    s = server('order')
+    results = []
+
+    def worker():
+        c = s.client()
+        for _ in range(15):
+            c.mail([b'<a@x>'])
+            c.rcpt([b'<b@x>'])
+            c.header(b'Subject', b's')
+            c.header(b'X-A', b'v')
+            c.eoh()
+            c.body(b'body\r\n')
+            results.append(c.eom()[2])
+        c.quit()
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 120
+    assert all(r == [('h', 0, b'X-Order', b'ok')] for r in results), \
+        [r for r in results if r != [('h', 0, b'X-Order', b'ok')]][:3]
+    s.p.send_signal(signal.SIGTERM)
+    assert s.finish()[0] == 0
