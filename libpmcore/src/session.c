@@ -492,6 +492,11 @@ static pmc_status run(pmc_session *s)
 
     while (!s->pending && !s->closed) {
         if (!pmci_decoder_fast(&s->dec, &pkt)) {
+            /* Input used up between packets, the end of most feeds: no
+             * need to ask the slow path. */
+            if (s->dec.in_len == 0 && s->dec.partial.len == 0 &&
+                s->dec.err.code == PMC_OK)
+                return PMC_OK;
             if (pmc_decoder_next(&s->dec, &pkt, &ready) != PMC_OK)
                 return fail_from_decoder(s);
             if (!ready)
@@ -503,7 +508,7 @@ static pmc_status run(pmc_session *s)
     }
     if (s->closed)
         return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
-    if (pmc_decoder_stash(&s->dec) != PMC_OK)
+    if (s->dec.in_len > 0 && pmc_decoder_stash(&s->dec) != PMC_OK)
         return fail_from_decoder(s);
     return PMC_OK;
 }
