@@ -8,7 +8,7 @@ CC ?= cc
 OPT ?= -O2
 SAN ?=
 PMC_CFLAGS = -std=c11 $(OPT) -g -Wall -Wextra -Werror -fvisibility=hidden \
-             -fPIC $(SAN) -Ilibpmcore/include
+             -fPIC -pthread $(SAN) -Ilibpmcore/include
 PY ?= python3
 FUZZ_SECONDS ?= 60
 MAKEFLAGS += --no-print-directory
@@ -67,6 +67,11 @@ $(BUILD)/bench/bench_core: bench/core/bench_core.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
 
+# The server example is built by `make test` so it keeps compiling.
+$(BUILD)/examples/hello_milter: examples/c/hello_milter.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
+
 $(BUILD)/examples/demo: examples/c/demo.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
@@ -78,7 +83,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 
 # --- tests -------------------------------------------------------------------
 # The C suites run last so the final line is their aggregate summary.
-test: $(LIB) $(TEST_BINS) $(VECRUN)
+test: $(LIB) $(TEST_BINS) $(VECRUN) $(BUILD)/examples/hello_milter
 	tests/check_symbols.sh $(LIB)
 	if [ -f perl/Makefile.PL ]; then \
 	    cd perl && perl Makefile.PL && $(MAKE) && $(MAKE) test; fi
