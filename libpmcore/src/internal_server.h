@@ -167,6 +167,7 @@ PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
 PMCI_HIDDEN void pmci_handlers_wrap(pmc_handlers *t, const pmc_handlers *h);
 PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
+PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
 
 /* conn.c: the session side of a connection, independent of the model. */
 PMCI_HIDDEN pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id);

@@ -43,14 +43,7 @@ static void child_setup(pmci_loop *l, int control)
     pmc_server *srv = l->srv;
 
     srv->is_child = 1;
-    while (srv->children) {
-        pmci_child *ch = srv->children;
-        srv->children = ch->next;
-        if (ch->it.fd >= 0)
-            close(ch->it.fd);
-        free(ch);
-    }
-    srv->nchildren = 0;
+    pmci_free_children(srv);
     close(l->ep);
     l->ep = -1;
     /* The eventfd is shared with the master across fork: a stop written

@@ -233,6 +233,20 @@ void pmci_close_listeners(pmc_server *srv)
     }
 }
 
+/* Forget the children list (the master at exit, a new child at fork: the
+ * list belongs to the master). */
+void pmci_free_children(pmc_server *srv)
+{
+    while (srv->children) {
+        pmci_child *ch = srv->children;
+        srv->children = ch->next;
+        if (ch->it.fd >= 0)
+            close(ch->it.fd);
+        free(ch);
+    }
+    srv->nchildren = 0;
+}
+
 void pmc_server_free(pmc_server *srv)
 {
     if (!srv)
@@ -243,13 +257,7 @@ void pmc_server_free(pmc_server *srv)
         free(srv->ls[i]);
     }
     free(srv->ls);
-    while (srv->children) {
-        pmci_child *ch = srv->children;
-        srv->children = ch->next;
-        if (ch->it.fd >= 0)
-            close(ch->it.fd);
-        free(ch);
-    }
+    pmci_free_children(srv);
     if (srv->wakefd >= 0)
         close(srv->wakefd);
     pthread_mutex_destroy(&srv->mu);

@@ -65,32 +65,6 @@ void pmc_session_free(pmc_session *s)
     free(s);
 }
 
-/* Run abort (inside a message) and close (once per connection). */
-static void teardown(pmc_session *s)
-{
-    pmc_event saved = s->cur_event;
-
-    if (s->in_msg) {
-        s->in_msg = 0;
-        if (s->h->abort) {
-            s->cur_event = PMC_EV_ABORT;
-            s->in_handler = 1;
-            (void)s->h->abort(s, s->ud);
-            s->in_handler = 0;
-        }
-    }
-    if (s->conn_open) {
-        s->conn_open = 0;
-        if (s->h->close) {
-            s->cur_event = PMC_EV_CLOSE;
-            s->in_handler = 1;
-            (void)s->h->close(s, s->ud);
-            s->in_handler = 0;
-        }
-    }
-    s->cur_event = saved;
-}
-
 static void forget_message_edits(pmc_session *s)
 {
     s->body.len = 0;
@@ -99,13 +73,53 @@ static void forget_message_edits(pmc_session *s)
     s->reply_class = 0;
 }
 
-static pmc_status fail_closed(pmc_session *s)
+/* Inside a message, forget its edits and run abort: the message is over
+ * without an EOM. */
+static void run_abort(pmc_session *s)
+{
+    if (!s->in_msg)
+        return;
+    s->in_msg = 0;
+    forget_message_edits(s);
+    if (s->h->abort) {
+        s->cur_event = PMC_EV_ABORT;
+        s->in_handler = 1;
+        (void)s->h->abort(s, s->ud);
+        s->in_handler = 0;
+    }
+    s->cur_event = PMC_EV_COUNT;
+}
+
+/* Close is owed once per connection (QUIT_NC starts a new one). */
+static void run_close(pmc_session *s)
+{
+    if (!s->conn_open)
+        return;
+    s->conn_open = 0;
+    if (s->h->close) {
+        s->cur_event = PMC_EV_CLOSE;
+        s->in_handler = 1;
+        (void)s->h->close(s, s->ud);
+        s->in_handler = 0;
+    }
+    s->cur_event = PMC_EV_COUNT;
+}
+
+/* The end of the session, whatever ended it.  'closed' is set first so
+ * actions from abort and close handlers are refused. */
+static void shut(pmc_session *s)
 {
     s->closed = 1;
     s->pending = 0;
+    s->pending_eob = 0;
     forget_message_edits(s);
-    teardown(s);
-    s->cur_event = PMC_EV_COUNT;
+    run_abort(s);
+    run_close(s);
+}
+
+static pmc_status fail_closed(pmc_session *s)
+{
+    shut(s);
     return s->err.code;
 }
 
@@ -336,21 +350,6 @@ static pmc_status after_eob_body(pmc_session *s, int v)
     return finish(s, PMC_EV_EOM, v);
 }
 
-static void implicit_abort(pmc_session *s)
-{
-    if (!s->in_msg)
-        return;
-    s->in_msg = 0;
-    forget_message_edits(s);
-    if (s->h->abort) {
-        s->cur_event = PMC_EV_ABORT;
-        s->in_handler = 1;
-        (void)s->h->abort(s, s->ud);
-        s->in_handler = 0;
-        s->cur_event = PMC_EV_COUNT;
-    }
-}
-
 static pmc_status store_macros(pmc_session *s, const pmc_packet *p)
 {
     int slot = p->len ? pmci_slot_of_letter1[p->payload[0]] - 1 : -1;
@@ -390,16 +389,15 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
     case 'D':
         return store_macros(s, p);
     case 'A':
-        implicit_abort(s);
+        run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return PMC_OK;
     case 'Q':
-        s->closed = 1;
-        teardown(s);
+        shut(s);
         return PMC_ERR_CLOSED;
     case 'K':
-        implicit_abort(s);
-        teardown(s);
+        run_abort(s);
+        run_close(s);
         s->connected = 0;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_CONNECT);
         return PMC_OK;
@@ -416,20 +414,20 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
                              "a second CONNECT at offset %llu without "
                              "QUIT_NC",
                              (unsigned long long)p->offset);
-        implicit_abort(s);
+        run_abort(s);
         s->connected = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_HELO);
         return handle(s, PMC_EV_CONNECT, &c);
     case 'H':
         if ((st = pmci_parse_string(s, p, &c.a, "the HELO name")) != PMC_OK)
             return st;
-        implicit_abort(s);
+        run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return handle(s, PMC_EV_HELO, &c);
     case 'M':
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
-        implicit_abort(s);
+        run_abort(s);
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
         return handle(s, PMC_EV_ENVFROM, &c);
@@ -556,11 +554,7 @@ pmc_status pmc_session_eof(pmc_session *s)
         return s->err.code;
     if (!s->pending && pmc_decoder_eof(&s->dec) != PMC_OK)
         return fail_from_decoder(s);
-    s->closed = 1;
-    s->pending = 0;
-    s->pending_eob = 0;
-    teardown(s);
-    s->cur_event = PMC_EV_COUNT;
+    shut(s);
     return PMC_OK;
 }
 
@@ -572,11 +566,7 @@ pmc_status pmc_session_end(pmc_session *s, pmc_status why)
         pmci_set_error(&s->err, why, s->dec.consumed,
                        "the session was ended by its host (%s)",
                        pmc_status_name(why));
-    s->closed = 1;
-    s->pending = 0;
-    s->pending_eob = 0;
-    teardown(s);
-    s->cur_event = PMC_EV_COUNT;
+    shut(s);
     return PMC_OK;
 }
 

@@ -38,14 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                          \
-    do {                                                                  \
-        if (!(c)) {                                                       \
-            fprintf(stderr, "invariant failed: %s at %s:%d\n", #c,        \
-                    __FILE__, __LINE__);                                  \
-            abort();                                                      \
-        }                                                                 \
-    } while (0)
+#include "fuzz_check.h"
 
 enum { HDR_LEN = 8 };
 
