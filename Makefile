@@ -81,6 +81,13 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(PMC_CFLAGS) -fsanitize=fuzzer $< $(LIB) -o $@
 
+# Feature fragments (bench drivers, CLI, end-to-end suites) live in mk/*.mk.
+# A fragment adds its own targets, may add prerequisites to `test`, and
+# appends commands to EXTRA_TESTS, which `make test` runs after the bindings
+# and before the C suites.
+EXTRA_TESTS :=
+-include $(sort $(wildcard mk/*.mk))
+
 # --- tests -------------------------------------------------------------------
 # The C suites run last so the final line is their aggregate summary.
 test: $(LIB) $(TEST_BINS) $(VECRUN) $(BUILD)/examples/hello_milter
@@ -90,6 +97,7 @@ test: $(LIB) $(TEST_BINS) $(VECRUN) $(BUILD)/examples/hello_milter
 	if [ -f python/pyproject.toml ]; then \
 	    $(PY) -m venv $(BUILD)/venv && \
 	    PY=$(CURDIR)/$(BUILD)/venv/bin/python python/run_tests.sh; fi
+	set -e; for t in $(EXTRA_TESTS); do $$t; done
 	tests/run_c_suites.sh $(SUITES)
 
 test-c: $(TEST_BINS) $(VECRUN)
