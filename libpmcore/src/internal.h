@@ -27,6 +27,15 @@ static inline void pmci_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* The high bit of each zero byte of an 8-byte word, and only of those: the
+ * +0x7f is done on 7-bit values, so it cannot carry into the next byte. */
+static inline uint64_t pmci_zero_byte_flags(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+
+    return ~(((w & low7) + low7) | w | low7);
+}
+
 /* Nonzero for the bytes that are MTA commands (wire.c). */
 PMCI_HIDDEN extern const uint8_t pmci_mta_command[256];
 
@@ -74,11 +83,18 @@ typedef struct pmci_macros {
 /* Slot + 1 per MACRO stage letter; 0 for stages we do not keep. */
 PMCI_HIDDEN extern const int8_t pmci_slot_of_letter1[256];
 PMCI_HIDDEN int pmci_slot_of_stage(int stage);
-/* Check a MACRO payload (after the stage byte): whole name/value pairs. */
-PMCI_HIDDEN int pmci_macros_valid(const uint8_t *p, size_t n);
+/* Check a MACRO payload (after the stage byte) and keep it in 'slot'.
+ * PMC_ERR_BAD_MACRO when it is not whole NUL-terminated name/value pairs
+ * (the slot is then empty), PMC_ERR_NOMEM when it cannot be kept. */
 PMCI_HIDDEN pmc_status pmci_macros_store(pmci_macros *m, int slot,
                                          const uint8_t *p, size_t n);
-PMCI_HIDDEN void pmci_macros_clear_from(pmci_macros *m, int slot);
+/* Empty 'slot' and every later one.  Inline: with a constant slot it is a
+ * few stores, and every command but DATA and the body clears some. */
+static inline void pmci_macros_clear_from(pmci_macros *m, int slot)
+{
+    for (int i = slot; i < PMCI_SLOTS; i++)
+        m->slot[i].len = 0;
+}
 PMCI_HIDDEN void pmci_macros_free(pmci_macros *m);
 
 struct pmc_session {

@@ -30,58 +30,103 @@ int pmci_slot_of_stage(int stage)
     }
 }
 
-/* Zero bytes in an 8-byte word: the "has zero byte" mask sets the high bit
- * of exactly the zero bytes, because the +0x7f is done on 7-bit values and
- * cannot carry into the next byte. */
-static unsigned zero_bytes(uint64_t w)
-{
-    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
-    uint64_t t = ~(((w & low7) + low7) | w | low7);
+/* Copy n >= 8 bytes and return the parity of the count of zero bytes
+ * among them.  The last block is copied again, overlapping, keeping only
+ * the flags of its bytes not seen yet; the parity of all the flags is the
+ * parity of their XOR. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
 
-    /* One flag per byte moved to bit 0, then a multiply sums the bytes into
-     * the top one (at most 8, so no byte overflows). */
-    return (unsigned)(((t >> 7) * 0x0101010101010101ULL) >> 56);
+static unsigned copy_count_parity(uint8_t *dst, const uint8_t *p, size_t n)
+{
+    const __m128i zero = _mm_setzero_si128();
+    __m128i v;
+    unsigned acc = 0;
+    size_t i = 0;
+
+    if (n < 16) {
+        /* Two 8-byte halves, the second overlapping the first. */
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+        v = _mm_set_epi64x((long long)b, (long long)a);
+        acc = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+        /* Bytes 8 + (16 - n) .. 15 of the vector are new; drop the rest
+         * of the second half. */
+        acc &= 0xFFu | (0xFF00u & ~((1u << (8 + 16 - n)) - 1));
+        return (unsigned)__builtin_parity(acc);
+    }
+    for (; i + 16 <= n; i += 16) {
+        v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), v);
+        acc ^= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+    }
+    if (i < n) {
+        v = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+        _mm_storeu_si128((__m128i *)(void *)(dst + n - 16), v);
+        acc ^= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) &
+               ~((1u << (16 - (n - i))) - 1);
+    }
+    return (unsigned)__builtin_parity(acc);
 }
-
-int pmci_macros_valid(const uint8_t *p, size_t n)
+#else
+static unsigned copy_count_parity(uint8_t *dst, const uint8_t *p, size_t n)
 {
-    size_t nuls = 0, i = 0;
-    uint64_t w;
+    uint64_t w, odd = 0;
+    size_t i = 0;
 
-    /* Pairs of NUL-terminated strings: the last byte ends a string and the
-     * count of terminators is even.  Counting is cheaper than searching on
-     * these short payloads, and a word at a time cheaper still. */
-    if (n == 0)
-        return 1;
-    if (p[n - 1] != 0)
-        return 0;
     for (; i + 8 <= n; i += 8) {
         memcpy(&w, p + i, 8);
-        nuls += zero_bytes(w);
+        memcpy(dst + i, &w, 8);
+        odd ^= pmci_zero_byte_flags(w);
     }
-    for (; i < n; i++)
-        nuls += p[i] == 0;
-    return nuls % 2 == 0;
+    if (i < n) {
+        unsigned fresh = (unsigned)(n - i) * 8;
+        memcpy(&w, p + n - 8, 8);
+        memcpy(dst + n - 8, &w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        odd ^= pmci_zero_byte_flags(w) & ((UINT64_C(1) << fresh) - 1);
+#else
+        odd ^= pmci_zero_byte_flags(w) & ~((UINT64_C(1) << (64 - fresh)) - 1);
+#endif
+    }
+    odd ^= odd >> 32;
+    odd ^= odd >> 16;
+    odd ^= odd >> 8;
+    return (unsigned)(odd >> 7) & 1;
 }
+#endif
 
 pmc_status pmci_macros_store(pmci_macros *m, int slot, const uint8_t *p,
                              size_t n)
 {
     pmc_buf *b = &m->slot[slot];
+    unsigned odd = 0;
 
+    /* Pairs of NUL-terminated strings: the last byte ends a string and the
+     * count of terminators is even.  The check rides on the copy, and only
+     * the count's parity matters. */
     b->len = 0;
+    if (n == 0)
+        return PMC_OK;
+    if (p[n - 1] != 0)
+        return PMC_ERR_BAD_MACRO;
     if (n > b->cap && pmci_buf_reserve(b, n) != PMC_OK)
         return PMC_ERR_NOMEM;
-    if (n)
-        memcpy(b->data, p, n);
+    if (n >= 8) {
+        odd = copy_count_parity(b->data, p, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            b->data[i] = p[i];
+            odd ^= p[i] == 0;
+        }
+    }
+    if (odd)
+        return PMC_ERR_BAD_MACRO;
     b->len = n;
     return PMC_OK;
-}
-
-void pmci_macros_clear_from(pmci_macros *m, int slot)
-{
-    for (int i = slot; i < PMCI_SLOTS; i++)
-        m->slot[i].len = 0;
 }
 
 void pmci_macros_free(pmci_macros *m)

@@ -350,44 +350,53 @@ static pmc_status after_eob_body(pmc_session *s, int v)
     return finish(s, PMC_EV_EOM, v);
 }
 
-static pmc_status store_macros(pmc_session *s, const pmc_packet *p)
+/* A MACRO for a stage we keep.  Out of line: most MACRO packets are for
+ * stages we drop (see dispatch). */
+__attribute__((noinline)) static pmc_status store_macros(pmc_session *s,
+                                                         const pmc_packet *p,
+                                                         int slot)
 {
-    int slot = p->len ? pmci_slot_of_letter1[p->payload[0]] - 1 : -1;
+    pmc_status st =
+        pmci_macros_store(&s->macros, slot, p->payload + 1, p->len - 1);
 
-    /* Stages we do not keep are dropped unread, as libmilter does: Postfix
-     * sends one before every header and body chunk, and nothing reads
-     * them. */
-    if (slot < 0) {
-        s->stats.macros_ignored++;
+    if (st == PMC_OK)
         return PMC_OK;
-    }
-    if (!pmci_macros_valid(p->payload + 1, p->len - 1))
+    if (st == PMC_ERR_BAD_MACRO)
         return pmci_fail(s, PMC_ERR_BAD_MACRO,
                          "MACRO for stage '%c' at offset %llu is not a list "
                          "of NUL-terminated name/value pairs",
                          p->payload[0], (unsigned long long)p->offset);
-    if (pmci_macros_store(&s->macros, slot, p->payload + 1, p->len - 1) !=
-        PMC_OK)
-        return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
-    return PMC_OK;
+    return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
 }
 
-static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
+/* One packet.  A single switch, and the NUL checks of the payload parsers
+ * only: this runs for every packet of every message. */
+static inline __attribute__((always_inline)) pmc_status
+dispatch(pmc_session *s, const pmc_packet *p)
 {
     pmci_cmd c;
     pmc_status st;
 
     s->cur_offset = p->offset;
     s->stats.packets_in++;
-    if (p->cmd == 'O')
-        return pmci_negotiate(s, p->payload, p->len);
-    if (!s->negotiated)
+    if (__builtin_expect(!s->negotiated && p->cmd != 'O', 0))
         return pmci_fail(s, PMC_ERR_SEQUENCE,
                          "command '%c' at offset %llu came before OPTNEG",
                          p->cmd, (unsigned long long)p->offset);
     switch (p->cmd) {
-    case 'D':
-        return store_macros(s, p);
+    case 'O':
+        return pmci_negotiate(s, p->payload, p->len);
+    case 'D': {
+        int slot = p->len ? pmci_slot_of_letter1[p->payload[0]] - 1 : -1;
+        /* Stages we do not keep are dropped unread, as libmilter does:
+         * Postfix sends one before every header and body chunk, and
+         * nothing reads them. */
+        if (slot < 0) {
+            s->stats.macros_ignored++;
+            return PMC_OK;
+        }
+        return store_macros(s, p, slot);
+    }
     case 'A':
         run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
@@ -401,12 +410,8 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         s->connected = 0;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_CONNECT);
         return PMC_OK;
-    default:
-        break;
-    }
-    s->conn_open = 1;
-    switch (p->cmd) {
     case 'C':
+        s->conn_open = 1;
         if ((st = pmci_parse_connect(s, p, &c.ci)) != PMC_OK)
             return st;
         if (s->connected)
@@ -419,12 +424,14 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_HELO);
         return handle(s, PMC_EV_CONNECT, &c);
     case 'H':
+        s->conn_open = 1;
         if ((st = pmci_parse_string(s, p, &c.a, "the HELO name")) != PMC_OK)
             return st;
         run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return handle(s, PMC_EV_HELO, &c);
     case 'M':
+        s->conn_open = 1;
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
         run_abort(s);
@@ -432,28 +439,34 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
         return handle(s, PMC_EV_ENVFROM, &c);
     case 'R':
+        s->conn_open = 1;
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_DATA);
         return handle(s, PMC_EV_ENVRCPT, &c);
     case 'T':
+        s->conn_open = 1;
         s->in_msg = 1;
         return handle(s, PMC_EV_DATA, &c);
     case 'L':
+        s->conn_open = 1;
         if ((st = pmci_parse_header(s, p, &c)) != PMC_OK)
             return st;
         s->in_msg = 1;
         return handle(s, PMC_EV_HEADER, &c);
     case 'N':
+        s->conn_open = 1;
         s->in_msg = 1;
         return handle(s, PMC_EV_EOH, &c);
     case 'B':
+        s->conn_open = 1;
         c.a.ptr = (const char *)p->payload;
         c.a.len = p->len;
         s->in_msg = 1;
         return handle(s, PMC_EV_BODY, &c);
     case 'E':
+        s->conn_open = 1;
         s->in_msg = 1;
         if (p->len > 0 && s->h->body) {
             int v;
@@ -469,6 +482,7 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
         }
         return handle(s, PMC_EV_EOM, &c);
     case 'U':
+        s->conn_open = 1;
         if ((st = pmci_parse_string(s, p, &c.a, "the command line")) !=
             PMC_OK)
             return st;
@@ -480,47 +494,95 @@ static pmc_status dispatch(pmc_session *s, const pmc_packet *p)
     }
 }
 
-/* Decode and dispatch until input runs out, a handler is pending, or the
- * conversation ends. */
-static pmc_status run(pmc_session *s)
+/* Whether the decoder holds nothing of its own (no partial packet, no
+ * error), so whole packets can be cut straight from its input. */
+static inline int decoder_clean(const pmc_decoder *d)
 {
+    return d->partial.len == 0 && !d->partial_done && d->err.code == PMC_OK;
+}
+
+/* Decode and dispatch until input runs out, a handler is pending, or the
+ * conversation ends.  The input cursor lives in locals: handlers are calls
+ * the compiler cannot see through, and a cursor kept only in the decoder
+ * would be reloaded from memory after each of them.  It is written back
+ * before every dispatch, so the decoder is always current when a handler
+ * runs or the loop stops. */
+static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
+{
+    pmc_decoder *d = &s->dec;
+    const uint8_t *in = d->in;
+    size_t left = d->in_len;
+    uint64_t at = d->consumed;
+    const size_t max = d->max_packet;
+    int clean = decoder_clean(d);
     pmc_packet pkt;
     pmc_status st;
+    uint32_t len;
     int ready;
 
-    while (!s->pending && !s->closed) {
-        if (!pmci_decoder_fast(&s->dec, &pkt)) {
-            /* Input used up between packets, the end of most feeds: no
-             * need to ask the slow path. */
-            if (s->dec.in_len == 0 && s->dec.partial.len == 0 &&
-                s->dec.err.code == PMC_OK)
+    if (s->pending || s->closed)
+        goto stopped;
+    for (;;) {
+        /* len - 1 wraps for a zero length, so one compare covers both
+         * ends of the limit. */
+        if (clean && left >= 5 && (len = pmci_get32(in)) - 1 < max &&
+            left - 4 >= len && pmci_mta_command[in[4]]) {
+            pkt.cmd = in[4];
+            pkt.payload = in + 5;
+            pkt.len = len - 1;
+            pkt.offset = at;
+            in += 4 + (size_t)len;
+            left -= 4 + (size_t)len;
+            at += 4 + (uint64_t)len;
+            d->in = in;
+            d->in_len = left;
+            d->consumed = at;
+        } else {
+            /* Input used up between packets, the end of most feeds. */
+            if (clean && left == 0)
                 return PMC_OK;
-            if (pmc_decoder_next(&s->dec, &pkt, &ready) != PMC_OK)
+            /* Partial packets, errors and limits: the decoder decides. */
+            if (pmc_decoder_next(d, &pkt, &ready) != PMC_OK)
                 return fail_from_decoder(s);
             if (!ready)
                 return PMC_OK;
+            in = d->in;
+            left = d->in_len;
+            at = d->consumed;
+            clean = decoder_clean(d);
         }
-        st = dispatch(s, &pkt);
-        if (st != PMC_OK)
+        if ((st = dispatch(s, &pkt)) != PMC_OK)
             return st;
+        if (s->pending | s->closed)
+            break;
     }
+stopped:
     if (s->closed)
         return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
-    if (s->dec.in_len > 0 && pmc_decoder_stash(&s->dec) != PMC_OK)
+    if (d->in_len > 0 && pmc_decoder_stash(d) != PMC_OK)
         return fail_from_decoder(s);
     return PMC_OK;
 }
 
 pmc_status pmc_session_feed(pmc_session *s, const void *bytes, size_t n)
 {
+    pmc_decoder *d = &s->dec;
+
     if (s->closed)
         return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
     s->stats.bytes_in += n;
-    pmc_decoder_input(&s->dec, bytes, n);
-    if (s->dec.err.code != PMC_OK)
-        return fail_from_decoder(s);
+    if (!d->reading_stash) {
+        /* Borrow the caller's bytes: no copy (pmc_decoder_input's common
+         * case, without the call). */
+        d->in = bytes;
+        d->in_len = n;
+    } else {
+        pmc_decoder_input(d, bytes, n);
+        if (d->err.code != PMC_OK)
+            return fail_from_decoder(s);
+    }
     if (s->pending) {
-        if (pmc_decoder_stash(&s->dec) != PMC_OK)
+        if (pmc_decoder_stash(d) != PMC_OK)
             return fail_from_decoder(s);
         return PMC_OK;
     }
