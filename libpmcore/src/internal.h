@@ -64,6 +64,10 @@ static inline int pmci_decoder_fast(pmc_decoder *d, pmc_packet *pkt)
     return 1;
 }
 
+/* Returned inside the session when a handler is pending or the session
+ * was closed by a handler: stop dispatching.  Never leaves the library. */
+#define PMCI_STOP ((pmc_status)(PMC_STATUS_COUNT + 1))
+
 PMCI_HIDDEN pmc_status pmci_set_error(pmc_error *e, pmc_status code,
                                       uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -332,8 +332,11 @@ handle(pmc_session *s, pmc_event ev, const pmci_cmd *c)
 
     if (v == PMC_PENDING) {
         s->pending = 1;
-        return PMC_OK;
+        return PMCI_STOP;
     }
+    /* A host that ended the session from inside a handler. */
+    if (__builtin_expect(s->closed, 0))
+        return PMCI_STOP;
     return finish(s, ev, v);
 }
 
@@ -379,10 +382,6 @@ dispatch(pmc_session *s, const pmc_packet *p)
 
     s->cur_offset = p->offset;
     s->stats.packets_in++;
-    if (__builtin_expect(!s->negotiated && p->cmd != 'O', 0))
-        return pmci_fail(s, PMC_ERR_SEQUENCE,
-                         "command '%c' at offset %llu came before OPTNEG",
-                         p->cmd, (unsigned long long)p->offset);
     switch (p->cmd) {
     case 'O':
         return pmci_negotiate(s, p->payload, p->len);
@@ -476,7 +475,7 @@ dispatch(pmc_session *s, const pmc_packet *p)
             v = invoke(s, PMC_EV_BODY, &c);
             if (v == PMC_PENDING) {
                 s->pending = 1;
-                return PMC_OK;
+                return PMCI_STOP;
             }
             return after_eob_body(s, v);
         }
@@ -494,11 +493,26 @@ dispatch(pmc_session *s, const pmc_packet *p)
     }
 }
 
+/* The first packet must be OPTNEG. */
+__attribute__((noinline)) static pmc_status before_optneg(pmc_session *s,
+                                                          const pmc_packet *p)
+{
+    s->cur_offset = p->offset;
+    s->stats.packets_in++;
+    if (p->cmd == 'O')
+        return pmci_negotiate(s, p->payload, p->len);
+    return pmci_fail(s, PMC_ERR_SEQUENCE,
+                     "command '%c' at offset %llu came before OPTNEG", p->cmd,
+                     (unsigned long long)p->offset);
+}
+
 /* Whether the decoder holds nothing of its own (no partial packet, no
  * error), so whole packets can be cut straight from its input. */
 static inline int decoder_clean(const pmc_decoder *d)
 {
-    return d->partial.len == 0 && !d->partial_done && d->err.code == PMC_OK;
+    /* One test for the three, without a branch each. */
+    return ((size_t)d->partial_done | (size_t)d->err.code | d->partial.len) ==
+           0;
 }
 
 /* Decode and dispatch until input runs out, a handler is pending, or the
@@ -515,6 +529,7 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
     uint64_t at = d->consumed;
     const size_t max = d->max_packet;
     int clean = decoder_clean(d);
+    int negotiated = s->negotiated;
     pmc_packet pkt;
     pmc_status st;
     uint32_t len;
@@ -551,10 +566,17 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
             at = d->consumed;
             clean = decoder_clean(d);
         }
-        if ((st = dispatch(s, &pkt)) != PMC_OK)
-            return st;
-        if (s->pending | s->closed)
+        if (__builtin_expect(!negotiated, 0)) {
+            st = before_optneg(s, &pkt);
+            negotiated = s->negotiated;
+        } else {
+            st = dispatch(s, &pkt);
+        }
+        if (st != PMC_OK) {
+            if (st != PMCI_STOP)
+                return st;
             break;
+        }
     }
 stopped:
     if (s->closed)
@@ -605,7 +627,7 @@ pmc_status pmc_session_resume(pmc_session *s, int verdict)
         st = after_eob_body(s, verdict);
     else
         st = finish(s, ev, verdict);
-    if (st != PMC_OK)
+    if (st != PMC_OK && st != PMCI_STOP)
         return st;
     return run(s);
 }
