@@ -506,13 +506,18 @@ __attribute__((noinline)) static pmc_status before_optneg(pmc_session *s,
                      (unsigned long long)p->offset);
 }
 
-/* Whether the decoder holds nothing of its own (no partial packet, no
- * error), so whole packets can be cut straight from its input. */
-static inline int decoder_clean(const pmc_decoder *d)
+/* The largest packet length the inline path below may cut from the input,
+ * or 0 when every packet must go through the decoder and the OPTNEG check:
+ * the decoder holds a partial packet or an error, or nothing has been
+ * negotiated yet.  Folding these into the length limit leaves one compare
+ * per packet for all of them. */
+static inline size_t inline_limit(const pmc_session *s)
 {
-    /* One test for the three, without a branch each. */
-    return ((size_t)d->partial_done | (size_t)d->err.code | d->partial.len) ==
-           0;
+    const pmc_decoder *d = &s->dec;
+    size_t dirty = (size_t)d->partial_done | (size_t)d->err.code |
+                   d->partial.len | (size_t)!s->negotiated;
+
+    return dirty ? 0 : d->max_packet;
 }
 
 /* Decode and dispatch until input runs out, a handler is pending, or the
@@ -527,9 +532,7 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
     const uint8_t *in = d->in;
     size_t left = d->in_len;
     uint64_t at = d->consumed;
-    const size_t max = d->max_packet;
-    int clean = decoder_clean(d);
-    int negotiated = s->negotiated;
+    size_t limit = inline_limit(s);
     pmc_packet pkt;
     pmc_status st;
     uint32_t len;
@@ -540,7 +543,7 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
     for (;;) {
         /* len - 1 wraps for a zero length, so one compare covers both
          * ends of the limit. */
-        if (clean && left >= 5 && (len = pmci_get32(in)) - 1 < max &&
+        if (left >= 5 && (len = pmci_get32(in)) - 1 < limit &&
             left - 4 >= len && pmci_mta_command[in[4]]) {
             pkt.cmd = in[4];
             pkt.payload = in + 5;
@@ -554,9 +557,10 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
             d->consumed = at;
         } else {
             /* Input used up between packets, the end of most feeds. */
-            if (clean && left == 0)
+            if (left == 0 && limit != 0)
                 return PMC_OK;
-            /* Partial packets, errors and limits: the decoder decides. */
+            /* Partial packets, errors, limits and OPTNEG: the decoder
+             * decides. */
             if (pmc_decoder_next(d, &pkt, &ready) != PMC_OK)
                 return fail_from_decoder(s);
             if (!ready)
@@ -564,14 +568,15 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
             in = d->in;
             left = d->in_len;
             at = d->consumed;
-            clean = decoder_clean(d);
+            if (__builtin_expect(!s->negotiated, 0)) {
+                st = before_optneg(s, &pkt);
+                limit = inline_limit(s);
+                goto dispatched;
+            }
+            limit = inline_limit(s);
         }
-        if (__builtin_expect(!negotiated, 0)) {
-            st = before_optneg(s, &pkt);
-            negotiated = s->negotiated;
-        } else {
-            st = dispatch(s, &pkt);
-        }
+        st = dispatch(s, &pkt);
+    dispatched:
         if (st != PMC_OK) {
             if (st != PMCI_STOP)
                 return st;
