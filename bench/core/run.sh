@@ -21,16 +21,16 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 # Total instructions (Ir) of one run, and the part spent inside
-# pmc_session_feed and what it calls (the session layer proper).
+# pmc_session_feed and what it calls (the session layer proper), counted by
+# a second run that collects only while inside it (exact, whatever the
+# compiler inlined).
 count() {
-    local out=$tmp/cg.$1.$2
+    local out=$tmp/cg.$1.$2 only=$tmp/cgf.$1.$2
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -q -m "$1" \
         -n "$2" >/dev/null 2>&1
-    local total feed
-    total=$(sed -n 's/^summary: *//p' "$out")
-    feed=$(callgrind_annotate --inclusive=yes "$out" 2>/dev/null |
-        awk '/:pmc_session_feed \[/ && !f { gsub(",", "", $1); print $1; f = 1 }')
-    echo "$total ${feed:-0}"
+    valgrind --tool=callgrind --toggle-collect=pmc_session_feed \
+        --callgrind-out-file="$only" "$bin" -q -m "$1" -n "$2" >/dev/null 2>&1
+    echo "$(sed -n 's/^summary: *//p' "$out") $(sed -n 's/^summary: *//p' "$only")"
 }
 
 # Where the instructions go (self cost), from the reuse run: a guide for

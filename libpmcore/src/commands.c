@@ -102,7 +102,8 @@ pmc_status pmci_parse_args(pmc_session *s, const pmc_packet *p,
     q = (const char *)p->payload;
     end = q + p->len;
     while (q < end) {
-        const char *nul = memchr(q, 0, (size_t)(end - q));
+        const char *nul = (const char *)pmci_find_nul((const uint8_t *)q,
+                                                      (size_t)(end - q));
         if (i == s->argv_cap) {
             size_t cap = s->argv_cap ? 2 * s->argv_cap : 8;
             pmc_str *n = realloc(s->argv, cap * sizeof *n);

@@ -32,7 +32,7 @@ PMCI_HIDDEN pmc_status pmci_bad_payload(pmc_session *s, const pmc_packet *p,
 static inline pmc_status pmci_parse_header(pmc_session *s,
                                            const pmc_packet *p, pmci_cmd *c)
 {
-    const uint8_t *nul = p->len ? memchr(p->payload, 0, p->len) : NULL;
+    const uint8_t *nul = pmci_find_nul(p->payload, p->len);
     size_t rest;
 
     if (nul == NULL)

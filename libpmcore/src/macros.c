@@ -99,10 +99,11 @@ static unsigned copy_count_parity(uint8_t *dst, const uint8_t *p, size_t n)
 }
 #endif
 
-pmc_status pmci_macros_store(pmci_macros *m, int slot, const uint8_t *p,
-                             size_t n)
+pmc_status pmci_macros_store(pmc_session *s, int slot, const pmc_packet *pkt)
 {
-    pmc_buf *b = &m->slot[slot];
+    pmc_buf *b = &s->macros.slot[slot];
+    const uint8_t *p = pkt->payload + 1;
+    size_t n = pkt->len - 1;
     unsigned odd = 0;
 
     /* Pairs of NUL-terminated strings: the last byte ends a string and the
@@ -112,9 +113,9 @@ pmc_status pmci_macros_store(pmci_macros *m, int slot, const uint8_t *p,
     if (n == 0)
         return PMC_OK;
     if (p[n - 1] != 0)
-        return PMC_ERR_BAD_MACRO;
+        goto bad;
     if (n > b->cap && pmci_buf_reserve(b, n) != PMC_OK)
-        return PMC_ERR_NOMEM;
+        return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
     if (n >= 8) {
         odd = copy_count_parity(b->data, p, n);
     } else {
@@ -124,9 +125,15 @@ pmc_status pmci_macros_store(pmci_macros *m, int slot, const uint8_t *p,
         }
     }
     if (odd)
-        return PMC_ERR_BAD_MACRO;
+        goto bad;
     b->len = n;
     return PMC_OK;
+bad:
+    b->len = 0;
+    return pmci_fail(s, PMC_ERR_BAD_MACRO,
+                     "MACRO for stage '%c' at offset %llu is not a list of "
+                     "NUL-terminated name/value pairs",
+                     pkt->payload[0], (unsigned long long)pkt->offset);
 }
 
 void pmci_macros_free(pmci_macros *m)

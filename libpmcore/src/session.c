@@ -230,8 +230,10 @@ static pmc_status finish_slow(pmc_session *s, pmc_event ev, int v);
 static inline pmc_status finish(pmc_session *s, pmc_event ev, int v)
 {
     s->cur_event = PMC_EV_COUNT;
-    if (v != PMC_CONTINUE || ev == PMC_EV_EOM || s->pending_eob ||
-        s->reply_class != 0)
+    /* PMC_CONTINUE is 0: one test for a verdict, a chunk answered by EOM
+     * and a reply text. */
+    if (ev == PMC_EV_EOM ||
+        ((unsigned)v | (unsigned)s->pending_eob | (unsigned)s->reply_class))
         return finish_slow(s, ev, v);
     if (s->protocol & nr_bit[ev])
         return PMC_OK;
@@ -353,25 +355,6 @@ static pmc_status after_eob_body(pmc_session *s, int v)
     return finish(s, PMC_EV_EOM, v);
 }
 
-/* A MACRO for a stage we keep.  Out of line: most MACRO packets are for
- * stages we drop (see dispatch). */
-__attribute__((noinline)) static pmc_status store_macros(pmc_session *s,
-                                                         const pmc_packet *p,
-                                                         int slot)
-{
-    pmc_status st =
-        pmci_macros_store(&s->macros, slot, p->payload + 1, p->len - 1);
-
-    if (st == PMC_OK)
-        return PMC_OK;
-    if (st == PMC_ERR_BAD_MACRO)
-        return pmci_fail(s, PMC_ERR_BAD_MACRO,
-                         "MACRO for stage '%c' at offset %llu is not a list "
-                         "of NUL-terminated name/value pairs",
-                         p->payload[0], (unsigned long long)p->offset);
-    return pmci_fail(s, PMC_ERR_NOMEM, "out of memory storing macros");
-}
-
 /* One packet.  A single switch, and the NUL checks of the payload parsers
  * only: this runs for every packet of every message. */
 static inline __attribute__((always_inline)) pmc_status
@@ -394,7 +377,7 @@ dispatch(pmc_session *s, const pmc_packet *p)
             s->stats.macros_ignored++;
             return PMC_OK;
         }
-        return store_macros(s, p, slot);
+        return pmci_macros_store(s, slot, p);
     }
     case 'A':
         run_abort(s);
@@ -670,7 +653,11 @@ const uint8_t *pmc_session_output(const pmc_session *s, size_t *len)
 
 void pmc_session_consume(pmc_session *s, size_t k)
 {
-    pmc_buf_consume(&s->out, k);
+    /* Taking everything, the usual case, needs no move. */
+    if (k >= s->out.len)
+        s->out.len = 0;
+    else
+        pmc_buf_consume(&s->out, k);
 }
 
 const pmc_error *pmc_session_error(const pmc_session *s)
