@@ -16,6 +16,9 @@ typedef struct load_opts {
     pmc_sockspec spec;          /* parsed */
     unsigned conn;              /* concurrent connections */
     unsigned msgs;              /* measured messages per connection */
+    double duration;            /* > 0: measure for this many seconds
+                                   (msgs, if given, still caps) */
+    int msgs_given;
     unsigned warmup;            /* unmeasured messages per connection */
     int fresh;                  /* a new connection per message */
     unsigned rcpts;

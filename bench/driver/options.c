@@ -13,6 +13,8 @@ static const char USAGE[] =
     "  --target SPEC        unix:/path, inet:PORT@127.0.0.1, inet6:PORT@::1\n"
     "  --conn N             concurrent connections (1)\n"
     "  --msgs N             measured messages per connection (100)\n"
+    "  --duration SECS      measure for SECS seconds instead (--msgs, if\n"
+    "                       also given, caps the count per connection)\n"
     "  --fresh              a new connection for every message\n"
     "  --rcpts N            recipients per message (1)\n"
     "  --headers N          header fields per message (12)\n"
@@ -53,6 +55,7 @@ int load_parse_args(int argc, char **argv, load_opts *o)
         {"target", required_argument, 0, 't'},
         {"conn", required_argument, 0, 'c'},
         {"msgs", required_argument, 0, 'm'},
+        {"duration", required_argument, 0, 'd'},
         {"fresh", no_argument, 0, 'f'},
         {"rcpts", required_argument, 0, 'r'},
         {"headers", required_argument, 0, 'H'},
@@ -92,7 +95,19 @@ int load_parse_args(int argc, char **argv, load_opts *o)
         case 'm':
             if (number("msgs", optarg, 0, 100000000, &v)) return 2;
             o->msgs = (unsigned)v;
+            o->msgs_given = 1;
             break;
+        case 'd': {
+            char *end;
+            o->duration = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->duration > 0) ||
+                o->duration > 86400) {
+                fprintf(stderr, "pmc-load: --duration: expected seconds "
+                                "(0 < s <= 86400), got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'f': o->fresh = 1; break;
         case 'r':
             if (number("rcpts", optarg, 1, 10000, &v)) return 2;
@@ -141,6 +156,8 @@ int load_parse_args(int argc, char **argv, load_opts *o)
             return 2;
         }
     }
+    if (o->duration > 0 && !o->msgs_given)
+        o->msgs = UINT32_MAX;
     if (optind < argc) {
         fprintf(stderr, "pmc-load: unexpected argument '%s'\n%s",
                 argv[optind], USAGE);

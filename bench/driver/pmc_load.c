@@ -27,7 +27,8 @@ typedef struct worker {
     pmc_transport tr;
     pmc_client *c;
     uint64_t *lat_ns;     /* one per measured message that passed */
-    size_t nlat;
+    size_t nlat, cap;
+    int nomem;
     unsigned long errors; /* warm-up and measured */
     unsigned long shown;  /* errors printed so far (capped per worker) */
 } worker;
@@ -35,6 +36,7 @@ typedef struct worker {
 static pthread_barrier_t bar_warm, bar_go, bar_done, bar_close;
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static char first_error[300];
+static uint64_t deadline_ns; /* --duration: end of the measured phase */
 static unsigned long errors_shown;
 
 static uint64_t now_ns(void)
@@ -121,8 +123,19 @@ static void one_message(worker *wk, int measured)
         note_error(wk, err);
         return;
     }
-    if (measured)
-        wk->lat_ns[wk->nlat++] = now_ns() - t0;
+    if (!measured)
+        return;
+    if (wk->nlat == wk->cap) {
+        size_t cap = wk->cap ? 2 * wk->cap : 1024;
+        uint64_t *p = realloc(wk->lat_ns, cap * sizeof *p);
+        if (!p) {
+            wk->nomem = 1;
+            return;
+        }
+        wk->lat_ns = p;
+        wk->cap = cap;
+    }
+    wk->lat_ns[wk->nlat++] = now_ns() - t0;
 }
 
 static void *run_worker(void *arg)
@@ -138,8 +151,11 @@ static void *run_worker(void *arg)
         note_error(wk, err);
     pthread_barrier_wait(&bar_warm);
     pthread_barrier_wait(&bar_go);
-    for (unsigned i = 0; i < wk->o->msgs; i++)
+    for (unsigned i = 0; i < wk->o->msgs && !wk->nomem; i++) {
+        if (deadline_ns && now_ns() >= deadline_ns)
+            break;
         one_message(wk, 1);
+    }
     pthread_barrier_wait(&bar_done);
     pthread_barrier_wait(&bar_close);
     if (wk->c && quit_link(wk, err, sizeof err) < 0)
@@ -223,8 +239,7 @@ int main(int argc, char **argv)
         return 1;
     }
     wks = calloc(o.conn, sizeof *wks);
-    all = malloc(((size_t)o.conn * o.msgs + 1) * sizeof *all);
-    if (!wks || !all) {
+    if (!wks) {
         fprintf(stderr, "pmc-load: out of memory\n");
         return 1;
     }
@@ -238,7 +253,6 @@ int main(int argc, char **argv)
         wks[i].o = &o;
         wks[i].w = &w;
         wks[i].sock.fd = -1;
-        wks[i].lat_ns = all + (size_t)i * o.msgs;
         if (pthread_create(&wks[i].th, &attr, run_worker, &wks[i]) != 0) {
             fprintf(stderr, "pmc-load: cannot start thread %u\n", i);
             return 1;
@@ -249,6 +263,8 @@ int main(int argc, char **argv)
         handshake("ready");
     cpu0 = cpu_s();
     t_start = now_ns();
+    if (o.duration > 0)
+        deadline_ns = t_start + (uint64_t)(o.duration * 1e9);
     pthread_barrier_wait(&bar_go);
     pthread_barrier_wait(&bar_done);
     t_end = now_ns();
@@ -259,9 +275,22 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < o.conn; i++) {
         pthread_join(wks[i].th, NULL);
         errors += wks[i].errors;
-        /* Latencies sit in per-worker slices; pack them together. */
-        memmove(all + n, wks[i].lat_ns, wks[i].nlat * sizeof *all);
         n += wks[i].nlat;
+    }
+    all = malloc((n + 1) * sizeof *all);
+    if (!all) {
+        fprintf(stderr, "pmc-load: out of memory\n");
+        return 1;
+    }
+    n = 0;
+    for (unsigned i = 0; i < o.conn; i++) {
+        if (wks[i].nomem) {
+            fprintf(stderr, "pmc-load: out of memory for latencies\n");
+            errors++;
+        }
+        memcpy(all + n, wks[i].lat_ns, wks[i].nlat * sizeof *all);
+        n += wks[i].nlat;
+        free(wks[i].lat_ns);
     }
     qsort(all, n, sizeof *all, cmp_u64);
     for (size_t i = 0; i < n; i++)
@@ -275,12 +304,14 @@ int main(int argc, char **argv)
                "\"msgs_per_s\": %.1f, \"p50_us\": %.1f, \"p90_us\": %.1f, "
                "\"p99_us\": %.1f, \"max_us\": %.1f, \"mean_us\": %.1f, "
                "\"driver_cpu_us_per_msg\": %.2f, \"conn\": %u, "
-               "\"msgs_per_conn\": %u, \"warmup\": %u, \"fresh\": %s, "
+               "\"msgs_per_conn\": %u, \"duration\": %.3f, \"warmup\": %u, "
+               "\"fresh\": %s, "
                "\"rcpts\": %u, \"headers\": %u, \"body\": %zu, "
                "\"personality\": \"%s\", \"target\": ",
                n, errors, secs, rate, pct_us(all, n, 50), pct_us(all, n, 90),
                pct_us(all, n, 99), pct_us(all, n, 100), mean,
-               n ? (cpu1 - cpu0) * 1e6 / (double)n : 0.0, o.conn, o.msgs,
+               n ? (cpu1 - cpu0) * 1e6 / (double)n : 0.0, o.conn,
+               o.msgs_given || o.duration <= 0 ? o.msgs : 0, o.duration,
                o.warmup, o.fresh ? "true" : "false", o.rcpts, o.headers,
                o.body,
                o.personality == PMC_MTA_POSTFIX ? "postfix" : "sendmail");
@@ -292,9 +323,15 @@ int main(int argc, char **argv)
             printf("null");
         printf("}\n");
     } else {
-        printf("pmc-load %s: %u connection(s) x %u message(s), %s, %u rcpt, "
+        char per[64];
+
+        if (o.duration > 0)
+            snprintf(per, sizeof per, "%.1f s", o.duration);
+        else
+            snprintf(per, sizeof per, "%u message(s)", o.msgs);
+        printf("pmc-load %s: %u connection(s) x %s, %s, %u rcpt, "
                "%u headers, %zu-byte body, %s\n",
-               o.target, o.conn, o.msgs,
+               o.target, o.conn, per,
                o.fresh ? "fresh connection per message" : "reused",
                o.rcpts, o.headers, o.body,
                o.personality == PMC_MTA_POSTFIX ? "postfix" : "sendmail");
