@@ -24,8 +24,8 @@ enum {
  * code is that of the most severe outcome of the run. */
 typedef enum pmt_outcome {
     PMT_OUT_NONE = 0, /* nothing decided (message in progress) */
-    PMT_OUT_ACCEPT,
     PMT_OUT_ABORTED,  /* ABORT before EOM: no verdict, exits 0 */
+    PMT_OUT_ACCEPT,
     PMT_OUT_DISCARD,
     PMT_OUT_REJECT,
     PMT_OUT_TEMPFAIL

@@ -3,7 +3,6 @@
  * before anything is sent, once to run it. */
 #include "pmt.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,15 +126,23 @@ static int cmd_connect(walk *w, char **v, size_t n)
                           family == 'L' ? 0 : (unsigned)port, bare);
 }
 
-static int cmd_message(walk *w, const char *path)
+static int cmd_message(walk *w, const char *name)
 {
     pmc_buf raw = {0};
     pmt_parsed p;
-    char err[300] = "";
+    char err[300] = "", path[4096];
+    const char *slash = strrchr(w->path, '/');
     int rc = 0;
 
-    if (!*path)
+    if (!*name)
         return bad(w, "%s needs a file name", "message");
+    /* Relative names are read beside the script, so a script and its
+     * messages move together. */
+    if (name[0] != '/' && slash)
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - w->path),
+                 w->path, name);
+    else
+        snprintf(path, sizeof path, "%s", name);
     if (pmt_read_file(path, &raw, err, sizeof err) != 0 ||
         pmt_parse_message((char *)raw.data, raw.len,
                           w->exec && (w->cv->protocol & PMC_P_HDR_LEADSPC),
