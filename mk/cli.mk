@@ -22,3 +22,13 @@ test-cli: $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 
 test: $(PMT) $(BUILD)/tests/pmt_milter
 EXTRA_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
+
+# The README's first command: the sample Perl and Python milters on unix
+# sockets, each driven by pmilter-test playing Postfix (scripts/demo.sh).
+# demo-c is the earlier in-process C demo.
+.PHONY: demo demo-c
+demo: $(PMT)
+	BUILD=$(BUILD) PY=$(PY) scripts/demo.sh $(PMT)
+
+demo-c: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
