@@ -179,10 +179,64 @@ static int exit_code(pmt_outcome worst)
     }
 }
 
+/* Everything after the options: check the input, converse, report. */
+static int run(const pmt_opts *o)
+{
+    pmt_conv cv;
+    struct pmt_report *rep;
+    pmc_buf input = {0};
+    char err[300] = "";
+    int rc, code;
+
+    /* Read and check the input before connecting, so a typo costs no
+     * conversation. */
+    if (o->script_file || o->message_file) {
+        const char *path = o->script_file ? o->script_file : o->message_file;
+        if (pmt_read_file(path, &input, err, sizeof err) != 0)
+            return bad_usage("%s", err);
+    } else {
+        pmc_buf_append(&input, BUILTIN_MESSAGE, sizeof BUILTIN_MESSAGE - 1);
+    }
+    if (o->script_file &&
+        pmt_run_script(NULL, (char *)input.data, input.len, o->script_file,
+                       0) != 0) {
+        pmc_buf_free(&input);
+        return PMT_EXIT_USAGE;
+    }
+
+    rep = pmt_report_new(o);
+    if (pmt_conv_open(&cv, o, rep) != 0) {
+        code = cv.failed ? cv.failed : PMT_EXIT_CONNECT;
+        pmt_report_end(rep, PMT_OUT_NONE, code);
+        pmt_report_free(rep);
+        pmc_buf_free(&input);
+        return code;
+    }
+    for (size_t i = 0; i < o->macros.n; i++)
+        parse_macro(&cv, o->macros.v[i]);
+
+    rc = pmt_negotiate(&cv);
+    if (rc == 0 && o->script_file)
+        rc = pmt_run_script(&cv, (char *)input.data, input.len,
+                            o->script_file, 1);
+    else if (rc == 0)
+        rc = run_message(&cv, (char *)input.data, input.len);
+    if (rc == 0)
+        rc = pmt_ev_quit(&cv, 0);
+    pmt_conv_close(&cv);
+    code = rc == -2 ? PMT_EXIT_USAGE
+           : cv.failed ? cv.failed : exit_code(cv.worst);
+    pmt_report_end(rep, cv.worst, code);
+    pmt_report_free(rep);
+    pmc_buf_free(&input);
+    return code;
+}
+
 enum { O_CADDR = 256, O_CPORT, O_CNAME, O_HELO, O_NODEF, O_POSTFIX,
        O_SENDMAIL, O_PVER, O_CRLF, O_IGNORE };
 
-int main(int argc, char **argv)
+/* The command line into *o: -1 to go on, or the status to exit with. */
+static int parse(pmt_opts *o, int argc, char **argv)
 {
     static const struct option longs[] = {
         {"from", required_argument, 0, 'f'},
@@ -207,75 +261,71 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    pmt_opts o;
-    pmt_conv cv;
-    struct pmt_report *rep;
-    pmc_buf input = {0};
-    char err[300] = "", *end;
-    int c, rc, code;
+    char *end;
+    int c;
     long v;
 
-    memset(&o, 0, sizeof o);
-    o.personality = PMC_MTA_POSTFIX;
-    o.from = "<sender@example.org>";
-    o.client_addr = "192.0.2.10";
-    o.client_port = 54321;
-    o.client_name = "client.example.org";
-    o.default_macros = 1;
-    o.timeout_s = 10;
+    memset(o, 0, sizeof *o);
+    o->personality = PMC_MTA_POSTFIX;
+    o->from = "<sender@example.org>";
+    o->client_addr = "192.0.2.10";
+    o->client_port = 54321;
+    o->client_name = "client.example.org";
+    o->default_macros = 1;
+    o->timeout_s = 10;
 
     while ((c = getopt_long(argc, argv, "f:r:D:p:t:s:jqo:hV", longs, NULL))
            != -1) {
         switch (c) {
-        case 'f': o.from = optarg; break;
-        case 'r': pmt_strv_push(&o.rcpts, optarg, strlen(optarg)); break;
-        case O_CADDR: o.client_addr = optarg; break;
+        case 'f': o->from = optarg; break;
+        case 'r': pmt_strv_push(&o->rcpts, optarg, strlen(optarg)); break;
+        case O_CADDR: o->client_addr = optarg; break;
         case O_CPORT:
             v = strtol(optarg, &end, 10);
             if (*end || v < 0 || v > 65535)
                 return bad_usage("bad --client-port '%s'", optarg);
-            o.client_port = (unsigned)v;
+            o->client_port = (unsigned)v;
             break;
         case O_CNAME:
-            o.client_name = strcmp(optarg, "-") ? optarg : NULL;
+            o->client_name = strcmp(optarg, "-") ? optarg : NULL;
             break;
-        case O_HELO: o.helo = optarg; break;
+        case O_HELO: o->helo = optarg; break;
         case 'D':
             if (check_macro(optarg) != 0)
                 return bad_usage("bad --macro '%s' (STAGE:NAME=VALUE)",
                                  optarg);
-            pmt_strv_push(&o.macros, optarg, strlen(optarg));
+            pmt_strv_push(&o->macros, optarg, strlen(optarg));
             break;
-        case O_NODEF: o.default_macros = 0; break;
+        case O_NODEF: o->default_macros = 0; break;
         case 'p':
             if (strcmp(optarg, "postfix") == 0)
-                o.personality = PMC_MTA_POSTFIX;
+                o->personality = PMC_MTA_POSTFIX;
             else if (strcmp(optarg, "sendmail") == 0)
-                o.personality = PMC_MTA_SENDMAIL;
+                o->personality = PMC_MTA_SENDMAIL;
             else
                 return bad_usage("unknown personality '%s' (postfix, "
                                  "sendmail)", optarg);
             break;
-        case O_POSTFIX: o.personality = PMC_MTA_POSTFIX; break;
-        case O_SENDMAIL: o.personality = PMC_MTA_SENDMAIL; break;
+        case O_POSTFIX: o->personality = PMC_MTA_POSTFIX; break;
+        case O_SENDMAIL: o->personality = PMC_MTA_SENDMAIL; break;
         case O_PVER:
             v = strtol(optarg, &end, 10);
             if (*end || v < 2 || v > 6)
                 return bad_usage("--proto-version '%s': 2 to 6", optarg);
-            o.proto_version = (int)v;
+            o->proto_version = (int)v;
             break;
         case 't':
             v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > 86400)
                 return bad_usage("bad --timeout '%s' (seconds)", optarg);
-            o.timeout_s = (int)v;
+            o->timeout_s = (int)v;
             break;
-        case 's': o.script_file = optarg; break;
-        case 'j': o.json = 1; break;
-        case 'q': o.quiet = 1; break;
-        case 'o': o.output = optarg; break;
-        case O_CRLF: o.crlf = 1; break;
-        case O_IGNORE: o.ignore_verdicts = 1; break;
+        case 's': o->script_file = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'o': o->output = optarg; break;
+        case O_CRLF: o->crlf = 1; break;
+        case O_IGNORE: o->ignore_verdicts = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("pmilter-test %s\n", PMC_VERSION_STRING); return 0;
         default: return bad_usage("%s", "bad option");
@@ -283,59 +333,27 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         return bad_usage("%s", "no SOCKET given");
-    o.socket = argv[optind++];
+    o->socket = argv[optind++];
     if (optind < argc)
-        o.message_file = argv[optind++];
+        o->message_file = argv[optind++];
     if (optind < argc)
         return bad_usage("unexpected argument '%s'", argv[optind]);
-    if (o.script_file && o.message_file)
+    if (o->script_file && o->message_file)
         return bad_usage("%s", "give a MESSAGE-FILE or --script, not both");
-    if (o.rcpts.n == 0)
-        pmt_strv_push(&o.rcpts, "<recipient@example.com>", 23);
-    if (o.helo == NULL)
-        o.helo = o.client_name ? o.client_name : "client.example.org";
+    if (o->rcpts.n == 0)
+        pmt_strv_push(&o->rcpts, "<recipient@example.com>", 23);
+    if (o->helo == NULL)
+        o->helo = o->client_name ? o->client_name : "client.example.org";
+    return -1;
+}
 
-    /* Read and check the input before connecting, so a typo costs no
-     * conversation. */
-    if (o.script_file || o.message_file) {
-        const char *path = o.script_file ? o.script_file : o.message_file;
-        if (pmt_read_file(path, &input, err, sizeof err) != 0)
-            return bad_usage("%s", err);
-    } else {
-        pmc_buf_append(&input, BUILTIN_MESSAGE, sizeof BUILTIN_MESSAGE - 1);
-    }
-    if (o.script_file &&
-        pmt_run_script(NULL, (char *)input.data, input.len, o.script_file,
-                       0) != 0) {
-        pmc_buf_free(&input);
-        return PMT_EXIT_USAGE;
-    }
+int main(int argc, char **argv)
+{
+    pmt_opts o;
+    int code = parse(&o, argc, argv);
 
-    rep = pmt_report_new(&o);
-    if (pmt_conv_open(&cv, &o, rep) != 0) {
-        code = cv.failed ? cv.failed : PMT_EXIT_CONNECT;
-        pmt_report_end(rep, PMT_OUT_NONE, code);
-        pmt_report_free(rep);
-        pmc_buf_free(&input);
-        return code;
-    }
-    for (size_t i = 0; i < o.macros.n; i++)
-        parse_macro(&cv, o.macros.v[i]);
-
-    rc = pmt_negotiate(&cv);
-    if (rc == 0 && o.script_file)
-        rc = pmt_run_script(&cv, (char *)input.data, input.len,
-                            o.script_file, 1);
-    else if (rc == 0)
-        rc = run_message(&cv, (char *)input.data, input.len);
-    if (rc == 0)
-        rc = pmt_ev_quit(&cv, 0);
-    pmt_conv_close(&cv);
-    code = rc == -2 ? PMT_EXIT_USAGE
-           : cv.failed ? cv.failed : exit_code(cv.worst);
-    pmt_report_end(rep, cv.worst, code);
-    pmt_report_free(rep);
-    pmc_buf_free(&input);
+    if (code < 0)
+        code = run(&o);
     pmt_strv_free(&o.rcpts);
     pmt_strv_free(&o.macros);
     return code;
