@@ -245,6 +245,51 @@ fi
 run "inet socket" 0 -r bob@example.com "inet:$PORT@127.0.0.1" &&
     has "inet socket: modification" "X-Pmt-Count: 1"
 
+# IPv6 loopback, where the machine has one (containers may not).
+if "$PY" -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
+        2>/dev/null; then
+    "$MILTER" "inet6:0@[::1]" >"$T/pmt-inet6.port" 2>"$T/pmt-inet6.log" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        grep -q listening "$T/pmt-inet6.port" && break
+        sleep 0.05
+    done
+    PORT6=$(awk '/listening/ {print $2}' "$T/pmt-inet6.port")
+    run "inet6 socket" 0 "inet6:$PORT6@[::1]" &&
+        has "inet6 socket: modification" "X-Pmt-Count: 1"
+else
+    echo "ok - inet6 socket # skip: no IPv6 loopback on this machine"
+fi
+
+# --- output files per message, UNKNOWN and QUIT_NC -------------------------
+cat >"$T/multi.script" <<'EOF2'
+connect
+helo a
+unknown VRFY root
+mail <a@example.org>
+rcpt <b@example.com>
+header Subject: one
+eom
+quit-nc
+connect other.example 198.51.100.1 2525
+helo b
+mail <a@example.org>
+rcpt <b@example.com>
+header Subject: two
+eom
+EOF2
+if run "output per message" 0 --script "$T/multi.script" \
+        -o "$T/msg-%d.eml" "unix:$T/pmt.sock"; then
+    has "output per message: first file" "Subject: one" "$T/msg-1.eml"
+    has "output per message: second file" "Subject: two" "$T/msg-2.eml"
+    # QUIT_NC keeps the socket, and the test milter counts per socket.
+    has "output per message: same socket after QUIT_NC" \
+        "X-Pmt-Count: 2" "$T/msg-2.eml"
+    has "UNKNOWN not sent to a filter without the callback" \
+        "-- UNKNOWN     VRFY root  [not sent: the filter negotiated NOUNKNOWN]"
+    has "QUIT_NC" "-> QUIT_NC"
+fi
+
 # --- errors ------------------------------------------------------------------
 run "protocol error" 4 "unix:$T/garbage.sock" &&
     has "protocol error: clear message" "pmilter-test: protocol error: OPTNEG:" "$T/err"
