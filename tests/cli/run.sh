@@ -69,26 +69,51 @@ lacks() {
 "$MILTER" "unix:$T/pmt.sock" >"$T/pmt.port" 2>"$T/pmt.log" & pids+=($!)
 "$MILTER" "inet:0@127.0.0.1" >"$T/pmt-inet.port" 2>"$T/pmt-inet.log" &
 pids+=($!)
-# A peer that reads the negotiation and answers with an HTTP error, and one
-# that accepts and never says anything.
-"$PY" - "$T/garbage.sock" "$T/silent.sock" <<'EOF' & pids+=($!)
-import os, socket, sys, threading
-def serve(path, answer):
+# Broken peers: one answers the negotiation with an HTTP error, one accepts
+# and never says anything, one behaves until EOM and then sends a header
+# modification it did not negotiate.
+"$PY" - "$T/garbage.sock" "$T/silent.sock" "$T/broken.sock" <<'EOF' &
+import os, socket, struct, sys, threading
+def packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+def broken(c):
+    buf = b""
+    while True:
+        data = c.recv(65536)
+        if not data:
+            return
+        buf += data
+        while len(buf) >= 5 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+            n = struct.unpack(">I", buf[:4])[0]
+            cmd, buf = buf[4:5], buf[4 + n:]
+            if cmd == b"O":
+                c.sendall(packet(b"O", struct.pack(">III", 6, 0, 0)))
+            elif cmd == b"E":
+                c.sendall(packet(b"h", b"X-Not-Allowed\0yes\0"))
+            elif cmd == b"Q":
+                return
+            elif cmd not in (b"D", b"A"):
+                c.sendall(packet(b"c"))
+def serve(path, how):
     s = socket.socket(socket.AF_UNIX)
     s.bind(path + ".tmp"); s.listen(8); os.rename(path + ".tmp", path)
     held = []
     while True:
         c, _ = s.accept()
-        if answer:
+        if how == "garbage":
             c.recv(4096)
             c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
             c.close()
-        else:
+        elif how == "silent":
             held.append(c)
-threading.Thread(target=serve, args=(sys.argv[2], False), daemon=True).start()
-serve(sys.argv[1], True)
+        else:
+            threading.Thread(target=broken, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(sys.argv[2], "silent"), daemon=True).start()
+threading.Thread(target=serve, args=(sys.argv[3], "broken"), daemon=True).start()
+serve(sys.argv[1], "garbage")
 EOF
-for s in hello.sock pmt.sock garbage.sock silent.sock; do
+pids+=($!)
+for s in hello.sock pmt.sock garbage.sock silent.sock broken.sock; do
     wait_for "$T/$s" || exit 1
 done
 for _ in $(seq 1 100); do
@@ -295,6 +320,12 @@ run "protocol error" 4 "unix:$T/garbage.sock" &&
     has "protocol error: clear message" "pmilter-test: protocol error: OPTNEG:" "$T/err"
 run "protocol error: json" 4 --json "unix:$T/garbage.sock" &&
     has "protocol error: json outcome" '"outcome":"protocol_error"'
+run "protocol error at EOM" 4 "unix:$T/broken.sock" "$FILES/plain.eml" &&
+    has "protocol error at EOM: names the fault" \
+        "pmilter-test: protocol error: EOM:" "$T/err"
+has "protocol error at EOM: message left undecided" \
+    "== message 1: undecided"
+has "protocol error at EOM: result" "== result: protocol error, exit status 4"
 run "timeout" 4 --timeout 1 "unix:$T/silent.sock" &&
     has "timeout: named" "TIMEOUT" "$T/err"
 run "unreachable unix socket" 5 "unix:$T/nobody-here.sock" &&

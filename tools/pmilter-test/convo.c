@@ -432,7 +432,9 @@ static void finish_message(pmt_conv *cv)
         m->outcome = temp ? PMT_OUT_TEMPFAIL : PMT_OUT_REJECT;
         m->decided_at = "RCPT";
     }
-    if (m->outcome == PMT_OUT_NONE)
+    /* After a protocol error the message stays undecided: the MTA would
+     * have taken its default action, not aborted it. */
+    if (m->outcome == PMT_OUT_NONE && !cv->failed)
         m->outcome = PMT_OUT_ABORTED;
     worsen(cv, m->outcome);
     write_output(cv, m, path, sizeof path);
