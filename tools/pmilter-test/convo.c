@@ -260,13 +260,16 @@ static void stage_macros(pmt_conv *cv, int stage, const char *addr,
 static int load_macros(pmt_conv *cv, int stage, const char *addr,
                        pmt_strv *m)
 {
-    pmc_str pairs[128];
-    size_t n = 0;
+    pmc_str *pairs;
+    pmc_status st;
 
     stage_macros(cv, stage, addr, m);
-    for (size_t i = 0; i < m->n && n < 128; i++)
-        pairs[n++] = (pmc_str){m->v[i], m->len[i]};
-    if (pmc_client_set_macros(cv->cli, stage, pairs, n / 2) != PMC_OK) {
+    pairs = pmt_xalloc(NULL, (m->n + 1) * sizeof *pairs);
+    for (size_t i = 0; i < m->n; i++)
+        pairs[i] = (pmc_str){m->v[i], m->len[i]};
+    st = pmc_client_set_macros(cv->cli, stage, pairs, m->n / 2);
+    free(pairs);
+    if (st != PMC_OK) {
         pmt_report_error(cv->rep, "macro", "%s",
                          pmc_client_error(cv->cli)->message);
         return -1;
@@ -276,6 +279,7 @@ static int load_macros(pmt_conv *cv, int stage, const char *addr,
 
 /* ---- the shadow state --------------------------------------------------- */
 
+/* The reason strings built below; the tool handles one event at a time. */
 static char reason[160];
 
 static const char *why_not_sent(pmt_conv *cv, const evd *d)
