@@ -266,6 +266,16 @@ if run "macros: --macro" 0 --macro connect:j=custom.example \
     lacks "macros: removed default" "{mail_host}="
 fi
 
+# --- protocol version and --ignore-verdicts ----------------------------------
+if run "version 2" 0 --proto-version 2 "unix:$T/pmt.sock"; then
+    has "version 2: offer" "-> OPTNEG      version 2, actions 0x1ff, protocol 0x7f"
+    has "version 2: no DATA" "-- DATA  [not sent: protocol version 2 has no DATA]"
+fi
+run "ignore verdicts" 1 --ignore-verdicts -f spammer@example.net \
+    "unix:$T/pmt.sock" &&
+    has "ignore verdicts: RCPT sent after a rejected MAIL" \
+        "-> RCPT        <recipient@example.com>"
+
 # --- TCP ---------------------------------------------------------------------
 run "inet socket" 0 -r bob@example.com "inet:$PORT@127.0.0.1" &&
     has "inet socket: modification" "X-Pmt-Count: 1"

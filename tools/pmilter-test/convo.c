@@ -525,6 +525,23 @@ static int event(pmt_conv *cv, const evd *d, const char *macro_addr,
 
 /* ---- negotiation and connection ----------------------------------------- */
 
+/* The offer for the chosen version: Postfix's milter_protocol masks (v2 the
+ * seven NO* bits of the SMTP events, v3 adds NOUNKNOWN, v4 and v5 NODATA,
+ * v6 everything), all actions. */
+static void offer_for(pmc_client_config *cfg, const pmt_opts *o)
+{
+    pmc_client_config_init(cfg, o->personality);
+    cfg->ignore_verdicts = o->ignore_verdicts;
+    if (o->proto_version == 0 || o->proto_version == 6)
+        return;
+    cfg->version = (uint32_t)o->proto_version;
+    cfg->protocol = 0x7Fu;
+    if (o->proto_version >= 3)
+        cfg->protocol |= PMC_P_NOUNKNOWN;
+    if (o->proto_version >= 4)
+        cfg->protocol |= PMC_P_NODATA;
+}
+
 int pmt_conv_open(pmt_conv *cv, const pmt_opts *o, struct pmt_report *rep)
 {
     pmc_client_config cfg;
@@ -539,10 +556,7 @@ int pmt_conv_open(pmt_conv *cv, const pmt_opts *o, struct pmt_report *rep)
         pmt_report_error(rep, "connect", "%s", msg);
         return -1;
     }
-    pmc_client_config_init(&cfg, o->personality);
-    if (o->proto_version)
-        cfg.version = (uint32_t)o->proto_version;
-    cfg.ignore_verdicts = o->ignore_verdicts;
+    offer_for(&cfg, o);
     pmc_transport_fd(&tr, &cv->tst, cv->fd, o->timeout_s * 1000);
     cv->cli = pmc_client_new(&cfg, &tr);
     if (cv->cli == NULL) {
@@ -573,9 +587,7 @@ int pmt_negotiate(pmt_conv *cv)
     pmc_client_config offer;
     pmc_result r;
 
-    pmc_client_config_init(&offer, cv->o->personality);
-    if (cv->o->proto_version)
-        offer.version = (uint32_t)cv->o->proto_version;
+    offer_for(&offer, cv->o);
     if (pmc_client_negotiate(cv->cli, &r) != PMC_OK)
         return failed(cv, "OPTNEG");
     pmc_client_negotiated(cv->cli, &cv->version, &cv->actions,
