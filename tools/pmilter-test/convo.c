@@ -677,7 +677,7 @@ int pmt_ev_helo(pmt_conv *cv, const char *name)
 
     snprintf(cv->helo_name, sizeof cv->helo_name, "%s", name);
     rc = event(cv, &E_HELO, NULL, 1, &arg, 1, do_helo, name, &r);
-    if (rc == 0 && r.code && one_of(r.code, postfix(cv) ? "rty4" : "4"))
+    if (rc == 0 && r.code && one_of(r.code, "rty4"))
         worsen(cv, outcome_of(r.code, r.text));
     return rc;
 }
