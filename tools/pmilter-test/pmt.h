@@ -152,6 +152,14 @@ void pmt_message_write(const pmt_message *m, FILE *f, int crlf,
                        int leadspc);
 void pmt_message_free(pmt_message *m);
 
+/* macros.c */
+int pmt_set_macro(pmt_conv *cv, int stage, const char *name,
+                  const char *value);
+int pmt_stage_from_name(const char *s);
+const char *pmt_stage_name(int stage);
+/* Put the stage's macros into the client (and into m, for the report). */
+int pmt_load_macros(pmt_conv *cv, int stage, const char *addr, pmt_strv *m);
+
 /* convo.c: each returns 0, or -1 after a protocol error (reported). */
 int pmt_conv_open(pmt_conv *cv, const pmt_opts *o, struct pmt_report *rep);
 void pmt_conv_close(pmt_conv *cv);
@@ -169,10 +177,6 @@ int pmt_ev_eom(pmt_conv *cv);
 int pmt_ev_abort(pmt_conv *cv);
 int pmt_ev_unknown(pmt_conv *cv, const char *line);
 int pmt_ev_quit(pmt_conv *cv, int keep_connection);
-int pmt_set_macro(pmt_conv *cv, int stage, const char *name,
-                  const char *value);
-int pmt_stage_from_name(const char *s);
-const char *pmt_stage_name(int stage);
 int pmt_rcpts_left(const pmt_conv *cv);
 int pmt_family_of(const char *addr, char *family, const char **bare);
 
