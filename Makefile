@@ -121,8 +121,7 @@ fuzz: fuzz-build
 bench-core: $(BUILD)/bench/bench_core
 	bench/core/run.sh $(BUILD)/bench/bench_core
 
-demo: $(BUILD)/examples/demo
-	$(BUILD)/examples/demo
+# `make demo` (the README's first command) lives in mk/cli.mk.
 
 clean:
 	rm -rf build build-asan build-fuzz python/build
@@ -135,5 +134,5 @@ help:
 	@echo "make test-valgrind   C suites under valgrind memcheck"
 	@echo "make fuzz [FUZZ_SECONDS=60]  libFuzzer targets, seeded from tests/vectors"
 	@echo "make bench-core      session throughput and instructions per message"
-	@echo "make demo            run the example milter against the in-process client"
+	@echo "make demo            Perl and Python sample milters driven by pmilter-test"
 	@echo "make clean"

@@ -1,0 +1,34 @@
+# pmilter-test, the command-line MTA for milter authors, and the README's
+# demo (a Perl and a Python sample milter driven through real sockets).
+PMT_SRCS := $(wildcard tools/pmilter-test/*.c)
+PMT := $(BUILD)/bin/pmilter-test
+
+# _GNU_SOURCE: getopt_long, getaddrinfo and strcasecmp under -std=c11.
+$(PMT): $(PMT_SRCS) tools/pmilter-test/pmt.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -D_GNU_SOURCE $(PMT_SRCS) $(LIB) -o $@
+
+# The test milter serves the library's own server API, so the suite needs
+# neither binding.
+$(BUILD)/tests/pmt_milter: tests/cli/pmt_milter.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -D_GNU_SOURCE $< $(LIB) -o $@
+
+.PHONY: pmilter-test test-cli
+pmilter-test: $(PMT)
+
+test-cli: $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
+	tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
+
+test: $(PMT) $(BUILD)/tests/pmt_milter
+EXTRA_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
+
+# The README's first command: the sample Perl and Python milters on unix
+# sockets, each driven by pmilter-test playing Postfix (scripts/demo.sh).
+# demo-c is the earlier in-process C demo.
+.PHONY: demo demo-c
+demo: $(PMT)
+	BUILD=$(BUILD) PY=$(PY) scripts/demo.sh $(PMT)
+
+demo-c: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
