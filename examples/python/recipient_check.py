@@ -16,6 +16,11 @@ class RecipientCheck(Milter.Base):
     def __init__(self):
         self.accepted = []
 
+    def envfrom(self, mailfrom, *params):
+        # One connection may carry several messages: count per message.
+        self.accepted = []
+        return Milter.CONTINUE
+
     def envrcpt(self, to, *params):
         # Arguments arrive as str (decoded with surrogateescape).
         parts = parse_addr(to)

@@ -52,6 +52,17 @@ def test_recipient_check_accepts_local():
     assert ctx._msg['X-Local-Recipients'] == '2'
 
 
+def test_recipient_check_counts_per_message():
+    ctx, rc = run(recipient_check.RecipientCheck, 'bob@example.com',
+                  'carol@example.org')
+    assert ctx._msg['X-Local-Recipients'] == '2'
+    # A second message on the same connection starts from zero.
+    rc = ctx._feedFile(io.BytesIO(MSG), 'alice@example.org',
+                       'bob@example.com')
+    assert rc == Milter.CONTINUE
+    assert ctx._msg['X-Local-Recipients'] == '1'
+
+
 def test_body_rewrite():
     ctx, rc = run(body_rewrite.BodyRewrite, 'bob@example.com')
     assert rc == Milter.CONTINUE
