@@ -17,7 +17,8 @@ def env():
     # run.sh makes the folder (and cleans up after a killed run); pytest
     # alone makes its own.
     given = os.environ.get('E2E_ROOT')
-    root = given or tempfile.mkdtemp(prefix='pmcore-e2e-')
+    # Under /tmp: Postfix's daemons (user postfix) must reach every level.
+    root = given or tempfile.mkdtemp(prefix='pmcore-e2e-', dir='/tmp')
     e = Env(root)
     try:
         e.start()

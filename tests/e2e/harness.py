@@ -35,9 +35,12 @@ def free_port():
 class MilterProc:
     """One milter process under test, restartable after a test stopped it."""
 
-    def __init__(self, root, lang, transport):
-        self.name = f'{lang}-{transport}'
+    def __init__(self, root, lang, transport, script=None, name=None):
+        """SCRIPT: a milter taking just its socket spec (default: the
+        suite's own milter of LANG, which also takes its control folder)."""
+        self.name = name or f'{lang}-{transport}'
         self.lang = lang
+        self.script = script
         self.transport = transport
         self.ctl = os.path.join(root, 'ctl', self.name)
         self.logfile = os.path.join(root, 'log', f'milter-{self.name}.log')
@@ -55,16 +58,25 @@ class MilterProc:
         self.proc = None
 
     def command(self):
-        script = os.path.join(HERE, 'milters', 'e2e_milter')
+        if self.script:
+            args = [self.script, self.spec]
+        else:
+            ext = '.pl' if self.lang == 'perl' else '.py'
+            args = [os.path.join(HERE, 'milters', 'e2e_milter' + ext),
+                    self.spec, self.ctl]
         if self.lang == 'perl':
-            return ['perl', *PERL_INC, script + '.pl', self.spec, self.ctl]
-        return [sys.executable, script + '.py', self.spec, self.ctl]
+            return ['perl', *PERL_INC, *args]
+        return [sys.executable, *args]
 
     def start(self):
         log = open(self.logfile, 'ab')
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL)
         log.close()
+        # For run.sh's cleanup, should this process be killed before its
+        # fixtures could stop the milter.
+        with open(os.path.join(self.ctl, 'milter.pid'), 'w') as f:
+            f.write(f'{self.proc.pid}\n')
         self.wait_ready()
 
     def wait_ready(self, timeout=15):
@@ -101,11 +113,20 @@ class MilterProc:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # A Perl milter's per-connection children would outlive it.
+                workers = children_of(self.proc.pid)
                 self.proc.kill()
                 self.proc.wait()
-        # The Perl milter's postfork children outlive a killed master.
-        kill_children_of(self.proc.pid)
+                for pid in workers:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         self.proc = None
+        try:
+            os.unlink(os.path.join(self.ctl, 'milter.pid'))
+        except FileNotFoundError:
+            pass
 
     def log_tail(self, n=30):
         try:
@@ -126,8 +147,9 @@ class MilterProc:
         os.rename(path + '.tmp', path)
 
 
-def kill_children_of(ppid):
-    """SIGKILL the processes whose parent is PPID (the milter's workers)."""
+def children_of(ppid):
+    """The pids of the live processes whose parent is PPID."""
+    pids = []
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
@@ -137,19 +159,19 @@ def kill_children_of(ppid):
         except OSError:
             continue
         if int(fields[1]) == ppid:
-            try:
-                os.kill(int(d), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            pids.append(int(d))
+    return pids
 
 
 class Env:
-    def __init__(self, root):
+    def __init__(self, root, milters=None):
+        """MILTERS: {name: MilterProc}; default: the suite's four."""
         self.root = root
         os.makedirs(os.path.join(root, 'log'), exist_ok=True)
         self.sink = Sink()
-        self.milters = {n: MilterProc(root, *n.split('-')) for n in MILTER_NAMES}
-        self.ports = {n: free_port() for n in MILTER_NAMES}
+        self.milters = milters or {n: MilterProc(root, *n.split('-'))
+                                   for n in MILTER_NAMES}
+        self.ports = {n: free_port() for n in self.milters}
         self.postfix = Postfix(root, self.sink.port, {
             n: (self.ports[n], m.postfix_spec) for n, m in self.milters.items()})
 
@@ -226,6 +248,62 @@ class Client:
 
     def rset(self):
         return self.check('RSET', self.smtp.rset())
+
+
+class RawSMTP:
+    """A line-level SMTP session, for tests that look at every reply line."""
+
+    def __init__(self, env, name):
+        self.sock = socket.create_connection(('127.0.0.1', env.ports[name]), 60)
+        self.file = self.sock.makefile('rb')
+        self.greeting = self.read()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def read(self):
+        """The next reply: its lines, without CRLF, as str."""
+        lines = []
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise ConnectionError(f'connection closed after {lines}')
+            lines.append(line.rstrip(b'\r\n').decode('utf-8', 'replace'))
+            if line[3:4] != b'-':
+                return lines
+
+    def cmd(self, line):
+        self.sock.sendall(line.encode() + b'\r\n')
+        return self.read()
+
+    def data(self, msg):
+        """DATA and the message; the reply to the final dot."""
+        first = self.cmd('DATA')
+        if not first[0].startswith('354'):
+            return first
+        stuffed = re.sub(rb'(?m)^\.', b'..', msg)
+        if not stuffed.endswith(b'\r\n'):
+            stuffed += b'\r\n'
+        self.sock.sendall(stuffed + b'.\r\n')
+        return self.read()
+
+    def close(self):
+        try:
+            self.cmd('QUIT')
+        except OSError:
+            pass
+        self.file.close()
+        self.sock.close()
+
+
+def queue_id(reply):
+    """The queue id in Postfix's reply to the final dot."""
+    m = re.search(r'queued as ([0-9A-Za-z]+)', reply[-1])
+    assert m and reply[-1].startswith('250 '), reply
+    return m.group(1)
 
 
 def message(headers=(), body=b'original body\r\n', mode=None):

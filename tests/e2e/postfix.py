@@ -199,7 +199,7 @@ class Postfix:
             if m:
                 return m
             if time.monotonic() > end:
-                raise TimeoutError(f'maillog: no {pattern!r}\n{self.log_tail()}')
+                raise TimeoutError(f'maillog: no {pattern!r}\n{self.log_tail(15)}')
             time.sleep(0.05)
 
     def wait_removed(self, qid, timeout=20):

@@ -7,6 +7,7 @@ sent, dot-unstuffed, with its CRLF line ends.
 """
 import re
 import socketserver
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
     def handle_error(self, request, client_address):
         # A peer that hangs up (Postfix at its stop) is not an error here.
-        pass
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class Sink:

@@ -3,7 +3,7 @@
 #
 #   perl e2e_milter.pl SOCKET CTLDIR
 #
-# Each message says what the milter does to it; tests/e2e/milters/MODES.md
+# Each message says what the milter does to it; tests/e2e/README.md
 # is the contract shared with e2e_milter.py.  CTLDIR holds the few switches
 # a message cannot carry (what to do at connect) and the files of the
 # SIGTERM test.  Default dispatcher (postfork): one process per connection.

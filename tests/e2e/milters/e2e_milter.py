@@ -2,7 +2,7 @@
 
     e2e_milter.py SOCKET CTLDIR
 
-Each message says what the milter does to it; tests/e2e/milters/MODES.md
+Each message says what the milter does to it; tests/e2e/README.md
 is the contract shared with e2e_milter.pl.  CTLDIR holds the few switches
 a message cannot carry (what to do at connect) and the files of the
 SIGTERM test.
