@@ -70,11 +70,14 @@ class MilterProc:
 
     def start(self):
         log = open(self.logfile, 'ab')
+        # Its own process group, which a Perl milter's per-connection
+        # children share: stopping the group stops them all.
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         log.close()
-        # For run.sh's cleanup, should this process be killed before its
-        # fixtures could stop the milter.
+        # For run.sh's cleanup, should pytest be killed before the fixtures
+        # could stop the milter.
         with open(os.path.join(self.ctl, 'milter.pid'), 'w') as f:
             f.write(f'{self.proc.pid}\n')
         self.wait_ready()
@@ -113,15 +116,8 @@ class MilterProc:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                # A Perl milter's per-connection children would outlive it.
-                workers = children_of(self.proc.pid)
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-                for pid in workers:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
         self.proc = None
         try:
             os.unlink(os.path.join(self.ctl, 'milter.pid'))
@@ -145,22 +141,6 @@ class MilterProc:
         with open(path + '.tmp', 'w') as f:
             f.write(verb + '\n')
         os.rename(path + '.tmp', path)
-
-
-def children_of(ppid):
-    """The pids of the live processes whose parent is PPID."""
-    pids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f'/proc/{d}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == ppid:
-            pids.append(int(d))
-    return pids
 
 
 class Env:

@@ -18,6 +18,8 @@ import time
 
 HOSTNAME = 'e2e.pmcore.test'
 BOX_DOMAIN = 'box.test'
+# postfix and postcat live in /usr/sbin, which a user's PATH may lack.
+os.environ['PATH'] = os.environ.get('PATH', '/usr/bin:/bin') + ':/usr/sbin:/sbin'
 # The mailboxes of box.test (virtual(8) refuses regexp maps with $1).
 BOXES = ('rp', 'demo', 'one', 'two')
 # Daemons Postfix needs for SMTP in, relay out and virtual delivery, none

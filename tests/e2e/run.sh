@@ -33,11 +33,10 @@ cleanup() {
         postfix -c "$root/conf" stop >/dev/null 2>&1 ||
             postfix -c "$root/conf" abort >/dev/null 2>&1 || true
     fi
+    # Each milter leads its own process group (with its workers).
     for pidfile in "$root"/ctl/*/milter.pid; do
         [ -f "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        pkill -KILL -P "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
+        kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
     done
     [ -n "${E2E_KEEP:-}" ] && echo "e2e: kept $root" || rm -rf "$root"
 }
