@@ -36,7 +36,15 @@ def m(request, env):
     milter = env.milters[request.param]
     milter.ensure_running()
     milter.set_connect_verdict(None)
-    return milter
+    yield milter
+    # A milter that died during a test is restarted for the next one, but
+    # must not go unnoticed unless the test stopped it on purpose.
+    if not milter.alive() and not request.node.get_closest_marker('stops_milter'):
+        pytest.fail(f'milter {milter.name} died:\n{milter.log_tail()}')
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'stops_milter: the test ends the milter')
 
 
 @pytest.hookimpl(hookwrapper=True)

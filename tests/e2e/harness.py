@@ -116,8 +116,13 @@ class MilterProc:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
+        # Workers left in the group (none after a clean stop).
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc = None
         try:
             os.unlink(os.path.join(self.ctl, 'milter.pid'))

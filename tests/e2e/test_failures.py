@@ -53,6 +53,7 @@ def test_die_in_callback_then_next_message_passes(env, m, stage):
     assert error_text(m, stage) in m.log_tail(200)
 
 
+@pytest.mark.stops_milter
 def test_sigterm_with_message_in_flight(env, m):
     entered = os.path.join(m.ctl, 'slow-entered')
     release = os.path.join(m.ctl, 'slow-release')
