@@ -5,6 +5,7 @@ Env.start() brings up, under one folder: the sink, one milter process per
 Env.stop() takes everything down again, whatever state it is in.
 """
 import os
+import random
 import re
 import signal
 import smtplib
@@ -26,10 +27,18 @@ MILTER_NAMES = tuple(f'{lang}-{t}' for lang in LANGS for t in TRANSPORTS)
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses now, for a server started
+    later.  Taken below the kernel's ephemeral range, where other programs'
+    outgoing connections would make a later bind fail."""
+    for _ in range(100):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError('no free port in 20000-32000')
 
 
 class MilterProc:

@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -145,7 +146,6 @@ class Postfix:
         self.wait_listening()
 
     def wait_listening(self, timeout=15):
-        import socket
         end = time.monotonic() + timeout
         for port, _ in self.listeners.values():
             while True:
