@@ -187,6 +187,16 @@ def test_prefork_workers(server):
         got[k] = int(mods[0][3])
     assert got['slow'] != got['fast'], got
     assert s.p.pid not in got.values()
+    # Workers ignore SIGTERM (systemd signals the whole group): the
+    # supervisor decides.
+    for pid in got.values():
+        os.kill(pid, signal.SIGTERM)
+    time.sleep(0.3)
+    for pid in got.values():
+        os.kill(pid, 0)                        # still there
+    c = s.client()
+    assert message(c)[0] == 'c'
+    c.quit()
     rc, out, err = s.stop()
     assert rc == 0 and 'main returned' in out, (out, err)
     assert 'children 0' in out, out            # every worker reaped

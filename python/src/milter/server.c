@@ -314,11 +314,40 @@ static void after_fork_parent(void *app)
     PyGILState_Release(fork_gil);
 }
 
+/* In a worker: stopping is the supervisor's business (it tells each
+ * worker to drain, and a worker whose supervisor vanished drains on its
+ * own), so SIGTERM, SIGHUP and SIGINT sent to the whole process group
+ * (systemd, Ctrl-C) are ignored here, and the supervisor's wakeup pipe is
+ * let go. */
+static void worker_signals(void)
+{
+    static const char *const names[] = {"SIGTERM", "SIGHUP", "SIGINT"};
+    PyObject *sig = PyImport_ImportModule("signal");
+    PyObject *ign = sig ? PyObject_GetAttrString(sig, "SIG_IGN") : NULL;
+    int i;
+
+    for (i = 0; ign != NULL && i < 3; i++) {
+        PyObject *num = PyObject_GetAttrString(sig, names[i]);
+        PyObject *r = num ? PyObject_CallMethod(sig, "signal", "OO", num, ign)
+                          : NULL;
+        Py_XDECREF(r);
+        Py_XDECREF(num);
+    }
+    if (sig != NULL) {
+        PyObject *r = PyObject_CallMethod(sig, "set_wakeup_fd", "i", -1);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(ign);
+    Py_XDECREF(sig);
+    PyErr_Clear();
+}
+
 static int child_init(void *app)
 {
     (void)app;
     PyOS_AfterFork_Child();
     pym_aio_forget();
+    worker_signals();
     PyGILState_Release(fork_gil);
     return 0;
 }
