@@ -969,6 +969,8 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  * once; in THREADS successive steps of a connection may run on different
  * pool threads, each step seeing everything the previous one wrote (the
  * hand-off goes through a mutex), so per-connection data needs no lock.
+ * The fn of pmc_server_resume runs under the same rule, as one more step
+ * of its connection.
  * In the other models they all run on one thread.  tick and reload run on
  * the loop thread, possibly while handlers run on pool threads; log may be
  * called from any thread at once and must be thread-safe.

@@ -90,14 +90,20 @@ static void on_control(serve *v, long long now)
 
 /* A FORK child's answers from pmc_server_resume (the server's eventfd is
  * this process's own): run those for this connection now. */
-static void on_wake(serve *v)
+static void on_wake(serve *v, long long now)
 {
     pmci_conn *c = v->c;
     uint64_t n;
     pmci_resume *r, *next, **tail = &c->rq_job;
     ssize_t got = read(c->srv->wakefd, &n, sizeof n);
+    int stop = atomic_load(&c->srv->stop_req);
 
     (void)got;
+    /* pmc_server_stop called in this child: drain as if told to. */
+    if (stop > 0 && !v->draining) {
+        v->draining = 1;
+        v->drain_deadline = now + (stop - 1);
+    }
     while (*tail)
         tail = &(*tail)->next;
     for (r = pmci_rq_take(c->srv); r; r = next) {
@@ -207,7 +213,7 @@ static void loop(serve *v, uint8_t *buf)
         if (v->control >= 0 && p[1].revents)
             on_control(v, now);
         if (wi >= 0 && p[wi].revents) {
-            on_wake(v);
+            on_wake(v, now);
             continue; /* flush, then look at the state again */
         }
         if (p[0].revents & POLLNVAL) {

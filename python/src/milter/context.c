@@ -127,7 +127,9 @@ static void act_run(pmc_session *s, void *p)
     case A_QUARANTINE: x->st = pmc_session_quarantine(s, x->a); break;
     case A_BODY: x->st = pmc_session_replacebody(s, x->a.ptr, x->a.len); break;
     case A_PROGRESS: x->st = pmc_session_progress(s); break;
-    case A_SYMLIST: x->st = pmc_session_setsymlist(s, x->stage, x->list); break;
+    case A_SYMLIST:
+        x->st = pmc_session_setsymlist(s, x->stage, x->list);
+        break;
     default: x->st = PMC_ERR_ARGUMENT; break;
     }
     if (x->st != PMC_OK && (e = pmc_session_action_error(s)) != NULL)

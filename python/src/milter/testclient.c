@@ -163,8 +163,9 @@ PyObject *TC_connect(TestConnObject *self, PyObject *args)
         return NULL;
     {
         pmc_status cst;
-        CLIENT_CALL(self, cst, pmc_client_connect(self->cl, host, (char)fam, port,
-                                           addr, &r));
+        CLIENT_CALL(self, cst,
+                    pmc_client_connect(self->cl, host, (char)fam, port,
+                                       addr, &r));
         return result(self, cst, &r);
     }
 }
@@ -283,10 +284,10 @@ PyObject *TC_unknown(TestConnObject *self, PyObject *args)
     PyObject *fn(TestConnObject *self, PyObject *noargs)                  \
     {                                                                     \
         pmc_result r;                                                     \
+        pmc_status cst;                                                   \
         (void)noargs;                                                     \
         if (pym_tc_enter(self, 1))                                               \
             return NULL;                                                  \
-        pmc_status cst;                                                   \
         CLIENT_CALL(self, cst, call(self->cl, &r));                       \
         return result(self, cst, &r);                                     \
     }
