@@ -320,3 +320,21 @@ def test_raw_pending_then_eof_closes_the_coroutine(recwarn):
     assert ran == []                          # never ran, and no warning
     assert not [w for w in recwarn if 'never awaited' in str(w.message)]
     assert c.run_pending() == 'PENDING'       # nothing left to run
+
+
+def test_mta_gone_while_a_coroutine_is_pending(server):
+    s = server('async')
+    c = s.client()
+    c.mail([b'<a@x>'])
+    c.rcpt([b'<b@x>'])
+    pkt = b'\0\0\0\x01E'                     # EOM, answer not read
+    c.sock.sendall(pkt)
+    time.sleep(0.1)                          # its coroutine is asleep
+    c.sock.close()                           # the MTA gives up
+    time.sleep(0.5)                          # the answer would come now
+    c2 = s.client()
+    assert message(c2)[0] == 'c'             # the server is unharmed
+    c2.quit()
+    rc, out, err = s.stop()
+    assert rc == 0 and 'main returned' in out, err
+    assert 'Traceback' not in err, err       # cancelled, not reported
