@@ -476,6 +476,29 @@ PMC_API pmc_status pmc_session_resume(pmc_session *s, int verdict);
 
 /* Nonzero while a handler's answer is pending. */
 PMC_API int pmc_session_is_pending(const pmc_session *s);
+
+/* Why the close handler ran, or why the session ended. */
+typedef enum pmc_close_reason {
+    PMC_CLOSE_NONE = 0,  /* no close yet: the session is open and no
+                            QUIT_NC was seen */
+    PMC_CLOSE_QUIT,      /* the MTA sent QUIT */
+    PMC_CLOSE_QUIT_NC,   /* the MTA sent QUIT_NC: close ran, the session
+                            stays open for a new connection */
+    PMC_CLOSE_EOF,       /* pmc_session_eof: the stream ended between
+                            packets */
+    PMC_CLOSE_ERROR,     /* bad input from the MTA (pmc_session_error says
+                            which), a cut-off packet at EOF, or out of
+                            memory */
+    PMC_CLOSE_HOST       /* pmc_session_end: the host ended it (a timeout,
+                            a stop, an I/O error; under the server the
+                            session error names the status) */
+} pmc_close_reason;
+
+/* The reason of the last close (or end) of the session: read it in the
+ * close handler to tell a QUIT from a dropped connection, or afterwards.
+ * PMC_CLOSE_NONE before any.  A QUIT_NC reason stays until the next close.
+ * Same thread rules as the session. */
+PMC_API pmc_close_reason pmc_session_close_reason(const pmc_session *s);
 /* Nonzero once the session has ended (QUIT, EOF, end, or error). */
 PMC_API int pmc_session_is_closed(const pmc_session *s);
 
@@ -774,6 +797,30 @@ PMC_API void pmc_transport_fd(pmc_transport *tr, pmc_fd_transport_state *st,
  * rules. */
 PMC_API void pmc_transport_session(pmc_transport *tr, pmc_session *s);
 
+/* As pmc_transport_session, for filters whose handlers return PMC_PENDING
+ * (deferred work: coroutines, a job queue).  Whenever the session is
+ * pending after send has fed it, and whenever recv finds no output while
+ * it is pending, the transport calls wait(s, arg) on the calling thread.
+ * wait must answer the pending handler by calling pmc_session_resume (it
+ * may first run the deferred work and use the session's actions, as a
+ * handler may); it must not call feed, eof or free.  wait is called again
+ * while it makes progress (the session left the pending state, or resumed
+ * and took the next queued packet, which pended again).  A wait that
+ * returns without resuming is not called again for that input: send still
+ * succeeds (the bytes are queued in the session), recv then fails with
+ * PMC_TRANSPORT_FAILED (the client reports PMC_ERR_IO, and why() says a
+ * handler is still pending), and close (pmc_session_eof) ends the session
+ * with the handler unanswered, running abort and close.  wait NULL behaves
+ * as pmc_transport_session.  'arg' is passed through; it must outlive the
+ * client.  The transport holds a small allocation that its close releases
+ * (a client calls close exactly once, at quit or at free), so 'tr' must be
+ * given to a client.  Returns PMC_OK, or PMC_ERR_NOMEM ('tr' unusable). */
+PMC_API pmc_status pmc_transport_session_ex(pmc_transport *tr,
+                                            pmc_session *s,
+                                            void (*wait)(pmc_session *s,
+                                                         void *arg),
+                                            void *arg);
+
 /* Create a client on a transport ('tr' is copied; its ctx must outlive the
  * client).  cfg NULL = pmc_client_config_init(cfg, PMC_MTA_POSTFIX).  NULL
  * when out of memory or when cfg->version is not 2..6.  Sends nothing.
@@ -922,6 +969,8 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  * once; in THREADS successive steps of a connection may run on different
  * pool threads, each step seeing everything the previous one wrote (the
  * hand-off goes through a mutex), so per-connection data needs no lock.
+ * The fn of pmc_server_resume runs under the same rule, as one more step
+ * of its connection.
  * In the other models they all run on one thread.  tick and reload run on
  * the loop thread, possibly while handlers run on pool threads; log may be
  * called from any thread at once and must be thread-safe.
@@ -930,7 +979,8 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
 /* Socket families of a parsed spec. */
 enum pmc_sock_family {
     PMC_SOCK_UNIX = 1,  /* "unix:/path" or "local:/path" */
-    PMC_SOCK_INET = 2,  /* "inet:port", "inet:port@host", "inet:host:port" */
+    PMC_SOCK_INET = 2,  /* "inet:port", "inet:port@host", "inet:host:port",
+                           "inet:port@[a.b.c.d]", "inet:[a.b.c.d]:port" */
     PMC_SOCK_INET6 = 3  /* "inet6:port", "inet6:port@[addr]",
                            "inet6:port@addr", "inet:[addr]:port" */
 };
@@ -947,7 +997,10 @@ typedef struct pmc_sockspec {
 /* Parse a socket spec without touching the system (no name lookup).
  * Accepted forms: unix:/path, local:/path (the path must be absolute and
  * fit sun_path), inet:port, inet:port@host, inet:host:port (Postfix),
- * inet6:port, inet6:port@[addr], inet6:port@addr, inet:[addr]:port.  Ports
+ * inet6:port, inet6:port@[addr], inet6:port@addr, inet:[addr]:port.  In
+ * the inet: forms a bracketed dotted quad (inet:port@[192.0.2.1], as
+ * libmilter configurations write it) is IPv4, any other bracketed address
+ * IPv6.  Ports
  * are decimal, 0..65535.  A host made only of digits and dots must be a
  * valid dotted quad; an inet6 host must be a valid IPv6 address; other
  * inet hosts are names, resolved by pmc_listen.  Returns PMC_OK, or
@@ -1010,9 +1063,9 @@ typedef struct pmc_server_config {
      * session handler of that connection (NULL is fine).  Under the server
      * the handlers' ud is this value; pmc_session_userdata and
      * pmc_session_set_userdata belong to the server and must not be used.
-     * Handlers must not return PMC_PENDING under the server (it has no
-     * resume entry point yet): such a connection waits until its read
-     * timeout ends it. */
+     * A handler may return PMC_PENDING and be answered later through
+     * pmc_server_resume (ci->id, or pmc_server_conn_id, names the
+     * connection). */
     void *(*conn_open)(void *app, const pmc_conn_info *ci);
     /* Called exactly once per connection whose conn_open ran, after the
      * session ended (its close handler, if any, has run), also for
@@ -1032,7 +1085,11 @@ typedef struct pmc_server_config {
      * (between MAIL and the end of the message) and while replies wait for
      * room to be written; default 300000 (Postfix's content timeout).
      * idle_timeout_ms applies between messages; default 7210000 (libmilter's
-     * 7210 s).  Neither runs while a handler runs. */
+     * 7210 s).  Neither runs while a handler runs.  While a handler is
+     * pending (PMC_PENDING) the MTA owes nothing, so the read timeout does
+     * not apply: the connection is under the idle timeout, a safety net
+     * for an answer that never comes (the MTA usually gives up first and
+     * closes, which ends the session at once). */
     int read_timeout_ms;
     int idle_timeout_ms;
     /* Most concurrent connections (per worker process for PREFORK, see
@@ -1080,6 +1137,14 @@ typedef struct pmc_server_config {
     /* Called on the loop thread (the master in PREFORK) when a reload is
      * requested, before PREFORK replaces its workers.  NULL = none. */
     void (*reload)(void *app);
+    /* PREFORK and FORK: called in the parent just before each fork() and
+     * just after it (after_fork_parent also when fork failed), on the loop
+     * thread, always in pairs and never nested.  The child gets neither:
+     * child_init is the first hook it runs.  For hosts that must prepare
+     * for fork (Python: PyOS_BeforeFork, PyOS_AfterFork_Parent, and
+     * PyOS_AfterFork_Child in child_init).  NULL = none. */
+    void (*before_fork)(void *app);
+    void (*after_fork_parent)(void *app);
 } pmc_server_config;
 
 /* Defaults as documented above; cfg->session gets pmc_config_init.
@@ -1159,6 +1224,44 @@ PMC_API void pmc_server_reload(pmc_server *srv);
 /* A consistent snapshot of the counters.  Thread-safe (any thread, also
  * while running; not from a signal handler). */
 PMC_API void pmc_server_stats_get(pmc_server *srv, pmc_server_stats *out);
+/* Answer a pending handler later, from any thread.  A handler of
+ * connection conn_id returned PMC_PENDING; when the work it started is
+ * done, call this.  The request is queued and the server woken; fn(s, arg)
+ * then runs on the thread that owns the connection (the loop thread in
+ * LOOP and PREFORK workers, a pool thread in THREADS, the child in FORK),
+ * never at the same time as a handler of that connection.  fn may use the
+ * session's actions as the pending handler could (addheader while EOM is
+ * pending, setreply, progress, getsymval) and returns the verdict given to
+ * pmc_session_resume: the pending event is answered, queued input goes on
+ * (running more handlers), and the output is sent.  fn returning
+ * PMC_PENDING keeps the handler pending: a way to run actions on the
+ * connection's thread (progress, say) before the answer.  If the session is
+ * not pending when fn runs, its return value is ignored.
+ *
+ * fn is called exactly once per successful call: with s == NULL when the
+ * connection is gone (closed, timed out, ended by a stop; also when the
+ * server is not running any more, then on the calling thread at once), so
+ * arg can be freed; s is valid only during fn.  Requests for one
+ * connection run in the order they were made.  Returns PMC_OK, or
+ * PMC_ERR_NOMEM (nothing queued, fn not called; arg stays the caller's).
+ * Thread-safe; not async-signal-safe.  srv must stay valid until
+ * pmc_server_free, which answers requests still queued with s == NULL.
+ * In the forked models a request only reaches connections of the process
+ * that makes it.  pmc_serve_fd has no server object: its handlers must not
+ * return PMC_PENDING (such a connection waits for its timeouts).
+ *
+ * Drain: a pending connection is kept open until it is answered (and then
+ * until its message ends, as any other), at most until the drain deadline;
+ * at the deadline it is ended (abort and close run) and the late fn gets
+ * s == NULL. */
+PMC_API pmc_status pmc_server_resume(pmc_server *srv, uint64_t conn_id,
+                                     int (*fn)(pmc_session *s, void *arg),
+                                     void *arg);
+/* The id of the server connection a session belongs to (the
+ * pmc_conn_info.id given to conn_open), for pmc_server_resume.  Only for
+ * sessions run by a pmc_server or pmc_serve_fd, from their handlers or fn;
+ * any other session gives an undefined result. */
+PMC_API uint64_t pmc_server_conn_id(const pmc_session *s);
 /* Close listeners, remove unix socket paths the server created, free.  Not
  * while pmc_server_run runs.  NULL is fine. */
 PMC_API void pmc_server_free(pmc_server *srv);

@@ -61,8 +61,10 @@ static void new_conn(pmci_loop *l, int fd)
     pmc_server *srv = l->srv;
     pmci_conn *c = pmci_conn_new(srv, fd, srv->id_base + ++srv->id_next);
 
-    if (c && pmci_loop_add(l, &c->it,
-                           EPOLLIN | EPOLLRDHUP | EPOLLET) != 0) {
+    if (c && (pmci_tab_add(l, c) != 0 ||
+              pmci_loop_add(l, &c->it, EPOLLIN | EPOLLRDHUP | EPOLLET) !=
+                  0)) {
+        pmci_tab_del(l, c);
         pmci_conn_free(c); /* closes fd */
         c = NULL;
         fd = -1;

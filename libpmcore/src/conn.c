@@ -92,7 +92,7 @@ const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap)
     return buf;
 }
 
-static void note_error(pmci_conn *c, pmc_status st)
+void pmci_conn_note(pmci_conn *c, pmc_status st)
 {
     const pmc_error *e = pmc_session_error(c->s);
     char qid[64];
@@ -113,7 +113,7 @@ pmc_status pmci_conn_feed(pmci_conn *c, const uint8_t *p, size_t n)
 {
     pmc_status st = pmc_session_feed(c->s, p, n);
 
-    note_error(c, st);
+    pmci_conn_note(c, st);
     return st;
 }
 
@@ -124,7 +124,7 @@ pmc_status pmci_conn_eof(pmci_conn *c)
     if (pmc_session_is_closed(c->s))
         return PMC_OK;
     st = pmc_session_eof(c->s);
-    note_error(c, st);
+    pmci_conn_note(c, st);
     return st;
 }
 
@@ -176,6 +176,8 @@ void pmci_conn_state(pmci_conn *c)
     c->out_left = n > 0 && !c->io_failed;
     c->in_msg = pmci_session_in_message(c->s);
     c->partial = pmci_session_partial(c->s);
+    c->pending = pmc_session_is_pending(c->s);
+    c->queued = c->pending ? pmci_session_queued(c->s) : 0;
 }
 
 /* Move the session's counters into the server's. */
@@ -227,6 +229,10 @@ void pmci_conn_step(pmci_conn *c)
         if (c->in.cap > 16384)
             pmc_buf_free(&c->in); /* idle connections keep no big buffer */
     }
+    /* Before EOF: an answer that arrived with the end of stream still
+     * reaches its handler's session, then abort and close run. */
+    if (job & PMCI_JOB_RESUME)
+        pmci_conn_resumes(c);
     if (job & PMCI_JOB_EOF)
         pmci_conn_eof(c);
     if (job & PMCI_JOB_END) {
@@ -264,6 +270,9 @@ void pmci_conn_free(pmci_conn *c)
         return;
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
+    /* Answers that came too late: their connection is gone. */
+    pmci_rq_answer_all(c->rq_job);
+    pmci_rq_answer_all(c->rq);
     pmc_session_free(c->s);
     pmc_buf_free(&c->in);
     free(c);

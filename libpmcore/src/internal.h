@@ -165,6 +165,7 @@ struct pmc_session {
     pmc_event cur_event; /* PMC_EV_COUNT outside handlers */
     int pending;
     int pending_eob;     /* pending body chunk came with EOB: eom follows */
+    int close_reason;    /* pmc_close_reason of the last close or end */
     uint64_t cur_offset;
 
     pmci_macros macros;

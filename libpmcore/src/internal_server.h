@@ -43,6 +43,20 @@ typedef pmc_server_stats pmci_stats;
 #define PMCI_JOB_INPUT 1u /* feed conn->in */
 #define PMCI_JOB_EOF 2u   /* the peer closed its side */
 #define PMCI_JOB_END 4u   /* end the session (timeout, stop, I/O error) */
+#define PMCI_JOB_RESUME 8u /* run conn->rq_job (pmc_server_resume) */
+
+/* While a handler is pending the session queues what the MTA sends; past
+ * this many unread bytes the server stops reading until it is answered, so
+ * a peer cannot make it buffer without bound. */
+#define PMCI_PENDING_READ_MAX (256u * 1024u)
+
+/* One pmc_server_resume request. */
+typedef struct pmci_resume {
+    uint64_t id;
+    int (*fn)(pmc_session *s, void *arg);
+    void *arg;
+    struct pmci_resume *next;
+} pmci_resume;
 
 typedef struct pmci_conn pmci_conn;
 struct pmci_conn {
@@ -81,6 +95,14 @@ struct pmci_conn {
     pmci_conn *anext;    /* the loop's re-read list (a conn may be on it
                             and in the pool at once) */
     int on_again;
+
+    int pending;         /* a handler's answer is pending */
+    size_t queued;       /* unread input the session holds */
+    pmci_resume *rq, *rq_tail; /* loop thread: requests not yet handed on */
+    pmci_resume *rq_job; /* the step's: requests to run now */
+    int rq_listed;       /* on the loop's list of conns to resume */
+    pmci_conn *qnext_rq; /* that list */
+    pmci_conn *hnext;    /* the loop's id table */
 
     unsigned steps;      /* since the last merge */
     pmci_stats st;       /* unmerged counters */
@@ -126,6 +148,11 @@ struct pmc_server {
     int gen;
     int is_child;        /* this process is a worker or a FORK child */
     int control_fd;      /* PREFORK worker: socket to the master, or -1 */
+
+    /* pmc_server_resume requests from any thread, for the loop. */
+    pthread_mutex_t rq_mu;
+    pmci_resume *rq_head, *rq_tail;
+    int rq_closed;       /* run is over: answer requests at once */
 };
 
 typedef struct pmci_tlist {
@@ -153,6 +180,8 @@ typedef struct pmci_loop {
     pmci_pool *pool;
     pmci_item wake, hostwake, control;
     pmci_stats st;       /* loop-side counters not yet merged */
+    pmci_conn **tab;     /* connections by id (chained by hnext) */
+    size_t tab_cap, tab_n;
     long long respawn_at;/* PREFORK master: earliest next spawn */
     pmc_status result;
     pmc_error err;
@@ -176,6 +205,7 @@ PMCI_HIDDEN pmc_status pmci_conn_feed(pmci_conn *c, const uint8_t *p,
                                       size_t n);
 PMCI_HIDDEN pmc_status pmci_conn_eof(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_end(pmci_conn *c, pmc_status why);
+PMCI_HIDDEN void pmci_conn_note(pmci_conn *c, pmc_status st);
 PMCI_HIDDEN int pmci_conn_flush(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_state(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_finish(pmci_conn *c);
@@ -188,6 +218,18 @@ PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
 /* session_peek.c */
 PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
 PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
+PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
+
+/* resume.c */
+PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_child(pmc_server *srv);
+PMCI_HIDDEN pmci_resume *pmci_rq_take(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_close(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_answer_all(pmci_resume *r);
+PMCI_HIDDEN void pmci_conn_resumes(pmci_conn *c);
+PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
 
 /* loop.c */
 PMCI_HIDDEN pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv,

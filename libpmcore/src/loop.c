@@ -68,6 +68,16 @@ static void tl_append(pmci_loop *l, pmci_conn *c, int which)
 
 static void dispatch(pmci_loop *l, pmci_conn *c, unsigned job)
 {
+    /* Resume requests go with every step, so they run as soon as the
+     * connection's thread gets to it. */
+    if (c->rq) {
+        pmci_resume **pp = &c->rq_job;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = c->rq;
+        c->rq = c->rq_tail = NULL;
+        job |= PMCI_JOB_RESUME;
+    }
     c->job |= job;
     tl_remove(l, c);
     if (l->pool) {
@@ -172,6 +182,7 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
     if (c->finished) {
         tl_remove(l, c);
         unlink_again(l, c);
+        pmci_tab_del(l, c);
         /* Freed after this batch of events: a later event in it may still
          * point here. */
         c->qnext = l->dead;
@@ -186,14 +197,22 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         end_conn(l, c, c->io_failed ? PMC_ERR_IO : PMC_OK);
         return;
     }
+    if (c->rq) { /* answers arrived while a step ran */
+        dispatch(l, c, 0);
+        return;
+    }
     set_out(l, c, c->out_left);
-    if (l->stopping && !c->out_left && (!c->in_msg || l->drain_expired)) {
+    /* Draining: a pending handler is waited for like a message. */
+    if (l->stopping && !c->out_left &&
+        ((!c->in_msg && !c->pending) || l->drain_expired)) {
         end_conn(l, c, l->drain_expired ? PMC_ERR_TIMEOUT : PMC_OK);
         return;
     }
-    if (c->rd_pending && !c->out_left && !c->on_again && do_read(l, c))
+    if (c->rd_pending && !c->out_left && !c->on_again &&
+        !(c->pending && c->queued >= PMCI_PENDING_READ_MAX) && do_read(l, c))
         return;
-    tl_append(l, c, c->partial || c->in_msg || c->out_left);
+    /* The MTA owes nothing while a handler is pending: idle, not read. */
+    tl_append(l, c, c->out_left || (!c->pending && (c->partial || c->in_msg)));
 }
 
 static void conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
@@ -233,7 +252,7 @@ static void for_each_idle(pmci_loop *l, void (*fn)(pmci_loop *, pmci_conn *))
 
 static void drain_one(pmci_loop *l, pmci_conn *c)
 {
-    if (l->drain_expired || (!c->in_msg && !c->out_left))
+    if (l->drain_expired || (!c->in_msg && !c->out_left && !c->pending))
         end_conn(l, c, l->drain_expired ? PMC_ERR_TIMEOUT : PMC_OK);
 }
 
@@ -263,6 +282,41 @@ static void run_tick(pmci_loop *l)
         begin_stop(l, cfg->drain_timeout_ms);
 }
 
+/* Hand each queued answer to its connection; a connection no longer
+ * here gets fn(NULL) at once. */
+static void resumes(pmci_loop *l)
+{
+    pmci_resume *r = pmci_rq_take(l->srv), *next;
+    pmci_conn *todo = NULL, *c;
+
+    for (; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        c = pmci_tab_find(l, r->id);
+        if (!c || c->finished) {
+            pmci_rq_answer_all(r);
+            continue;
+        }
+        if (c->rq_tail)
+            c->rq_tail->next = r;
+        else
+            c->rq = r;
+        c->rq_tail = r;
+        if (!c->rq_listed) {
+            c->rq_listed = 1;
+            c->qnext_rq = todo;
+            todo = c;
+        }
+    }
+    /* A busy connection picks its requests up when its step returns. */
+    while ((c = todo)) {
+        todo = c->qnext_rq;
+        c->rq_listed = 0;
+        if (!c->busy && !c->finished)
+            dispatch(l, c, 0);
+    }
+}
+
 static void wake_event(pmci_loop *l)
 {
     uint64_t v;
@@ -270,6 +324,7 @@ static void wake_event(pmci_loop *l)
     ssize_t r = read(l->srv->wakefd, &v, sizeof v);
 
     (void)r;
+    resumes(l);
     drain = atomic_load(&l->srv->stop_req);
     if (drain > 0)
         begin_stop(l, drain - 1);
@@ -542,6 +597,8 @@ void pmci_loop_fini(pmci_loop *l)
             pmci_conn_free(c);
         }
     free_dead(l);
+    free(l->tab);
+    l->tab = NULL;
     if (l->pool)
         pmci_pool_free(l->pool);
     if (l->accept_mode)

@@ -53,6 +53,7 @@ static void child_setup(pmci_loop *l, int control)
     atomic_store(&srv->stop_req, 0);
     atomic_store(&srv->reload_req, 0);
     memset(&srv->stats, 0, sizeof srv->stats);
+    pmci_rq_child(srv);
     srv->control_fd = control;
 }
 
@@ -86,6 +87,7 @@ static _Noreturn void worker_main(pmci_loop *master, int control)
     }
     pmci_loop_fini(&l);
     pmci_close_listeners(srv);
+    pmci_rq_close(srv);
     child_leave(srv, st == PMC_OK ? 0 : 1);
 }
 
@@ -101,6 +103,7 @@ static _Noreturn void conn_child_main(pmci_loop *master, int control, int fd,
         child_leave(srv, 1);
     }
     pmci_serve_blocking(srv, fd, id, control, 0, NULL);
+    pmci_rq_close(srv);
     /* The master counted the accept and the open connection itself. */
     pthread_mutex_lock(&srv->mu);
     srv->stats.conn_accepted = 0;
@@ -127,7 +130,14 @@ static pmci_child *spawn(pmci_loop *l, int fd, uint64_t id)
         free(ch);
         return NULL;
     }
+    if (srv->cfg.before_fork)
+        srv->cfg.before_fork(srv->cfg.app);
     pid = fork();
+    if (pid != 0 && srv->cfg.after_fork_parent) {
+        int e = errno;
+        srv->cfg.after_fork_parent(srv->cfg.app);
+        errno = e;
+    }
     if (pid < 0) {
         pmci_log(srv, PMC_LOG_ERR, 0, NULL, "fork: %s",
                  pmci_errtext(errno, et, sizeof et));

@@ -22,12 +22,18 @@ typedef struct serve {
     pmc_error *err;
 } serve;
 
+/* The MTA owes bytes (or we wait to write): the read timeout applies.
+ * Not while a handler is pending: then the MTA waits for us. */
+static int reading(const pmci_conn *c)
+{
+    return c->out_left || (!c->pending && (c->partial || c->in_msg));
+}
+
 static int timeout_left(serve *v, long long now)
 {
     const pmc_server_config *cfg = &v->c->srv->cfg;
     pmci_conn *c = v->c;
-    int ms = (c->partial || c->in_msg || c->out_left) ? cfg->read_timeout_ms
-                                                      : cfg->idle_timeout_ms;
+    int ms = reading(c) ? cfg->read_timeout_ms : cfg->idle_timeout_ms;
     long long t = ms > 0 ? v->last + ms : LLONG_MAX;
 
     if (v->draining && v->drain_deadline < t)
@@ -57,13 +63,12 @@ static int on_timeout(serve *v, long long now)
         pmci_conn_end(c, PMC_ERR_TIMEOUT);
         return 1;
     }
-    if (c->partial || c->in_msg || c->out_left)
+    if (reading(c))
         c->st.conn_read_timeouts++;
     else
         c->st.conn_idle_timeouts++;
     pmci_log(c->srv, PMC_LOG_INFO, c->id, pmci_conn_qid(c, qid, sizeof qid),
-             "%s timeout",
-             (c->partial || c->in_msg || c->out_left) ? "read" : "idle");
+             "%s timeout", reading(c) ? "read" : "idle");
     pmci_conn_end(c, PMC_ERR_TIMEOUT);
     set(v, PMC_ERR_TIMEOUT, "the connection timed out");
     return 1;
@@ -81,6 +86,37 @@ static void on_control(serve *v, long long now)
     v->draining = 1;
     v->drain_deadline = now + (ms > 0 ? ms : 0);
     v->control = -1; /* nothing more to hear */
+}
+
+/* A FORK child's answers from pmc_server_resume (the server's eventfd is
+ * this process's own): run those for this connection now. */
+static void on_wake(serve *v, long long now)
+{
+    pmci_conn *c = v->c;
+    uint64_t n;
+    pmci_resume *r, *next, **tail = &c->rq_job;
+    ssize_t got = read(c->srv->wakefd, &n, sizeof n);
+    int stop = atomic_load(&c->srv->stop_req);
+
+    (void)got;
+    /* pmc_server_stop called in this child: drain as if told to. */
+    if (stop > 0 && !v->draining) {
+        v->draining = 1;
+        v->drain_deadline = now + (stop - 1);
+    }
+    while (*tail)
+        tail = &(*tail)->next;
+    for (r = pmci_rq_take(c->srv); r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->id == c->id) {
+            *tail = r;
+            tail = &r->next;
+        } else {
+            pmci_rq_answer_all(r);
+        }
+    }
+    pmci_conn_resumes(c);
 }
 
 static const char *why(pmci_conn *c, const char *fallback)
@@ -125,8 +161,8 @@ static void loop(serve *v, uint8_t *buf)
     pmci_conn *c = v->c;
 
     for (;;) {
-        struct pollfd p[2];
-        int np = 1, n;
+        struct pollfd p[3];
+        int np = 1, n, wi = -1;
         long long now;
 
         if (pmci_conn_flush(c) < 0) {
@@ -138,18 +174,27 @@ static void loop(serve *v, uint8_t *buf)
         pmci_conn_collect_some(c);
         if (pmc_session_is_closed(c->s) && !c->out_left)
             return;
-        if (v->draining && !c->in_msg && !c->out_left) {
+        if (v->draining && !c->in_msg && !c->out_left && !c->pending) {
             pmci_conn_end(c, PMC_OK);
             return;
         }
         p[0].fd = c->it.fd;
-        p[0].events = c->out_left ? POLLOUT : POLLIN;
+        p[0].events = c->out_left ? POLLOUT
+                      : c->pending && c->queued >= PMCI_PENDING_READ_MAX
+                          ? 0 : POLLIN;
         p[0].revents = 0;
         if (v->control >= 0) {
-            p[1].fd = v->control;
-            p[1].events = POLLIN;
-            p[1].revents = 0;
-            np = 2;
+            p[np].fd = v->control;
+            p[np].events = POLLIN;
+            p[np].revents = 0;
+            np++;
+        }
+        if (c->srv->wakefd >= 0) {
+            wi = np;
+            p[np].fd = c->srv->wakefd;
+            p[np].events = POLLIN;
+            p[np].revents = 0;
+            np++;
         }
         n = poll(p, (nfds_t)np, timeout_left(v, pmci_now_ms()));
         now = pmci_now_ms();
@@ -165,8 +210,12 @@ static void loop(serve *v, uint8_t *buf)
                 return;
             continue;
         }
-        if (np == 2 && p[1].revents)
+        if (v->control >= 0 && p[1].revents)
             on_control(v, now);
+        if (wi >= 0 && p[wi].revents) {
+            on_wake(v, now);
+            continue; /* flush, then look at the state again */
+        }
         if (p[0].revents & POLLNVAL) {
             pmci_conn_end(c, PMC_ERR_ARGUMENT);
             set(v, PMC_ERR_ARGUMENT, "the descriptor is not open");

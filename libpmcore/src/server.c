@@ -120,8 +120,10 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
         fail(err, PMC_ERR_NOMEM, "%s", "cannot create a mutex");
         return NULL;
     }
+    pmci_rq_init(srv);
     srv->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->wakefd < 0) {
+        pthread_mutex_destroy(&srv->rq_mu);
         pthread_mutex_destroy(&srv->mu);
         free(srv);
         fail(err, PMC_ERR_IO, "eventfd: %s", "cannot create");
@@ -258,8 +260,10 @@ void pmc_server_free(pmc_server *srv)
     }
     free(srv->ls);
     pmci_free_children(srv);
+    pmci_rq_close(srv);
     if (srv->wakefd >= 0)
         close(srv->wakefd);
+    pthread_mutex_destroy(&srv->rq_mu);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }
@@ -307,13 +311,17 @@ pmc_status pmc_server_run(pmc_server *srv, pmc_error *err)
     srv->ran = 1;
     if (srv->nls == 0)
         return fail(err, PMC_ERR_ARGUMENT, "%s", "the server has no listener");
-    if (srv->cfg.model == PMC_MODEL_PREFORK)
-        return pmci_run_prefork(srv, err);
+    if (srv->cfg.model == PMC_MODEL_PREFORK) {
+        st = pmci_run_prefork(srv, err);
+        pmci_rq_close(srv);
+        return st;
+    }
     st = pmci_loop_init(&l, srv, srv->cfg.model == PMC_MODEL_FORK ? 2 : 1);
     if (st == PMC_OK)
         st = pmci_loop_run(&l);
     if (st != PMC_OK && err)
         *err = l.err;
     pmci_loop_fini(&l);
+    pmci_rq_close(srv);
     return st;
 }

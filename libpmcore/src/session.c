@@ -127,6 +127,7 @@ pmc_status pmci_fail(pmc_session *s, pmc_status code, const char *fmt, ...)
 {
     va_list ap;
 
+    s->close_reason = PMC_CLOSE_ERROR;
     if (s->err.code == PMC_OK) {
         s->err.code = code;
         s->err.offset = s->cur_offset;
@@ -141,6 +142,7 @@ static pmc_status fail_from_decoder(pmc_session *s)
 {
     if (s->err.code == PMC_OK)
         s->err = s->dec.err;
+    s->close_reason = PMC_CLOSE_ERROR;
     return fail_closed(s);
 }
 
@@ -384,9 +386,11 @@ dispatch(pmc_session *s, const pmc_packet *p)
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return PMC_OK;
     case 'Q':
+        s->close_reason = PMC_CLOSE_QUIT;
         shut(s);
         return PMC_ERR_CLOSED;
     case 'K':
+        s->close_reason = PMC_CLOSE_QUIT_NC;
         run_abort(s);
         run_close(s);
         s->connected = 0;
@@ -626,6 +630,7 @@ pmc_status pmc_session_eof(pmc_session *s)
         return s->err.code;
     if (!s->pending && pmc_decoder_eof(&s->dec) != PMC_OK)
         return fail_from_decoder(s);
+    s->close_reason = PMC_CLOSE_EOF;
     shut(s);
     return PMC_OK;
 }
@@ -638,6 +643,7 @@ pmc_status pmc_session_end(pmc_session *s, pmc_status why)
         pmci_set_error(&s->err, why, s->dec.consumed,
                        "the session was ended by its host (%s)",
                        pmc_status_name(why));
+    s->close_reason = PMC_CLOSE_HOST;
     shut(s);
     return PMC_OK;
 }

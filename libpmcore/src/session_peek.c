@@ -1,5 +1,6 @@
 /* Read-only views of session state the server needs for its timeouts and
- * for draining; kept apart so session.c stays free of server concerns. */
+ * for draining, and the close reason accessor; kept apart so session.c
+ * stays free of server concerns. */
 #include "internal.h"
 
 #include "internal_server.h"
@@ -14,4 +15,16 @@ int pmci_session_partial(const pmc_session *s)
 int pmci_session_in_message(const pmc_session *s)
 {
     return s->in_msg;
+}
+
+/* Input the session holds unread (queued while a handler is pending, or a
+ * partial packet): the server stops reading past a bound. */
+size_t pmci_session_queued(const pmc_session *s)
+{
+    return pmc_decoder_pending(&s->dec);
+}
+
+pmc_close_reason pmc_session_close_reason(const pmc_session *s)
+{
+    return (pmc_close_reason)s->close_reason;
 }

@@ -51,6 +51,19 @@ static int all_digits_dots(const char *h)
     return 1;
 }
 
+/* A bracketed host is IPv6 unless it is a dotted quad: libmilter took
+ * inet:port@[a.b.c.d] for IPv4, and Postfix writes inet:[a.b.c.d]:port. */
+static int bracket_is_v6(const char *h, size_t n)
+{
+    char tmp[16], quad[16];
+
+    if (n == 0 || n >= sizeof quad)
+        return 1;
+    memcpy(quad, h, n);
+    quad[n] = 0;
+    return !(all_digits_dots(quad) && inet_pton(AF_INET, quad, tmp) == 1);
+}
+
 /* Fill host and port from "port@host", "host:port" or "port". */
 static pmc_status parse_inet(const char *spec, const char *rest, int v6,
                              pmc_sockspec *out, pmc_error *err)
@@ -67,7 +80,9 @@ static pmc_status parse_inet(const char *spec, const char *rest, int v6,
         if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
             host++;
             hlen -= 2;
-            v6 = 1;
+            v6 = v6 || bracket_is_v6(host, hlen);
+            if (hlen == 0)
+                return bad(err, spec, "empty host after '@'");
         } else if (hlen == 0) {
             return bad(err, spec, "empty host after '@'");
         }
@@ -79,7 +94,7 @@ static pmc_status parse_inet(const char *spec, const char *rest, int v6,
         if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
             host++;
             hlen -= 2;
-            v6 = 1;
+            v6 = bracket_is_v6(host, hlen);
         }
         portp = colon + 1;
         plen = strlen(portp);

@@ -5,6 +5,7 @@ Compatible with pymilter's ``Milter`` package (spec/pymilter-api.md section
 are the callbacks, and which methods are overridden or decorated decides
 what is negotiated with the MTA.  The engine underneath is libpmcore.
 """
+import inspect
 import re
 import sys
 import threading
@@ -95,16 +96,29 @@ def _optional(func, which):
     return name, OPTIONAL_CALLBACKS[name]
 
 
+def _then(rc, check):
+    """check(rc) now, or, when rc is awaitable (an async def callback), a
+    coroutine that awaits it and then checks: the engine awaits that."""
+    if inspect.isawaitable(rc):
+        async def checked():
+            return check(await rc)
+        return checked()
+    return check(rc)
+
+
 def nocallback(func):
     """The MTA need not send this event (the method must return CONTINUE)."""
     name, (nr, no) = _optional(func, 'nocallback')
 
-    @wraps(func)
-    def wrapper(self, *args):
-        if func(self, *args) != CONTINUE:
+    def check(rc):
+        if rc != CONTINUE:
             raise RuntimeError('%s return code must be CONTINUE with '
                                '@nocallback' % name)
         return CONTINUE
+
+    @wraps(func)
+    def wrapper(self, *args):
+        return _then(func(self, *args), check)
     wrapper.milter_protocol = no
     return wrapper
 
@@ -115,14 +129,15 @@ def noreply(func):
 
     @wraps(func)
     def wrapper(self, *args):
-        rc = func(self, *args)
-        if self._protocol & nr:
-            if rc != CONTINUE:
-                raise RuntimeError('%s return code must be CONTINUE with '
-                                   '@noreply' % name)
-            # Looked up at call time: Milter.test rebinds NOREPLY.
-            return sys.modules[__name__].NOREPLY
-        return rc
+        def check(rc):
+            if self._protocol & nr:
+                if rc != CONTINUE:
+                    raise RuntimeError('%s return code must be CONTINUE '
+                                       'with @noreply' % name)
+                # Looked up at call time: Milter.test rebinds NOREPLY.
+                return sys.modules[__name__].NOREPLY
+            return rc
+        return _then(func(self, *args), check)
     wrapper.milter_protocol = nr
     return wrapper
 
@@ -405,9 +420,21 @@ def close_callback(ctx):
     if not m:
         return CONTINUE
     try:
-        return m.close()
-    finally:
-        m._setctx(None)  # break the m._ctx <-> ctx.priv cycle
+        rc = m.close()
+    except BaseException:
+        m._setctx(None)
+        raise
+    if inspect.isawaitable(rc):
+        # async close: it runs after this callback; the cycle is broken
+        # when it is done.
+        async def closing():
+            try:
+                return await rc
+            finally:
+                m._setctx(None)
+        return closing()
+    m._setctx(None)  # break the m._ctx <-> ctx.priv cycle
+    return rc
 
 
 def dictfromlist(args):
@@ -450,8 +477,10 @@ def _callbacks():
     }
 
 
-def runmilter(name, socketname, timeout=0, rmsock=True):
-    """Register the Milter callbacks and serve on socketname until stopped."""
+def runmilter(name, socketname, timeout=0, rmsock=True, workers=0):
+    """Register the Milter callbacks and serve on socketname until stopped.
+    workers > 0 serves from that many prefork worker processes
+    (milter.main(workers=...))."""
     cb = _callbacks()
     milter.set_connect_callback(cb['connect'])
     milter.set_helo_callback(cb['helo'])
@@ -472,7 +501,10 @@ def runmilter(name, socketname, timeout=0, rmsock=True):
     milter.opensocket(rmsock)
     start_seq = _seq
     try:
-        milter.main()
+        if workers:
+            milter.main(workers=workers)
+        else:
+            milter.main()
     except milter.error:
         if start_seq == _seq:
             raise
@@ -483,4 +515,4 @@ def runmilter(name, socketname, timeout=0, rmsock=True):
 __all__ = [n for n in list(globals())
            if not n.startswith('_') and n not in
            ('os', 're', 'sys', 'threading', 'wraps', 'milter', 'factory',
-            )]
+            'inspect')]

@@ -4,6 +4,7 @@ import io
 import Milter
 from Milter.testctx import TestCtx
 
+import async_milter
 import body_rewrite
 import header_adder
 import recipient_check
@@ -79,3 +80,21 @@ def test_body_rewrite_untouched():
     rc = ctx._feedFile(io.BytesIO(b'Subject: x\n\nnothing here\n'))
     assert rc == Milter.CONTINUE
     assert not ctx._bodyreplaced and not ctx._headerschanged
+
+
+def test_async_milter_stamps_known_senders():
+    ctx, rc = run(async_milter.AsyncScore, 'bob@example.com')
+    assert rc == Milter.CONTINUE
+    assert ctx._msg['X-Sender-Score'] == '90'
+    # only envfrom and eom are callbacks: the rest is not sent
+    assert ctx._protocol & Milter.P_NOHDRS and ctx._protocol & Milter.P_NORCPT
+
+
+def test_async_milter_rejects_poor_reputation():
+    Milter.factory = async_milter.AsyncScore
+    ctx = TestCtx()
+    ctx._connect()
+    rc = ctx._feedFile(io.BytesIO(MSG), 'x@spam.example', 'bob@example.com')
+    assert rc == Milter.REJECT
+    assert ctx._reply == ('550', '5.7.1',
+                          'sender domain spam.example has a poor reputation')

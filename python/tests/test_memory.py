@@ -210,3 +210,45 @@ def test_testctx_feed_many_messages_bounded():
     tracemalloc.stop()
     grown = sum(s.size_diff for s in s1.compare_to(s0, 'filename'))
     assert grown < 256 * 1024, grown
+
+
+class BusyAsync(Busy):
+    """Busy's callbacks as coroutines, answered through the wait hook."""
+
+    async def envfrom(self, f, *s):
+        self.f = (f, s)
+        return Milter.CONTINUE
+
+    async def eom(self):
+        self.addheader('X-Seen', self.h[1])
+        self.getsymval('i')
+        return Milter.CONTINUE
+
+    async def close(self):
+        return Milter.CONTINUE
+
+
+def test_async_connections_do_not_leak():
+    Milter.factory = BusyAsync
+    new0, del0 = milter.getdiag()
+
+    def one():
+        conn = milter._TestConn(Milter._callbacks())
+        conn.negotiate()
+        conn.connect('h', '4', 25, '192.0.2.1')
+        session_loop(conn, 2)
+        conn.quit()
+    for _ in range(100):
+        one()
+    gc.collect()
+    tracemalloc.start()
+    snap0 = tracemalloc.take_snapshot()
+    for _ in range(1000):
+        one()
+    gc.collect()
+    snap1 = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in snap1.compare_to(snap0, 'filename'))
+    assert grown < 64 * 1024, grown
+    new1, del1 = milter.getdiag()
+    assert new1 - new0 == del1 - del0 == 1100

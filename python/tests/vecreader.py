@@ -4,6 +4,14 @@ milter._TestConn (raw mode), which feeds the bytes to a real libpmcore
 session running the binding's handler table; actions go through
 milter.Context methods.
 
+Pending handlers are coroutine callbacks, as in a real async milter: a
+handler whose verdict is `pending` returns a coroutine, the binding
+answers PMC_PENDING, and a `resume VERDICT` line runs that coroutine
+(_TestConn.run_pending, the same code as TestCtx's wait hook), which
+returns VERDICT.  `resume pending` leaves it waiting.  `act` lines call
+the milter.Context methods between feeds: allowed while a coroutine is
+pending, refused with status WRONG_STAGE otherwise.
+
 Two binding rules change a vector's expected log, and both are applied
 openly here (see translate()):
   * an invalid verdict (a number, or all_opts outside negotiate) is a
@@ -106,9 +114,8 @@ class Vector(object):
         self.handlers = 'all'
         self.rules = []        # (event, nth or None, action, args)
         self.segments = [b'']  # input between resume lines
-        self.resumes = []
-        self.expect = []
-        self.outside_acts = []
+        self.between = []      # ('resume', verdict) or ('act', tokens),
+        self.expect = []       # one after each segment but the last
         with open(path, encoding='utf-8') as f:
             for lineno, line in enumerate(f, 1):
                 s = line.strip()
@@ -155,12 +162,10 @@ class Vector(object):
             self.segments[-1] += b''.join(self._bytes(x, lineno)
                                           for x in t[1:])
         elif kw == 'resume':
-            self.resumes.append(t[1])
+            self.between.append(('resume', t[1]))
             self.segments.append(b'')
         elif kw == 'act':
-            # An action outside any handler: the Python API only reaches
-            # the session from inside a callback (see uses_pending).
-            self.outside_acts.append(t[1:])
+            self.between.append(('act', t[1:]))
             self.segments.append(b'')
         elif kw == 'expect':
             self.expect.append(t[1:])
@@ -181,10 +186,6 @@ class Vector(object):
             return []
         return self.handlers.split(',')
 
-    def uses_pending(self):
-        return bool(self.resumes) or bool(self.outside_acts) or any(
-            a == 'return' and args and args[0] == 'pending'
-            for _e, _n, a, args in self.rules)
 
 
 def _verdict(tok):
@@ -255,6 +256,7 @@ class Run(object):
         self.pending = b''
         self.calls = {}
         self.conn = None
+        self.resume_verdict = 0
 
     def drain(self):
         if self.conn is not None:
@@ -296,8 +298,30 @@ class Run(object):
                     verdict = _verdict(targs[0])
                 else:
                     self.action(ctx, ev, action, targs, args)
+            if verdict == VERDICTS['pending']:
+                return self.later()
             return verdict
         return cb
+
+    async def later(self):
+        # Runs only when a resume line asks: its verdict is that line's.
+        return self.resume_verdict
+
+    def between(self, step):
+        kind, arg = step
+        if kind == 'resume':
+            if arg == 'pending' and self.conn.pending():
+                return  # the coroutine keeps waiting
+            self.resume_verdict = _verdict(arg)
+            st = self.conn.run_pending()
+            if st == 'PENDING':
+                self.log.append(['fail', 'resume', Word('PENDING')])
+        else:
+            ctx = self.conn.context()
+            if ctx is None:
+                self.log.append(['runner-error', arg[0], b'no context'])
+                return
+            self.action(ctx, None, str(arg[0]), arg[1:], None)
 
     def action(self, ctx, ev, action, a, args):
         def opt(x):
@@ -359,11 +383,14 @@ class Run(object):
         self.conn = milter._TestConn(cbs, session=vec.config,
                                      handlers=names, client=False,
                                      raw_negotiate=True)
-        for pieces in cuts:
+        for k, pieces in enumerate(cuts):
             for p in pieces:
                 if self.conn.closed():
                     break
                 self.conn.feed(p)
+                self.drain()
+            if k < len(vec.between) and not self.conn.closed():
+                self.between(vec.between[k])
                 self.drain()
         if not self.conn.closed():
             self.conn.eof()

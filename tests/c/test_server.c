@@ -38,6 +38,12 @@ static void test_parse(void)
         {"inet6:8890@::1", PMC_SOCK_INET6, "::1", 8890, ""},
         {"inet:0@127.0.0.1", PMC_SOCK_INET, "127.0.0.1", 0, ""},
         {"inet:65535", PMC_SOCK_INET, "", 65535, ""},
+        /* libmilter's bracketed IPv4, and Postfix's form of it */
+        {"inet:8890@[127.0.0.1]", PMC_SOCK_INET, "127.0.0.1", 8890, ""},
+        {"inet:[192.0.2.7]:25", PMC_SOCK_INET, "192.0.2.7", 25, ""},
+        {"inet:8890@[::1]", PMC_SOCK_INET6, "::1", 8890, ""},
+        {"inet6:8890@[2001:db8::1]", PMC_SOCK_INET6, "2001:db8::1", 8890,
+         ""},
     };
     static const struct {
         const char *spec;
@@ -51,6 +57,9 @@ static void test_parse(void)
         {"inet:25@300.1.2.3", "invalid IPv4 address"},
         {"inet6:25@[::g]", "invalid IPv6 address"},
         {"inet6:25@1.2.3.4", "invalid IPv6 address"},
+        {"inet6:25@[1.2.3.4]", "invalid IPv6 address"},
+        {"inet:25@[300.1.2.3]", "invalid IPv6 address"},
+        {"inet:25@[]", "empty host"},
         {"unix:relative/path", "must be absolute"},
         {"tcp:25", "unknown socket type"},
         {"", "unknown socket type"},
@@ -179,6 +188,15 @@ static void test_listen_inet(void)
             close(c);
         if (fd >= 0)
             close(fd);
+    }
+    fd = pmc_listen("inet:0@[127.0.0.1]", 0, 0, &e);
+    CHECK(fd >= 0, "bracketed IPv4 listen: %s", e.message);
+    if (fd >= 0) {
+        c = dial_inet("127.0.0.1", port_of(fd));
+        CHECK(c >= 0, "bracketed IPv4 is an IPv4 listener");
+        if (c >= 0)
+            close(c);
+        close(fd);
     }
     fd = pmc_listen("inet:1@192.0.2.55", 0, 0, &e);
     CHECK(fd < 0 && strstr(e.message, "inet:1@192.0.2.55: bind:"),

@@ -83,6 +83,16 @@ static long nth_pid(const lines *L, char tag, int k)
     return -1;
 }
 
+static void on_before_fork(void *ap)
+{
+    pipe_note(ap, 'b');
+}
+
+static void on_after_fork(void *ap)
+{
+    pipe_note(ap, 'a');
+}
+
 static void proc_config(pmc_server_config *cfg, app *a)
 {
     base_config(cfg, a);
@@ -90,6 +100,30 @@ static void proc_config(pmc_server_config *cfg, app *a)
     cfg->child_init = on_child_init;
     cfg->child_exit = on_child_exit;
     cfg->reload = on_reload;
+    cfg->before_fork = on_before_fork;
+    cfg->after_fork_parent = on_after_fork;
+}
+
+/* The fork hooks ran in this process, in pairs (before, after), once per
+ * child: 'forks' of them. */
+static void check_fork_hooks(lines *L, int forks, const char *label)
+{
+    int nb = wait_tag(L, 'b', forks, 2000);
+    int na = wait_tag(L, 'a', forks, 2000);
+    int expect_b = 1, ok = 1;
+
+    CHECK(nb == forks && na == forks,
+          "%s: before_fork %d, after_fork_parent %d, for %d forks", label,
+          nb, na, forks);
+    for (int i = 0; i < L->n; i++) {
+        if (L->tag[i] != 'b' && L->tag[i] != 'a')
+            continue;
+        if (L->tag[i] != (expect_b ? 'b' : 'a') || L->pid[i] != getpid())
+            ok = 0;
+        expect_b = !expect_b;
+    }
+    CHECK(ok && expect_b, "%s: fork hooks alternate before/after, in the "
+          "parent", label);
 }
 
 static int alive(long pid)
@@ -177,6 +211,7 @@ static void test_prefork(void)
         if (L.tag[i] == 'i')
             CHECK(!alive(L.pid[i]), "prefork: worker %ld gone", L.pid[i]);
     CHECK(access(p, F_OK) != 0, "prefork: socket removed");
+    check_fork_hooks(&L, 5, "prefork");
 }
 
 static void test_recycle(void)
@@ -261,6 +296,7 @@ static void test_fork(void)
     }
     CHECK(wait_closed(k->fd, 1000), "fork: child closed its connection");
     cli_free(k);
+    check_fork_hooks(&L, 4, "fork");
 }
 
 static int failing_init(void *ap)

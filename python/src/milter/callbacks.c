@@ -29,8 +29,13 @@ static PyObject *slot_cb(pym_conn *c, int slot)
 
 ContextObject *pym_conn_ctx(pym_conn *c, pmc_session *s)
 {
-    if (c->ctx == NULL)
+    if (c->ctx == NULL) {
         c->ctx = pym_context_new(s);
+        if (c->ctx != NULL) {
+            c->ctx->srv = c->srv;
+            c->ctx->conn_id = c->id;
+        }
+    }
     return c->ctx;
 }
 
@@ -55,7 +60,7 @@ int pym_policy_verdict(pmc_session *s)
  * KeyboardInterrupt are not printed: PyErr_Print would exit the process
  * from inside the engine.  They are kept on the connection (or handed to
  * main()) so the host re-raises them once the engine call has returned. */
-static void report(pym_conn *c)
+void pym_report(pym_conn *c)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
@@ -74,7 +79,7 @@ static void report(pym_conn *c)
 }
 
 /* Map a callback's result to a verdict; NULL-free path only. */
-static int result_verdict(int slot, PyObject *res, int *v)
+int pym_result_verdict(int slot, PyObject *res, int *v)
 {
     long n;
     int over = 0;
@@ -142,7 +147,20 @@ int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
     ctx->in_cb = 1;
     res = PyObject_Call(cb, full, NULL);
     ctx->in_cb = was;
-    if (res == NULL || result_verdict(slot, res, &v) < 0)
+    if (res != NULL && pym_is_awaitable(res)) {
+        /* async def: answered when the coroutine is done (aio.c). */
+        PyObject *aw = res;
+        res = NULL;
+        v = pym_aio_start(c, ctx, slot, aw);
+        if (v < 0)
+            goto fail;
+        Py_DECREF(cb);
+        Py_DECREF(full);
+        Py_DECREF(args);
+        *verdict = v;
+        return 0;
+    }
+    if (res == NULL || pym_result_verdict(slot, res, &v) < 0)
         goto fail;
     Py_DECREF(cb);
     Py_DECREF(full);
@@ -151,7 +169,7 @@ int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
     *verdict = v;
     return 0;
 fail:
-    report(c);
+    pym_report(c);
     Py_DECREF(cb);
     Py_XDECREF(full);
     Py_XDECREF(args);
@@ -300,6 +318,8 @@ static int h_close(pmc_session *s, void *ud)
     int v = PMC_CONTINUE;
     PyGILState_STATE g = PyGILState_Ensure();
 
+    /* Ended while a coroutine was pending: its answer is not wanted. */
+    pym_aio_drop(c, c->ctx);
     if (slot_cb(c, SLOT_CLOSE) != NULL)
         pym_call(c, s, SLOT_CLOSE, PyTuple_New(0), &v);
     if (c->ctx != NULL) {

@@ -63,17 +63,88 @@ static char *cstr(PyObject *o, const char *what)
     return r;
 }
 
-/* Only the error of the call that just failed is reported: 'fresh' is 0
- * when the binding refused before reaching the core. */
-static PyObject *fail_core(ContextObject *self, const char *msg, int fresh)
+/* One action on the session, as plain C so it can run on the
+ * connection's thread while the caller waits without the GIL (aio.c). */
+enum { A_SYMVAL, A_REPLY, A_MLREPLY, A_ADDHDR, A_INSHDR, A_CHGHDR,
+       A_ADDRCPT, A_ADDRCPT_PAR, A_CHGFROM, A_DELRCPT, A_QUARANTINE,
+       A_BODY, A_PROGRESS, A_SYMLIST };
+
+typedef struct act {
+    int kind;
+    pmc_str a, b;
+    int has_b;
+    uint32_t idx;
+    const char *rcode, *xcode, *text, *list;
+    const char *const *lines;
+    size_t nl;
+    int stage;
+    /* results */
+    pmc_status st;
+    pmc_error err;       /* the core's sentence when st != PMC_OK */
+    int found;           /* getsymval */
+    char *val;           /* getsymval: a copy (PyMem_Raw) */
+    size_t val_len;
+} act;
+
+static void act_run(pmc_session *s, void *p)
 {
-    const pmc_error *e = self->s && fresh ?
-                         pmc_session_action_error(self->s) : NULL;
+    act *x = p;
+    const pmc_error *e;
+    pmc_str v;
+
+    switch (x->kind) {
+    case A_SYMVAL:
+        x->st = PMC_OK;
+        x->found = pmc_session_getsymval(s, x->a.ptr, x->a.len, &v);
+        if (x->found) {
+            x->val = PyMem_RawMalloc(v.len + 1);
+            if (x->val == NULL) {
+                x->st = PMC_ERR_NOMEM;
+                return;
+            }
+            memcpy(x->val, v.ptr, v.len);
+            x->val_len = v.len;
+        }
+        return;
+    case A_REPLY:
+        x->st = pmc_session_setreply(s, x->rcode, x->xcode, x->text);
+        break;
+    case A_MLREPLY:
+        x->st = pmc_session_setmlreply(s, x->rcode, x->xcode, x->lines,
+                                       x->nl);
+        break;
+    case A_ADDHDR: x->st = pmc_session_addheader(s, x->a, x->b); break;
+    case A_INSHDR: x->st = pmc_session_insheader(s, x->idx, x->a, x->b); break;
+    case A_CHGHDR: x->st = pmc_session_chgheader(s, x->a, x->idx, x->b); break;
+    case A_ADDRCPT: x->st = pmc_session_addrcpt(s, x->a); break;
+    case A_ADDRCPT_PAR:
+        x->st = pmc_session_addrcpt_par(s, x->a, &x->b);
+        break;
+    case A_CHGFROM:
+        x->st = pmc_session_chgfrom(s, x->a, x->has_b ? &x->b : NULL);
+        break;
+    case A_DELRCPT: x->st = pmc_session_delrcpt(s, x->a); break;
+    case A_QUARANTINE: x->st = pmc_session_quarantine(s, x->a); break;
+    case A_BODY: x->st = pmc_session_replacebody(s, x->a.ptr, x->a.len); break;
+    case A_PROGRESS: x->st = pmc_session_progress(s); break;
+    case A_SYMLIST:
+        x->st = pmc_session_setsymlist(s, x->stage, x->list);
+        break;
+    default: x->st = PMC_ERR_ARGUMENT; break;
+    }
+    if (x->st != PMC_OK && (e = pmc_session_action_error(s)) != NULL)
+        x->err = *e;
+}
+
+/* milter.error(msg) with the core's sentence and status name when the
+ * core refused (e NULL: the binding refused before reaching it). */
+static PyObject *fail_err(const char *msg, const pmc_error *e)
+{
     PyObject *exc = PyObject_CallFunction(pym.error, "s", msg);
 
     if (exc == NULL)
         return NULL;
-    if (e != NULL) {
+    if (e != NULL && e->code != PMC_OK) {
         PyObject *r = PyUnicode_FromString(e->message);
         PyObject *n = PyUnicode_FromString(pmc_status_name(e->code));
         if (r != NULL)
@@ -88,24 +159,29 @@ static PyObject *fail_core(ContextObject *self, const char *msg, int fresh)
     return NULL;
 }
 
-static PyObject *fail(ContextObject *self, const char *msg)
+/* Run x on the session; None, or milter.error(msg) if the core refused. */
+static PyObject *perform(ContextObject *self, act *x, const char *msg)
 {
-    return fail_core(self, msg, 1);
+    if (pym_ctx_run(self, act_run, x) < 0)
+        return NULL;
+    if (x->st != PMC_OK)
+        return fail_err(msg, &x->err);
+    Py_RETURN_NONE;
 }
 
 /* pymilter's validity check, plus: the session is only touched while one of
- * its handlers runs Python (another thread may be inside the core for it
- * at any other time). */
+ * its handlers runs Python or while a coroutine of it is pending (another
+ * thread may be inside the core for it at any other time).  The final word
+ * is pym_ctx_run's; this only keeps pymilter's order of errors (a bad
+ * context before a bad argument). */
 static int check(ContextObject *self)
 {
     if (self->s == NULL) {
         pym_error("bad context");
         return -1;
     }
-    if (!self->in_cb) {
-        pym_error("context used outside of its callbacks");
-        return -1;
-    }
+    if (!self->in_cb && !self->pending)
+        return pym_ctx_run(self, act_run, NULL);
     return 0;
 }
 
@@ -120,6 +196,11 @@ ContextObject *pym_context_new(pmc_session *s)
     Py_INCREF(Py_None);
     c->in_cb = 0;
     c->symlists = 0;
+    c->pending = 0;
+    c->srv = NULL;
+    c->conn_id = 0;
+    c->fut = NULL;
+    c->tail = NULL;
     pym.ctx_new++;
     PyObject_GC_Track(c);
     return c;
@@ -133,12 +214,16 @@ void pym_context_detach(ContextObject *c)
 static int Context_traverse(ContextObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->priv);
+    Py_VISIT(self->fut);
+    Py_VISIT(self->tail);
     return 0;
 }
 
 static int Context_clear(ContextObject *self)
 {
     Py_CLEAR(self->priv);
+    Py_CLEAR(self->fut);
+    Py_CLEAR(self->tail);
     return 0;
 }
 
@@ -154,13 +239,24 @@ static PyObject *Context_getsymval(ContextObject *self, PyObject *args)
 {
     const char *name;
     Py_ssize_t n;
-    pmc_str v;
+    act x;
+    PyObject *r;
 
     if (!PyArg_ParseTuple(args, "s#:getsymval", &name, &n) || check(self))
         return NULL;
-    if (!pmc_session_getsymval(self->s, name, (size_t)n, &v))
+    memset(&x, 0, sizeof x);
+    x.kind = A_SYMVAL;
+    x.a.ptr = name;
+    x.a.len = (size_t)n;
+    if (pym_ctx_run(self, act_run, &x) < 0)
+        return NULL;
+    if (x.st != PMC_OK)
+        return PyErr_NoMemory();
+    if (!x.found)
         Py_RETURN_NONE;
-    return pym_decode(v.ptr, v.len);
+    r = pym_decode(x.val, x.val_len);
+    PyMem_RawFree(x.val);
+    return r;
 }
 
 /* pymilter passed the text to libmilter unchanged, and Milter.Base makes
@@ -185,7 +281,7 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
     Py_ssize_t n = PyTuple_GET_SIZE(args), i, nl;
     char *rcode = NULL, *xcode = NULL, **lines = NULL;
     PyObject *r = NULL;
-    pmc_status st;
+    act x;
 
     if (n < 2) {
         PyErr_Format(PyExc_TypeError,
@@ -210,15 +306,14 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
             goto out;
         undouble(lines[i]);
     }
-    if (nl >= 2)
-        st = pmc_session_setmlreply(self->s, rcode, xcode,
-                                    (const char *const *)lines, (size_t)nl);
-    else
-        st = pmc_session_setreply(self->s, rcode, xcode, lines[0]);
-    if (st != PMC_OK)
-        fail(self, "cannot set reply");
-    else
-        r = Py_NewRef(Py_None);
+    memset(&x, 0, sizeof x);
+    x.kind = nl >= 2 ? A_MLREPLY : A_REPLY;
+    x.rcode = rcode;
+    x.xcode = xcode;
+    x.text = lines[0];
+    x.lines = (const char *const *)lines;
+    x.nl = (size_t)nl;
+    r = perform(self, &x, "cannot set reply");
 out:
     PyMem_Free(rcode);
     PyMem_Free(xcode);
@@ -231,85 +326,81 @@ out:
 /* Shared shape of the (name, value) actions. */
 static PyObject *Context_addheader(ContextObject *self, PyObject *args)
 {
-    PyObject *f, *v;
+    PyObject *f, *v, *r;
     int idx = -1;
     arg_bytes bf, bv;
-    pmc_str sf, sv;
-    pmc_status st;
+    act x;
 
     if (!PyArg_ParseTuple(args, "OO|i:addheader", &f, &v, &idx) ||
         check(self))
         return NULL;
-    if (get_bytes(f, &bf, &sf, "field") < 0)
+    memset(&x, 0, sizeof x);
+    if (get_bytes(f, &bf, &x.a, "field") < 0)
         return NULL;
-    if (get_bytes(v, &bv, &sv, "value") < 0) {
+    if (get_bytes(v, &bv, &x.b, "value") < 0) {
         put_bytes(&bf);
         return NULL;
     }
-    st = idx < 0 ? pmc_session_addheader(self->s, sf, sv)
-                 : pmc_session_insheader(self->s, (uint32_t)idx, sf, sv);
+    x.kind = idx < 0 ? A_ADDHDR : A_INSHDR;
+    x.idx = (uint32_t)idx;
+    r = perform(self, &x, "cannot add header");
     put_bytes(&bf);
     put_bytes(&bv);
-    if (st != PMC_OK)
-        return fail(self, "cannot add header");
-    Py_RETURN_NONE;
+    return r;
 }
 
 static PyObject *Context_chgheader(ContextObject *self, PyObject *args)
 {
-    PyObject *f, *v;
+    PyObject *f, *v, *r;
     int idx;
     arg_bytes bf, bv;
-    pmc_str sf, sv = {"", 0};
-    pmc_status st;
+    act x;
 
     if (!PyArg_ParseTuple(args, "OiO:chgheader", &f, &idx, &v) || check(self))
         return NULL;
     if (idx < 0)
-        return fail_core(self, "cannot change header", 0);
-    if (get_bytes(f, &bf, &sf, "field") < 0)
+        return fail_err("cannot change header", NULL);
+    memset(&x, 0, sizeof x);
+    x.b.ptr = "";
+    if (get_bytes(f, &bf, &x.a, "field") < 0)
         return NULL;
     memset(&bv, 0, sizeof bv);
-    if (v != Py_None && get_bytes(v, &bv, &sv, "value") < 0) {
+    if (v != Py_None && get_bytes(v, &bv, &x.b, "value") < 0) {
         put_bytes(&bf);
         return NULL;
     }
-    st = pmc_session_chgheader(self->s, sf, (uint32_t)idx, sv);
+    x.kind = A_CHGHDR;
+    x.idx = (uint32_t)idx;
+    r = perform(self, &x, "cannot change header");
     put_bytes(&bf);
     put_bytes(&bv);
-    if (st != PMC_OK)
-        return fail(self, "cannot change header");
-    Py_RETURN_NONE;
+    return r;
 }
 
 /* addrcpt, chgfrom: (address, params=None). */
 static PyObject *addr_params(ContextObject *self, PyObject *args,
                              const char *fmt, int rcpt, const char *msg)
 {
-    PyObject *a, *p = Py_None;
+    PyObject *a, *p = Py_None, *r;
     arg_bytes ba, bp;
-    pmc_str sa, sp;
-    pmc_status st;
+    act x;
 
     if (!PyArg_ParseTuple(args, fmt, &a, &p) || check(self))
         return NULL;
-    if (get_bytes(a, &ba, &sa, "address") < 0)
+    memset(&x, 0, sizeof x);
+    if (get_bytes(a, &ba, &x.a, "address") < 0)
         return NULL;
     memset(&bp, 0, sizeof bp);
-    if (p != Py_None && get_bytes(p, &bp, &sp, "params") < 0) {
+    if (p != Py_None && get_bytes(p, &bp, &x.b, "params") < 0) {
         put_bytes(&ba);
         return NULL;
     }
-    if (rcpt)
-        st = p == Py_None ? pmc_session_addrcpt(self->s, sa)
-                          : pmc_session_addrcpt_par(self->s, sa, &sp);
-    else
-        st = pmc_session_chgfrom(self->s, sa, p == Py_None ? NULL : &sp);
+    x.has_b = p != Py_None;
+    x.kind = rcpt ? (x.has_b ? A_ADDRCPT_PAR : A_ADDRCPT) : A_CHGFROM;
+    r = perform(self, &x, msg);
     put_bytes(&ba);
     put_bytes(&bp);
-    if (st != PMC_OK)
-        return fail(self, msg);
-    Py_RETURN_NONE;
+    return r;
 }
 
 static PyObject *Context_addrcpt(ContextObject *self, PyObject *args)
@@ -322,65 +413,53 @@ static PyObject *Context_chgfrom(ContextObject *self, PyObject *args)
     return addr_params(self, args, "O|O:chgfrom", 0, "cannot change sender");
 }
 
-/* delrcpt, quarantine: one string. */
+/* delrcpt, quarantine, replacebody: one string. */
 static PyObject *one_str(ContextObject *self, PyObject *args, const char *fmt,
-                         pmc_status (*fn)(pmc_session *, pmc_str),
-                         const char *msg)
+                         int kind, const char *what, const char *msg)
 {
-    PyObject *a;
+    PyObject *a, *r;
     arg_bytes b;
-    pmc_str s;
-    pmc_status st;
+    act x;
 
     if (!PyArg_ParseTuple(args, fmt, &a) || check(self))
         return NULL;
-    if (get_bytes(a, &b, &s, "argument") < 0)
+    memset(&x, 0, sizeof x);
+    if (get_bytes(a, &b, &x.a, what) < 0)
         return NULL;
-    st = fn(self->s, s);
+    x.kind = kind;
+    r = perform(self, &x, msg);
     put_bytes(&b);
-    if (st != PMC_OK)
-        return fail(self, msg);
-    Py_RETURN_NONE;
+    return r;
 }
 
 static PyObject *Context_delrcpt(ContextObject *self, PyObject *args)
 {
-    return one_str(self, args, "O:delrcpt", pmc_session_delrcpt,
+    return one_str(self, args, "O:delrcpt", A_DELRCPT, "argument",
                    "cannot delete recipient");
 }
 
 static PyObject *Context_quarantine(ContextObject *self, PyObject *args)
 {
-    return one_str(self, args, "O:quarantine", pmc_session_quarantine,
+    return one_str(self, args, "O:quarantine", A_QUARANTINE, "argument",
                    "cannot quarantine message");
 }
 
 static PyObject *Context_replacebody(ContextObject *self, PyObject *args)
 {
-    PyObject *a;
-    arg_bytes b;
-    pmc_str s;
-    pmc_status st;
-
-    if (!PyArg_ParseTuple(args, "O:replacebody", &a) || check(self))
-        return NULL;
-    if (get_bytes(a, &b, &s, "body") < 0)
-        return NULL;
-    st = pmc_session_replacebody(self->s, s.ptr, s.len);
-    put_bytes(&b);
-    if (st != PMC_OK)
-        return fail(self, "cannot replace message body");
-    Py_RETURN_NONE;
+    return one_str(self, args, "O:replacebody", A_BODY, "body",
+                   "cannot replace message body");
 }
 
 static PyObject *Context_progress(ContextObject *self, PyObject *noargs)
 {
+    act x;
+
     (void)noargs;
     if (check(self))
         return NULL;
-    if (pmc_session_progress(self->s) != PMC_OK)
-        return fail(self, "cannot notify progress");
-    Py_RETURN_NONE;
+    memset(&x, 0, sizeof x);
+    x.kind = A_PROGRESS;
+    return perform(self, &x, "cannot notify progress");
 }
 
 /* str or bytes (Milter.Base passes bytes, spec 6.7).  Only in negotiate:
@@ -389,24 +468,27 @@ static PyObject *Context_progress(ContextObject *self, PyObject *noargs)
 static PyObject *Context_setsymlist(ContextObject *self, PyObject *args)
 {
     int stage;
-    PyObject *m;
+    PyObject *m, *r;
     char *list;
-    pmc_status st;
+    act x;
 
     if (!PyArg_ParseTuple(args, "iO:setsymlist", &stage, &m) || check(self))
         return NULL;
     if (stage < 0 || stage >= PMC_STAGE_COUNT ||
         (self->symlists & (1u << stage)))
-        return fail_core(self, "cannot set macro list", 0);
+        return fail_err("cannot set macro list", NULL);
     list = cstr(m, "macros");
     if (list == NULL)
         return NULL;
-    st = pmc_session_setsymlist(self->s, stage, list);
+    memset(&x, 0, sizeof x);
+    x.kind = A_SYMLIST;
+    x.stage = stage;
+    x.list = list;
+    r = perform(self, &x, "cannot set macro list");
     PyMem_Free(list);
-    if (st != PMC_OK)
-        return fail(self, "cannot set macro list");
-    self->symlists |= 1u << stage;
-    Py_RETURN_NONE;
+    if (r != NULL)
+        self->symlists |= 1u << stage;
+    return r;
 }
 
 static PyObject *Context_setpriv(ContextObject *self, PyObject *obj)

@@ -179,9 +179,10 @@ static PyMethodDef methods[] = {
      "opensocket(rmsock): listen now (remove a stale unix socket)."},
     {"main", (PyCFunction)(void (*)(void))pym_main,
      METH_VARARGS | METH_KEYWORDS,
-     "main(*, threads=0): serve until stopped (stop(), SIGTERM, SIGHUP);\n"
-     "Ctrl-C raises KeyboardInterrupt.  threads sizes the callback pool\n"
-     "(0: twice the CPUs, 4 to 64)."},
+     "main(*, threads=0, workers=0): serve until stopped (stop(),\n"
+     "SIGTERM, SIGHUP); Ctrl-C raises KeyboardInterrupt.  threads sizes\n"
+     "the callback pool (0: twice the CPUs, 4 to 64); workers > 0 serves\n"
+     "from that many prefork worker processes instead."},
     {"setdbg", m_setdbg, METH_VARARGS, "setdbg(level)"},
     {"setbacklog", m_setbacklog, METH_VARARGS, "setbacklog(n)"},
     {"settimeout", m_settimeout, METH_VARARGS, "settimeout(secs)"},

@@ -62,6 +62,12 @@ typedef struct pym_conn {
                                   session's proposal, not the MTA's offer */
     PyObject *pending_exc;     /* _TestConn: SystemExit/KeyboardInterrupt to
                                   re-raise once the engine call returns */
+    pmc_server *srv;           /* under main(): answers go through it */
+    uint64_t id;               /* the server's connection id */
+    PyObject *coro;            /* _TestConn: the awaitable a pending
+                                  callback returned, run by the wait hook */
+    int coro_slot;
+    PyObject *loop;            /* _TestConn: its private asyncio loop */
 } pym_conn;
 
 typedef struct ContextObject {
@@ -70,6 +76,13 @@ typedef struct ContextObject {
     PyObject *priv;    /* setpriv/getpriv; starts as None */
     int in_cb;         /* a handler of this connection runs Python now */
     unsigned symlists; /* stages given a macro list in this negotiation */
+    int pending;       /* a coroutine callback's answer is pending */
+    pmc_server *srv;   /* under main(): actions while pending go through
+                          pmc_server_resume to the connection's thread */
+    uint64_t conn_id;
+    PyObject *fut;     /* the pending coroutine's concurrent future */
+    PyObject *tail;    /* the last abort/close coroutine's future: later
+                          coroutines of this connection wait for it */
 } ContextObject;
 
 extern PyTypeObject pym_ContextType;
@@ -109,8 +122,38 @@ static inline void pym_restore_exc(PyObject *exc)
     Py_XDECREF(exc);
 }
 
+/* aio.c: coroutine callbacks. */
+int pym_is_awaitable(PyObject *o);
+/* A callback returned an awaitable (stolen): schedule it.  Returns the
+ * verdict for the handler (PMC_PENDING, or CONTINUE for abort/close), or
+ * -1 with an exception set. */
+int pym_aio_start(pym_conn *c, ContextObject *ctx, int slot, PyObject *aw);
+/* _TestConn: run the pending awaitable to completion on the private loop
+ * and resume the session.  Returns the resume status, PMC_ERR_PENDING when
+ * nothing was pending. */
+pmc_status pym_aio_run_pending(pym_conn *c, pmc_session *s);
+/* Drop a pending awaitable (the session ended). */
+void pym_aio_drop(pym_conn *c, ContextObject *ctx);
+/* Run op(s, arg) on the session of ctx: directly inside a callback (or in
+ * a _TestConn), through the server to the connection's thread while a
+ * coroutine is pending.  -1 with milter.error set when the context cannot
+ * be used. */
+int pym_ctx_run(ContextObject *ctx, void (*op)(pmc_session *s, void *arg),
+                void *arg);
+/* main(): stop the asyncio thread (after the server ran). */
+void pym_aio_shutdown(void);
+/* A forked child: the parent's asyncio thread does not exist here. */
+void pym_aio_forget(void);
+/* Print an exception from a callback (SystemExit and KeyboardInterrupt go
+ * to main() instead); steals exc. */
+void pym_aio_report(PyObject *exc);
+int pym_result_verdict(int slot, PyObject *res, int *v);
+
 /* callbacks.c */
 extern const pmc_handlers pym_handlers;
+/* Report the current exception of a callback of c (SystemExit and
+ * KeyboardInterrupt are kept for the host) and clear it. */
+void pym_report(pym_conn *c);
 PyObject *pym_decode(const char *p, size_t n);
 int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
              int *verdict);
@@ -130,5 +173,7 @@ PyObject *pym_opensocket(PyObject *self, PyObject *args);
 int pym_server_init(PyObject *m);
 /* A callback raised SystemExit/KeyboardInterrupt: stop main() (drain). */
 void pym_exit_requested(void);
+/* The same, from a coroutine: keep exc (stolen) for main() to raise. */
+void pym_exit_with(PyObject *exc);
 
 #endif

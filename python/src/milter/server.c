@@ -32,9 +32,14 @@ static void keep_exc(PyObject *v)
 
 static void *conn_open(void *app, const pmc_conn_info *ci)
 {
+    pym_conn *c = PyMem_RawCalloc(1, sizeof(pym_conn));
+
     (void)app;
-    (void)ci;
-    return PyMem_RawCalloc(1, sizeof(pym_conn));
+    if (c != NULL) {
+        c->srv = running; /* set before the server's threads started */
+        c->id = ci->id;
+    }
+    return c;
 }
 
 static void conn_close(void *app, void *ud)
@@ -88,13 +93,11 @@ static void log_line(void *app, int level, uint64_t id, const char *qid,
                 qid ? " " : "", qid ? qid : "", msg);
 }
 
-/* pymilter's specs: "PATH" (no colon) means unix, and libmilter took
- * inet:PORT@[IPv4] with brackets, which the core reads as IPv6 (request
- * filed to accept it there); the rest goes to the core as is. */
+/* pymilter's specs: "PATH" (no colon) means unix; the rest (including
+ * libmilter's inet:PORT@[IPv4]) goes to the core as is. */
 static PyObject *core_spec(const char *errmsg)
 {
-    const char *s, *at;
-    size_t n;
+    const char *s;
 
     if (pym.conn_spec == NULL) {
         pym_error(errmsg);
@@ -105,20 +108,6 @@ static PyObject *core_spec(const char *errmsg)
         return NULL;
     if (strchr(s, ':') == NULL)
         return PyBytes_FromFormat("unix:%s", s);
-    n = strlen(s);
-    at = strchr(s, '@');
-    if (strncmp(s, "inet:", 5) == 0 && at != NULL && at[1] == '[' &&
-        n > 0 && s[n - 1] == ']' && strchr(at, ':') == NULL) {
-        /* "inet:PORT@" + the address without its brackets */
-        size_t head = (size_t)(at - s) + 1, addr = n - head - 2;
-        PyObject *b = PyBytes_FromStringAndSize(NULL,
-                                                (Py_ssize_t)(head + addr));
-        if (b != NULL) {
-            memcpy(PyBytes_AS_STRING(b), s, head);
-            memcpy(PyBytes_AS_STRING(b) + head, at + 2, addr);
-        }
-        return b;
-    }
     return PyBytes_FromString(s);
 }
 
@@ -306,13 +295,89 @@ static void signals_restore(sigstate *ss)
     pym_restore_exc(pending);
 }
 
-/* main(*, threads=0): pymilter's main() takes no arguments; the keyword
- * sizes the callback thread pool (0 = the core's default: twice the online
- * CPUs, at least 4, at most 64). */
+/* PREFORK: the interpreter is prepared for fork as os.fork() does: the
+ * GIL is held across fork() (taken in before_fork, released in the parent
+ * by after_fork_parent and in the child by child_init). */
+static PyGILState_STATE fork_gil;
+
+static void before_fork(void *app)
+{
+    (void)app;
+    fork_gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+}
+
+static void after_fork_parent(void *app)
+{
+    (void)app;
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(fork_gil);
+}
+
+/* In a worker: stopping is the supervisor's business (it tells each
+ * worker to drain, and a worker whose supervisor vanished drains on its
+ * own), so SIGTERM, SIGHUP and SIGINT sent to the whole process group
+ * (systemd, Ctrl-C) are ignored here, and the supervisor's wakeup pipe is
+ * let go. */
+static void worker_signals(void)
+{
+    static const char *const names[] = {"SIGTERM", "SIGHUP", "SIGINT"};
+    PyObject *sig = PyImport_ImportModule("signal");
+    PyObject *ign = sig ? PyObject_GetAttrString(sig, "SIG_IGN") : NULL;
+    int i;
+
+    for (i = 0; ign != NULL && i < 3; i++) {
+        PyObject *num = PyObject_GetAttrString(sig, names[i]);
+        PyObject *r = num ? PyObject_CallMethod(sig, "signal", "OO", num, ign)
+                          : NULL;
+        Py_XDECREF(r);
+        Py_XDECREF(num);
+    }
+    if (sig != NULL) {
+        PyObject *r = PyObject_CallMethod(sig, "set_wakeup_fd", "i", -1);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(ign);
+    Py_XDECREF(sig);
+    PyErr_Clear();
+}
+
+static int child_init(void *app)
+{
+    (void)app;
+    PyOS_AfterFork_Child();
+    pym_aio_forget();
+    worker_signals();
+    PyGILState_Release(fork_gil);
+    return 0;
+}
+
+/* A worker leaves with _exit(): flush what Python buffered. */
+static void child_exit(void *app)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    static const char *const names[] = {"stdout", "stderr"};
+    int i;
+
+    (void)app;
+    for (i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        PyObject *r = f ? PyObject_CallMethod(f, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    PyGILState_Release(g);
+}
+
+/* main(*, threads=0, workers=0): pymilter's main() takes no arguments.
+ * threads sizes the callback thread pool (0 = the core's default: twice
+ * the online CPUs, at least 4, at most 64); workers > 0 serves from that
+ * many worker processes instead (the prefork model: each worker runs one
+ * event loop; this process only supervises them). */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"threads", NULL};
-    unsigned int threads = 0;
+    static char *kwlist[] = {"threads", "workers", NULL};
+    unsigned int threads = 0, workers = 0;
     pmc_server_config cfg;
     pmc_server *srv;
     pmc_error err;
@@ -321,7 +386,8 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     sigstate ss;
 
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$I:main", kwlist, &threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$II:main", kwlist, &threads,
+                                     &workers))
         return NULL;
     if (running)
         return pym_error("milter module in use");
@@ -338,6 +404,14 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.tick_interval_ms = 200;
     cfg.model = PMC_MODEL_THREADS;
     cfg.threads = threads;
+    if (workers > 0) {
+        cfg.model = PMC_MODEL_PREFORK;
+        cfg.workers = workers;
+        cfg.before_fork = before_fork;
+        cfg.after_fork_parent = after_fork_parent;
+        cfg.child_init = child_init;
+        cfg.child_exit = child_exit;
+    }
     cfg.backlog = pym.backlog;
     /* settimeout(): libmilter's per-command timeout, here the idle time
      * allowed between messages (<= 0 keeps the core's 7210 s). */
@@ -373,6 +447,8 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     st = pmc_server_run(srv, &err);
     Py_END_ALLOW_THREADS
     running = NULL;
+    /* Coroutines still running answer through srv: before it is freed. */
+    pym_aio_shutdown();
     pmc_server_free(srv);
     signals_restore(&ss);
     /* Handlers for signals that arrived after the last tick. */
@@ -406,6 +482,13 @@ int pym_server_init(PyObject *m)
 
 void pym_exit_requested(void)
 {
+    if (running)
+        pmc_server_stop(running, -1);
+}
+
+void pym_exit_with(PyObject *exc)
+{
+    keep_exc(exc);
     if (running)
         pmc_server_stop(running, -1);
 }
@@ -444,5 +527,10 @@ int pym_server_init(PyObject *m)
 
 void pym_exit_requested(void)
 {
+}
+
+void pym_exit_with(PyObject *exc)
+{
+    Py_XDECREF(exc);
 }
 #endif

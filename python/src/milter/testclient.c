@@ -22,6 +22,19 @@ static PyObject *client_error(TestConnObject *self, pmc_status st)
     return NULL;
 }
 
+/* Over a socket (fd=) the client does only I/O, no Python: other threads
+ * (other test clients) run meanwhile. */
+#define CLIENT_CALL(self, st, expr)                                       \
+    do {                                                                  \
+        if ((self)->s == NULL) {                                          \
+            Py_BEGIN_ALLOW_THREADS                                        \
+            st = (expr);                                                  \
+            Py_END_ALLOW_THREADS                                          \
+        } else {                                                          \
+            st = (expr);                                                  \
+        }                                                                 \
+    } while (0)
+
 static PyObject *str_bytes(pmc_str s)
 {
     return PyBytes_FromStringAndSize(s.ptr, (Py_ssize_t)s.len);
@@ -62,7 +75,11 @@ PyObject *TC_negotiate(TestConnObject *self, PyObject *noargs)
     (void)noargs;
     if (pym_tc_enter(self, 1))
         return NULL;
-    return result(self, pmc_client_negotiate(self->cl, &r), &r);
+    {
+        pmc_status cst;
+        CLIENT_CALL(self, cst, pmc_client_negotiate(self->cl, &r));
+        return result(self, cst, &r);
+    }
 }
 
 PyObject *TC_negotiated(TestConnObject *self, PyObject *noargs)
@@ -144,8 +161,13 @@ PyObject *TC_connect(TestConnObject *self, PyObject *args)
         return NULL;
     if (pym_tc_enter(self, 1))
         return NULL;
-    return result(self, pmc_client_connect(self->cl, host, (char)fam, port,
-                                           addr, &r), &r);
+    {
+        pmc_status cst;
+        CLIENT_CALL(self, cst,
+                    pmc_client_connect(self->cl, host, (char)fam, port,
+                                       addr, &r));
+        return result(self, cst, &r);
+    }
 }
 
 PyObject *TC_helo(TestConnObject *self, PyObject *args)
@@ -155,7 +177,11 @@ PyObject *TC_helo(TestConnObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "y", &h) || pym_tc_enter(self, 1))
         return NULL;
-    return result(self, pmc_client_helo(self->cl, h, &r), &r);
+    {
+        pmc_status cst;
+        CLIENT_CALL(self, cst, pmc_client_helo(self->cl, h, &r));
+        return result(self, cst, &r);
+    }
 }
 
 static PyObject *argv_call(TestConnObject *self, PyObject *args, int rcpt)
@@ -187,8 +213,8 @@ static PyObject *argv_call(TestConnObject *self, PyObject *args, int rcpt)
         Py_DECREF(seq);
         return v ? NULL : PyErr_NoMemory();
     }
-    st = rcpt ? pmc_client_rcpt(self->cl, v, (size_t)n, &r)
-              : pmc_client_mail(self->cl, v, (size_t)n, &r);
+    CLIENT_CALL(self, st, rcpt ? pmc_client_rcpt(self->cl, v, (size_t)n, &r)
+                               : pmc_client_mail(self->cl, v, (size_t)n, &r));
     PyMem_Free(v);
     Py_DECREF(seq);
     return result(self, st, &r);
@@ -215,7 +241,11 @@ PyObject *TC_header(TestConnObject *self, PyObject *args)
         return NULL;
     n.len = (size_t)nl;
     v.len = (size_t)vl;
-    return result(self, pmc_client_header(self->cl, n, v, &r), &r);
+    {
+        pmc_status cst;
+        CLIENT_CALL(self, cst, pmc_client_header(self->cl, n, v, &r));
+        return result(self, cst, &r);
+    }
 }
 
 PyObject *TC_body(TestConnObject *self, PyObject *args)
@@ -231,7 +261,7 @@ PyObject *TC_body(TestConnObject *self, PyObject *args)
         return NULL;
     }
     memset(&r, 0, sizeof r);
-    st = pmc_client_body(self->cl, b.buf, (size_t)b.len, &r);
+    CLIENT_CALL(self, st, pmc_client_body(self->cl, b.buf, (size_t)b.len, &r));
     PyBuffer_Release(&b);
     return result(self, st, &r);
 }
@@ -243,17 +273,23 @@ PyObject *TC_unknown(TestConnObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "y", &l) || pym_tc_enter(self, 1))
         return NULL;
-    return result(self, pmc_client_unknown(self->cl, l, &r), &r);
+    {
+        pmc_status cst;
+        CLIENT_CALL(self, cst, pmc_client_unknown(self->cl, l, &r));
+        return result(self, cst, &r);
+    }
 }
 
 #define NOARG(fn, call)                                                   \
     PyObject *fn(TestConnObject *self, PyObject *noargs)                  \
     {                                                                     \
         pmc_result r;                                                     \
+        pmc_status cst;                                                   \
         (void)noargs;                                                     \
         if (pym_tc_enter(self, 1))                                               \
             return NULL;                                                  \
-        return result(self, call(self->cl, &r), &r);                      \
+        CLIENT_CALL(self, cst, call(self->cl, &r));                       \
+        return result(self, cst, &r);                                     \
     }
 NOARG(TC_data, pmc_client_data)
 NOARG(TC_eoh, pmc_client_eoh)
@@ -266,7 +302,7 @@ NOARG(TC_eom, pmc_client_eom)
         (void)noargs;                                                     \
         if (pym_tc_enter(self, 1))                                               \
             return NULL;                                                  \
-        st = call(self->cl);                                              \
+        CLIENT_CALL(self, st, call(self->cl));                            \
         self->busy = 0;                                                   \
         if (st != PMC_OK)                                                 \
             return pym_tc_after(self, client_error(self, st));                   \

@@ -104,6 +104,15 @@ static int parse_config(pmc_config *cfg, PyObject *d, PyObject **keep)
     return 0;
 }
 
+/* The in-process transport's wait hook: a callback returned a coroutine
+ * (the session is pending); run it here and answer. */
+static void tc_wait(pmc_session *s, void *arg)
+{
+    TestConnObject *self = arg;
+
+    (void)pym_aio_run_pending(&self->conn, s);
+}
+
 static int TestConn_init(TestConnObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"callbacks", "session", "handlers", "client",
@@ -178,8 +187,14 @@ static int TestConn_init(TestConnObject *self, PyObject *args, PyObject *kw)
         ccfg.actions = (uint32_t)act;
         ccfg.protocol = (uint32_t)proto;
         ccfg.version = (uint32_t)ver;
-        pmc_transport_session(&self->tr, self->s);
+        if (pmc_transport_session_ex(&self->tr, self->s, tc_wait, self) !=
+            PMC_OK) {
+            PyErr_NoMemory();
+            return -1;
+        }
         self->cl = pmc_client_new(&ccfg, &self->tr);
+        if (self->cl == NULL)
+            self->tr.close(self->tr.ctx); /* releases the hook's state */
         if (self->cl == NULL) {
             PyErr_SetString(PyExc_ValueError, "cannot create client");
             return -1;
@@ -250,6 +265,25 @@ static PyObject *TC_eof(TestConnObject *self, PyObject *noargs)
     return pym_tc_after(self, PyUnicode_FromString(pmc_status_name(st)));
 }
 
+/* Raw mode: run the coroutine a pending callback returned and answer with
+ * its result; the resume's status name ('PENDING' when nothing was). */
+static PyObject *TC_run_pending(TestConnObject *self, PyObject *noargs)
+{
+    pmc_status st;
+    (void)noargs;
+    if (pym_tc_enter(self, 0))
+        return NULL;
+    st = pym_aio_run_pending(&self->conn, self->s);
+    self->busy = 0;
+    return pym_tc_after(self, PyUnicode_FromString(pmc_status_name(st)));
+}
+
+static PyObject *TC_pending(TestConnObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    return PyBool_FromLong(self->s != NULL && pmc_session_is_pending(self->s));
+}
+
 static PyObject *TC_output(TestConnObject *self, PyObject *noargs)
 {
     size_t n = 0;
@@ -306,6 +340,9 @@ static int TestConn_traverse(TestConnObject *self, visitproc visit, void *arg)
         Py_VISIT(self->cbs[i]);
     Py_VISIT(self->conn.ctx);
     Py_VISIT(self->conn.pending_exc);
+    Py_VISIT(self->conn.coro);
+    /* conn.loop is not visited: it never refers back to us, and a cycle
+     * collection must not clear it before dealloc closes it. */
     return 0;
 }
 
@@ -315,6 +352,7 @@ static int TestConn_clear(TestConnObject *self)
     for (i = 0; i < SLOT_COUNT; i++)
         Py_CLEAR(self->cbs[i]);
     Py_CLEAR(self->conn.pending_exc);
+    Py_CLEAR(self->conn.coro);
     return 0;
 }
 
@@ -336,6 +374,13 @@ static void TestConn_dealloc(TestConnObject *self)
         Py_CLEAR(self->conn.pending_exc);
     }
     TestConn_clear(self);
+    if (self->conn.loop != NULL) {
+        PyObject *r = PyObject_CallMethod(self->conn.loop, "close", NULL);
+        if (r == NULL)
+            PyErr_WriteUnraisable(self->conn.loop);
+        Py_XDECREF(r);
+        Py_CLEAR(self->conn.loop);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -361,6 +406,8 @@ static PyMethodDef TC_methods[] = {
     {"quit_nc", (PyCFunction)TC_quit_nc, METH_NOARGS, NULL},
     {"feed", (PyCFunction)TC_feed, METH_VARARGS, NULL},
     {"eof", (PyCFunction)TC_eof, METH_NOARGS, NULL},
+    {"run_pending", (PyCFunction)TC_run_pending, METH_NOARGS, NULL},
+    {"pending", (PyCFunction)TC_pending, METH_NOARGS, NULL},
     {"output", (PyCFunction)TC_output, METH_NOARGS, NULL},
     {"error", (PyCFunction)TC_error, METH_NOARGS, NULL},
     {"closed", (PyCFunction)TC_closed, METH_NOARGS, NULL},
