@@ -106,7 +106,8 @@ def main():
         nonlocal ok
         print(f"== {title}", file=sys.stderr, flush=True)
         bn = bl.Bench(driver, milters, cases, rounds=rounds,
-                      reference=ref, syscalls=sys_, callgrind=do_cg)
+                      reference=ref, syscalls=sys_,
+                      syscall_duration=min(dur, 0.5), callgrind=do_cg)
         res = bn.run()
         ok = ok and bn.ok
         sections.append((title, milters, ref, res, metrics, bn))

@@ -22,8 +22,9 @@ Case(name, load_args, transport="unix", pin_milter=None, pin_driver=None)
     lists for taskset ("0", "1", "0-1").
 
 Bench(driver, milters, cases, rounds=3, reference=None, syscalls=False,
-      syscall_msgs=None, callgrind=False, callgrind_msgs=(200, 600),
-      log=sys.stderr, start_timeout=20.0)
+      syscall_msgs=None, syscall_duration=None, callgrind=False,
+      callgrind_msgs=(200, 600), log=sys.stderr, start_timeout=20.0,
+      run_timeout=600.0)
     .run() -> list[Result]
       Runs every case for every milter, `rounds` times, interleaved (round
       by round, the milter order rotating), each run on a freshly started
@@ -38,7 +39,8 @@ Bench(driver, milters, cases, rounds=3, reference=None, syscalls=False,
       With syscalls=True, each (case, milter) gets one extra run per bench
       (not timed) with `strace -c -f -p` attached to every process of the
       tree between "ready" and "done"; syscall_msgs (messages per
-      connection, default the case's own) bounds the traced run's length.
+      connection) and/or syscall_duration (seconds) replace the case's own
+      --msgs/--duration for the traced run.
       With callgrind=True, two extra runs per (case, milter) under valgrind
       --tool=callgrind --trace-children=yes with callgrind_msgs[0] and [1]
       messages per connection; instructions/msg = difference of the totals
@@ -331,8 +333,8 @@ def _readline(stream, timeout):
 
 class Bench:
     def __init__(self, driver, milters, cases, rounds=3, reference=None,
-                 syscalls=False, syscall_msgs=None, callgrind=False,
-                 callgrind_msgs=(200, 600), log=sys.stderr,
+                 syscalls=False, syscall_msgs=None, syscall_duration=None,
+                 callgrind=False, callgrind_msgs=(200, 600), log=sys.stderr,
                  start_timeout=20.0, run_timeout=600.0):
         self.driver = driver
         self.milters = list(milters)
@@ -341,6 +343,7 @@ class Bench:
         self.reference = reference or self.milters[0].name
         self.syscalls = syscalls
         self.syscall_msgs = syscall_msgs
+        self.syscall_duration = syscall_duration
         self.callgrind = callgrind
         self.callgrind_msgs = callgrind_msgs
         self.logf = log
@@ -370,8 +373,8 @@ class Bench:
             if tail:
                 self.say("  milter log:\n    " + tail.replace("\n", "\n    "))
 
-    def _with_msgs(self, args, msgs):
-        """args with a fixed message count instead of --msgs/--duration."""
+    def _with_length(self, args, msgs=None, duration=None):
+        """args with --msgs and/or --duration replaced by the given ones."""
         out, skip = [], False
         for i, a in enumerate(args):
             if skip:
@@ -381,9 +384,13 @@ class Bench:
                 skip = True
                 continue
             out.append(a)
-        return out + ["--msgs", str(msgs)]
+        if msgs is not None:
+            out += ["--msgs", str(msgs)]
+        if duration is not None:
+            out += ["--duration", str(duration)]
+        return out
 
-    def _one(self, res, mode="timed", msgs=None, prefix=()):
+    def _one(self, res, mode="timed", msgs=None, prefix=(), duration=None):
         """One run.  mode: timed, strace or plain (no measurement of the
         milter; callgrind).  Returns the run dict or None."""
         case, milter = res.case, res.milter
@@ -398,8 +405,8 @@ class Bench:
                 self._fail(res, f"milter did not accept on {spec}", m)
                 return None
             args = list(case.load_args)
-            if msgs is not None:
-                args = self._with_msgs(args, msgs)
+            if msgs is not None or duration is not None:
+                args = self._with_length(args, msgs, duration)
             argv = _pin(case.pin_driver, [self.driver, "--target", spec] +
                         args + ["--json", "--sync"])
             drv = subprocess.Popen(argv, stdin=subprocess.PIPE,
@@ -538,7 +545,8 @@ class Bench:
         if self.syscalls:
             self.say("syscall counts (strace, not timed)")
             for res in self.results:
-                run = self._one(res, mode="strace", msgs=self.syscall_msgs)
+                run = self._one(res, mode="strace", msgs=self.syscall_msgs,
+                                duration=self.syscall_duration)
                 if run is not None and run.get("syscalls") is not None:
                     res.syscalls = run["syscalls"]
                     res.syscall_detail = run["syscall_detail"]
