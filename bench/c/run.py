@@ -98,6 +98,7 @@ def main():
                       for c in (8, 64)]
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = os.getloadavg()
     sections = []
     ok = True
 
@@ -144,7 +145,12 @@ def main():
            "medians; Postfix personality, 1 rcpt, 12 headers; every "
            "message checked for the X-PMC-Bench header.  Milter CPU is "
            "utime+stime of the milter's processes over the measured part; "
-           "syscalls are from a separate `strace -c -f` run.", ""]
+           "syscalls are from a separate `strace -c -f` run.", "",
+           "Load average (1 min) at the start {:.1f}, at the end {:.1f}: "
+           "above ~1 the machine was shared with other work, and msgs/s "
+           "then favour the milter with more runnable threads (the "
+           "scheduler shares CPU per thread); CPU/msg and syscalls/msg "
+           "hold regardless.".format(load0[0], os.getloadavg()[0]), ""]
     for title, milters, ref, res, metrics, _ in sections:
         out.append(f"## {title}")
         out.append("")

@@ -427,7 +427,7 @@ class Bench:
                 return None
             cpu1 = tree_cpu_seconds(m.proc.pid)
             rss = tree_peak_rss_kib(m.proc.pid)
-            trace = self._stop_strace(tracer) if tracer else None
+            trace = self._stop_strace(tracer) if mode == "strace" else None
             drv.stdin.write("\n")
             drv.stdin.flush()
             out, _ = drv.communicate(timeout=self.run_timeout)
@@ -444,7 +444,8 @@ class Bench:
             run["rss_kib"] = rss
             if trace is not None:
                 total, detail = trace
-                run["syscalls"] = total / msgs_done if msgs_done else None
+                run["syscalls"] = (total / msgs_done
+                                   if msgs_done and total else None)
                 run["syscall_detail"] = {
                     k: v / msgs_done for k, v in detail.items()} \
                     if msgs_done else {}
@@ -479,9 +480,18 @@ class Bench:
                 break
             if "attached" in line:
                 attached += 1
+        if attached < len(pids):
+            # No counts rather than counts of part of the milter.
+            self.say(f"  strace attached to {attached} of {len(pids)} "
+                     "processes (ptrace not permitted?): no syscall counts")
+            tr.kill()
+            tr.communicate()
+            return None
         return tr, out
 
     def _stop_strace(self, tracer):
+        if tracer is None:
+            return None
         tr, out = tracer
         tr.send_signal(signal.SIGINT)
         try:
