@@ -115,7 +115,7 @@ def main():
         return res
 
     main_metrics = ["msgs_per_s", "cpu_us_per_msg", "syscalls", "rss_kib",
-                    "p50_us", "p99_us"]
+                    "p50_us", "p99_us", "driver_cpu_us_per_msg"]
     if do_cg:
         main_metrics.append("instr_per_msg")
     r_main = bench("Full protocol (every step answered)", full, main_cases,

@@ -59,8 +59,8 @@ Result(case, milter, runs, syscalls, syscall_detail, instr_per_msg)
       instr_per_msg.
 
 METRICS: dict name -> (label, higher_is_better) for "msgs_per_s",
-    "p50_us", "p99_us", "cpu_us_per_msg", "rss_kib", "syscalls",
-    "instr_per_msg".
+    "p50_us", "p99_us", "cpu_us_per_msg", "rss_kib",
+    "driver_cpu_us_per_msg", "syscalls", "instr_per_msg".
 
 markdown_tables(results, milters, reference, metrics=None, title=None)
     -> str.  One Markdown table per metric: a row per case, a column per
@@ -99,6 +99,7 @@ METRICS = {
     "p99_us": ("p99 latency µs", False),
     "cpu_us_per_msg": ("milter CPU µs/msg", False),
     "rss_kib": ("milter peak RSS KiB", False),
+    "driver_cpu_us_per_msg": ("pmc-load CPU µs/msg", False),
     "syscalls": ("milter syscalls/msg", False),
     "instr_per_msg": ("milter instructions/msg", False),
 }
