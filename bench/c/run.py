@@ -148,8 +148,9 @@ def main():
            "syscalls are from a separate `strace -c -f` run.", "",
            "Load average (1 min) at the start {:.1f}, at the end {:.1f}: "
            "above ~1 the machine was shared with other work, and msgs/s "
-           "then favour the milter with more runnable threads (the "
-           "scheduler shares CPU per thread); CPU/msg and syscalls/msg "
+           "then depend on where the scheduler puts the single-threaded "
+           "libpmcore loop, libmilter's threads and the driver's among the "
+           "rest (the pinned section is steadier); CPU/msg and syscalls/msg "
            "hold regardless.".format(load0[0], os.getloadavg()[0]), ""]
     for title, milters, ref, res, metrics, _ in sections:
         out.append(f"## {title}")
