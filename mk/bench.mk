@@ -37,4 +37,4 @@ bench-c: bench-c-milters
 # milter that answers otherwise must make it fail.
 test: $(BENCH_DRIVER) $(BENCH_PMC_MILTER)
 test: export PMC_BENCH_BUILD := $(BUILD)
-EXTRA_TESTS += bench/driver/test_load.sh
+EXTRA_TESTS += bench/driver/test_load.sh bench/lib/test_benchlib.py

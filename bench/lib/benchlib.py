@@ -22,8 +22,9 @@ Case(name, load_args, transport="unix", pin_milter=None, pin_driver=None)
     lists for taskset ("0", "1", "0-1").
 
 Bench(driver, milters, cases, rounds=3, reference=None, syscalls=False,
-      syscall_msgs=None, callgrind=False, callgrind_msgs=(200, 600),
-      log=sys.stderr, start_timeout=20.0)
+      syscall_msgs=None, syscall_duration=None, callgrind=False,
+      callgrind_msgs=(200, 600), log=sys.stderr, start_timeout=20.0,
+      run_timeout=600.0)
     .run() -> list[Result]
       Runs every case for every milter, `rounds` times, interleaved (round
       by round, the milter order rotating), each run on a freshly started
@@ -38,7 +39,8 @@ Bench(driver, milters, cases, rounds=3, reference=None, syscalls=False,
       With syscalls=True, each (case, milter) gets one extra run per bench
       (not timed) with `strace -c -f -p` attached to every process of the
       tree between "ready" and "done"; syscall_msgs (messages per
-      connection, default the case's own) bounds the traced run's length.
+      connection) and/or syscall_duration (seconds) replace the case's own
+      --msgs/--duration for the traced run.
       With callgrind=True, two extra runs per (case, milter) under valgrind
       --tool=callgrind --trace-children=yes with callgrind_msgs[0] and [1]
       messages per connection; instructions/msg = difference of the totals
@@ -57,8 +59,8 @@ Result(case, milter, runs, syscalls, syscall_detail, instr_per_msg)
       instr_per_msg.
 
 METRICS: dict name -> (label, higher_is_better) for "msgs_per_s",
-    "p50_us", "p99_us", "cpu_us_per_msg", "rss_kib", "syscalls",
-    "instr_per_msg".
+    "p50_us", "p99_us", "cpu_us_per_msg", "rss_kib",
+    "driver_cpu_us_per_msg", "syscalls", "instr_per_msg".
 
 markdown_tables(results, milters, reference, metrics=None, title=None)
     -> str.  One Markdown table per metric: a row per case, a column per
@@ -97,6 +99,7 @@ METRICS = {
     "p99_us": ("p99 latency µs", False),
     "cpu_us_per_msg": ("milter CPU µs/msg", False),
     "rss_kib": ("milter peak RSS KiB", False),
+    "driver_cpu_us_per_msg": ("pmc-load CPU µs/msg", False),
     "syscalls": ("milter syscalls/msg", False),
     "instr_per_msg": ("milter instructions/msg", False),
 }
@@ -331,8 +334,8 @@ def _readline(stream, timeout):
 
 class Bench:
     def __init__(self, driver, milters, cases, rounds=3, reference=None,
-                 syscalls=False, syscall_msgs=None, callgrind=False,
-                 callgrind_msgs=(200, 600), log=sys.stderr,
+                 syscalls=False, syscall_msgs=None, syscall_duration=None,
+                 callgrind=False, callgrind_msgs=(200, 600), log=sys.stderr,
                  start_timeout=20.0, run_timeout=600.0):
         self.driver = driver
         self.milters = list(milters)
@@ -341,6 +344,7 @@ class Bench:
         self.reference = reference or self.milters[0].name
         self.syscalls = syscalls
         self.syscall_msgs = syscall_msgs
+        self.syscall_duration = syscall_duration
         self.callgrind = callgrind
         self.callgrind_msgs = callgrind_msgs
         self.logf = log
@@ -370,8 +374,8 @@ class Bench:
             if tail:
                 self.say("  milter log:\n    " + tail.replace("\n", "\n    "))
 
-    def _with_msgs(self, args, msgs):
-        """args with a fixed message count instead of --msgs/--duration."""
+    def _with_length(self, args, msgs=None, duration=None):
+        """args with --msgs and/or --duration replaced by the given ones."""
         out, skip = [], False
         for i, a in enumerate(args):
             if skip:
@@ -381,9 +385,13 @@ class Bench:
                 skip = True
                 continue
             out.append(a)
-        return out + ["--msgs", str(msgs)]
+        if msgs is not None:
+            out += ["--msgs", str(msgs)]
+        if duration is not None:
+            out += ["--duration", str(duration)]
+        return out
 
-    def _one(self, res, mode="timed", msgs=None, prefix=()):
+    def _one(self, res, mode="timed", msgs=None, prefix=(), duration=None):
         """One run.  mode: timed, strace or plain (no measurement of the
         milter; callgrind).  Returns the run dict or None."""
         case, milter = res.case, res.milter
@@ -398,8 +406,8 @@ class Bench:
                 self._fail(res, f"milter did not accept on {spec}", m)
                 return None
             args = list(case.load_args)
-            if msgs is not None:
-                args = self._with_msgs(args, msgs)
+            if msgs is not None or duration is not None:
+                args = self._with_length(args, msgs, duration)
             argv = _pin(case.pin_driver, [self.driver, "--target", spec] +
                         args + ["--json", "--sync"])
             drv = subprocess.Popen(argv, stdin=subprocess.PIPE,
@@ -420,7 +428,7 @@ class Bench:
                 return None
             cpu1 = tree_cpu_seconds(m.proc.pid)
             rss = tree_peak_rss_kib(m.proc.pid)
-            trace = self._stop_strace(tracer) if tracer else None
+            trace = self._stop_strace(tracer) if mode == "strace" else None
             drv.stdin.write("\n")
             drv.stdin.flush()
             out, _ = drv.communicate(timeout=self.run_timeout)
@@ -437,7 +445,8 @@ class Bench:
             run["rss_kib"] = rss
             if trace is not None:
                 total, detail = trace
-                run["syscalls"] = total / msgs_done if msgs_done else None
+                run["syscalls"] = (total / msgs_done
+                                   if msgs_done and total else None)
                 run["syscall_detail"] = {
                     k: v / msgs_done for k, v in detail.items()} \
                     if msgs_done else {}
@@ -472,9 +481,18 @@ class Bench:
                 break
             if "attached" in line:
                 attached += 1
+        if attached < len(pids):
+            # No counts rather than counts of part of the milter.
+            self.say(f"  strace attached to {attached} of {len(pids)} "
+                     "processes (ptrace not permitted?): no syscall counts")
+            tr.kill()
+            tr.communicate()
+            return None
         return tr, out
 
     def _stop_strace(self, tracer):
+        if tracer is None:
+            return None
         tr, out = tracer
         tr.send_signal(signal.SIGINT)
         try:
@@ -538,7 +556,8 @@ class Bench:
         if self.syscalls:
             self.say("syscall counts (strace, not timed)")
             for res in self.results:
-                run = self._one(res, mode="strace", msgs=self.syscall_msgs)
+                run = self._one(res, mode="strace", msgs=self.syscall_msgs,
+                                duration=self.syscall_duration)
                 if run is not None and run.get("syscalls") is not None:
                     res.syscalls = run["syscalls"]
                     res.syscall_detail = run["syscall_detail"]
