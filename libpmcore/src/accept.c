@@ -56,10 +56,12 @@ static void tune(int fd)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 }
 
-static void new_conn(pmci_loop *l, int fd)
+static void new_conn(pmci_loop *l, int fd, const struct sockaddr_storage *sa,
+                     socklen_t salen)
 {
     pmc_server *srv = l->srv;
-    pmci_conn *c = pmci_conn_new(srv, fd, srv->id_base + ++srv->id_next);
+    pmci_conn *c =
+        pmci_conn_new(srv, fd, srv->id_base + ++srv->id_next, sa, salen);
 
     if (c && (pmci_tab_add(l, c) != 0 ||
               pmci_loop_add(l, &c->it, EPOLLIN | EPOLLRDHUP | EPOLLET) !=
@@ -94,7 +96,10 @@ void pmci_accept(pmci_loop *l, pmci_listener *ls)
     char et[100];
 
     for (int i = 0; i < 64 && may_accept(l); i++) {
-        int fd = accept4(ls->it.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(ls->it.fd, (struct sockaddr *)&sa, &salen,
+                         SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             int e = errno;
             if (e == EAGAIN || e == EWOULDBLOCK)
@@ -124,7 +129,7 @@ void pmci_accept(pmci_loop *l, pmci_listener *ls)
         if (l->accept_mode == 2)
             pmci_fork_conn(l, fd);
         else
-            new_conn(l, fd);
+            new_conn(l, fd, &sa, salen);
     }
     pmci_stats_merge(srv, &l->st);
     if (srv->control_fd >= 0)

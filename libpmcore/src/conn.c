@@ -14,24 +14,30 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static void peer_info(pmc_conn_info *ci, int fd)
+static void peer_info(pmc_conn_info *ci, const struct sockaddr_storage *peer,
+                      socklen_t len)
 {
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof sa;
+    const struct sockaddr_storage *sa = peer;
+    struct sockaddr_storage own;
 
-    if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
-        return;
-    ci->family = sa.ss_family;
-    if (sa.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)&sa;
+    if (sa == NULL) {
+        /* An adopted fd: ask the kernel (accepted ones came with it). */
+        len = sizeof own;
+        if (getpeername(ci->fd, (struct sockaddr *)&own, &len) != 0)
+            return;
+        sa = &own;
+    }
+    ci->family = sa->ss_family;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, ci->peer, sizeof ci->peer);
         ci->peer_port = ntohs(in->sin_port);
-    } else if (sa.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in = (const void *)&sa;
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const void *)sa;
         inet_ntop(AF_INET6, &in->sin6_addr, ci->peer, sizeof ci->peer);
         ci->peer_port = ntohs(in->sin6_port);
-    } else if (sa.ss_family == AF_UNIX) {
-        const struct sockaddr_un *un = (const void *)&sa;
+    } else if (sa->ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)sa;
         size_t n = len > offsetof(struct sockaddr_un, sun_path)
                        ? len - offsetof(struct sockaddr_un, sun_path)
                        : 0;
@@ -46,7 +52,9 @@ static void peer_info(pmc_conn_info *ci, int fd)
     }
 }
 
-pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id)
+pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id,
+                         const struct sockaddr_storage *peer,
+                         socklen_t peer_len)
 {
     pmci_conn *c = calloc(1, sizeof *c);
 
@@ -64,7 +72,7 @@ pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id)
     }
     c->info.id = id;
     c->info.fd = fd;
-    peer_info(&c->info, fd);
+    peer_info(&c->info, peer, peer_len);
     return c;
 }
 

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* One read takes up to this much: enough for a whole typical message. */
@@ -199,7 +200,10 @@ PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
 PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
 
 /* conn.c: the session side of a connection, independent of the model. */
-PMCI_HIDDEN pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id);
+/* 'peer' is the address accept4 returned, or NULL to ask getpeername. */
+PMCI_HIDDEN pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id,
+                                     const struct sockaddr_storage *peer,
+                                     socklen_t peer_len);
 PMCI_HIDDEN void pmci_conn_open(pmci_conn *c);
 PMCI_HIDDEN pmc_status pmci_conn_feed(pmci_conn *c, const uint8_t *p,
                                       size_t n);
@@ -219,6 +223,8 @@ PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
 PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
 PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
 PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
+/* Give back large idle buffers (session_peek.c); between steps only. */
+PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
 
 /* resume.c */
 PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);

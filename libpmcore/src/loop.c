@@ -211,6 +211,8 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
     if (c->rd_pending && !c->out_left && !c->on_again &&
         !(c->pending && c->queued >= PMCI_PENDING_READ_MAX) && do_read(l, c))
         return;
+    if (!c->out_left && !c->pending && !c->partial)
+        pmci_session_trim(c->s);
     /* The MTA owes nothing while a handler is pending: idle, not read. */
     tl_append(l, c, c->out_left || (!c->pending && (c->partial || c->in_msg)));
 }

@@ -236,7 +236,7 @@ pmc_status pmci_serve_blocking(pmc_server *srv, int fd, uint64_t id,
 {
     serve v;
     uint8_t *buf = malloc(PMCI_SRV_RBUF);
-    pmci_conn *c = buf ? pmci_conn_new(srv, fd, id) : NULL;
+    pmci_conn *c = buf ? pmci_conn_new(srv, fd, id, NULL, 0) : NULL;
 
     if (!c) {
         free(buf);
