@@ -155,8 +155,17 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
     c->failed = 0;
     ENTER;
     SAVETMPS;
-    /* 1.27 keeps the name of the running callback in {cb}. */
-    (void)hv_stores(c->hv, "cb", newSVpv(pmc_event_name(ev), 0));
+    /* 1.27 keeps the name of the running callback in {cb}.  Set in place:
+     * a new SV per callback (and freeing the old one) cost more than the
+     * rest of this function. */
+    {
+        SV **cb = hv_fetchs(c->hv, "cb", 1);
+        const char *name = pmc_event_name(ev);
+        if (cb && !SvREADONLY(*cb) && !SvMAGICAL(*cb) && !SvROK(*cb))
+            sv_setpvn(*cb, name, strlen(name));
+        else
+            (void)hv_stores(c->hv, "cb", newSVpv(name, 0));
+    }
     PUSHMARK(SP);
     EXTEND(SP, n + 1);
     PUSHs(sv_2mortal(newRV_inc((SV *)c->hv)));
