@@ -14,11 +14,16 @@
 #                     FLAGS hash and SMFIS_NOREPLY are its extensions)
 #   --dispatcher NAME [PMC_BENCH_DISPATCHER] a built-in dispatcher.  Default:
 #                     'loop' where it exists (this binding: one process, one
-#                     event loop, no fork per connection, the fastest for
-#                     callbacks that never block), else 'postfork' (pure
+#                     event loop, no fork per connection and no process
+#                     switch between connections: the least CPU per message
+#                     for callbacks that never block, and on two cores the
+#                     driver has the other one), else 'postfork' (pure
 #                     Perl: a process per connection and no limit on their
 #                     number, so 64 concurrent connections are all served;
 #                     prefork's 10 children would hold the rest back)
+#   --workers N       [PMC_BENCH_WORKERS] with --dispatcher prefork on this
+#                     binding: N worker processes, each an event loop taking
+#                     any number of connections (to compare with 'loop')
 # It runs until SIGTERM/SIGINT.
 use strict;
 use warnings;
@@ -28,8 +33,9 @@ use Sendmail::PMilter qw(:all);
 my %opt = (
     'no-reply'   => $ENV{PMC_BENCH_NOREPLY},
     'dispatcher' => $ENV{PMC_BENCH_DISPATCHER},
+    'workers'    => $ENV{PMC_BENCH_WORKERS},
 );
-GetOptionsFromArray(\@ARGV, \%opt, 'no-reply!', 'dispatcher=s')
+GetOptionsFromArray(\@ARGV, \%opt, 'no-reply!', 'dispatcher=s', 'workers=i')
     && @ARGV == 1
     or die "usage: $0 [--no-reply] [--dispatcher NAME] SPEC\n";
 my $spec = shift;
@@ -67,5 +73,11 @@ $milter->setconn($spec) or die "$0: cannot listen on $spec\n";
 $milter->register('pmc-bench', \%callbacks, $flags);
 my $ctor = Sendmail::PMilter->can("${dispatcher}_dispatcher")
     or die "$0: no dispatcher '$dispatcher'\n";
-$milter->set_dispatcher($ctor->());
+my @params;
+# This binding's prefork takes many connections per worker, each worker
+# an event loop: --workers N gives N of those.
+@params = (max_children => $opt{workers}, max_connections_per_child => 1024,
+           max_requests_per_child => 1_000_000)
+    if $opt{workers} && $dispatcher eq 'prefork' && $ours;
+$milter->set_dispatcher($ctor->(@params));
 $milter->main;
