@@ -46,6 +46,9 @@ static void pmp_ctx_destroy(pTHX_ pmp_ctx *c)
     SvREFCNT_dec(c->quit_cb);
     SvREFCNT_dec(c->log_cb);
     SvREFCNT_dec((SV *)c->cbs_hv);
+    SvREFCNT_dec(c->cb_sv);
+    SvREFCNT_dec(c->pool[0]);
+    SvREFCNT_dec(c->pool[1]);
     for (i = 0; i < PMC_STAGE_COUNT; i++)
         Safefree(c->symlist[i]);
     Safefree(c);
@@ -142,6 +145,14 @@ static int pmp_verdict(pTHX_ SV *rv, pmc_event ev)
     return -1;
 }
 
+/* A scalar this file may overwrite in place: no reference, object, magic
+ * (tie, pos, ...) or read-only flag. */
+static int pmp_plain_sv(SV *sv)
+{
+    return SvTYPE(sv) <= SVt_PVMG && !SvROK(sv) && !SvOBJECT(sv) &&
+           !SvMAGICAL(sv) && !SvREADONLY(sv);
+}
+
 /* Call the Perl callback of 'ev' with ctx and args (owned SVs, which
  * this call frees; &PL_sv_undef may be among them). */
 static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
@@ -156,14 +167,21 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
     c->failed = 0;
     ENTER;
     SAVETMPS;
-    /* 1.27 keeps the name of the running callback in {cb}.  Set in place:
-     * a new SV per callback (and freeing the old one) cost more than the
-     * rest of this function. */
+    /* 1.27 keeps the name of the running callback in {cb}.  Set in place,
+     * in the SV the hash holds (kept from the last call while the hash
+     * still holds it: refcount 2, ours and the hash's): a new SV and a
+     * hash store per callback cost more than the rest of this function. */
     {
-        SV **cb = hv_fetchs(c->hv, "cb", 1);
         const char *name = pmc_event_name(ev);
-        if (cb && !SvREADONLY(*cb) && !SvMAGICAL(*cb) && !SvROK(*cb))
-            sv_setpvn(*cb, name, strlen(name));
+        SV *cb = c->cb_sv;
+        if (!cb || SvREFCNT(cb) < 2 || !pmp_plain_sv(cb)) {
+            SV **svp = hv_fetchs(c->hv, "cb", 1);
+            SvREFCNT_dec(cb);
+            c->cb_sv = cb = svp && pmp_plain_sv(*svp)
+                ? SvREFCNT_inc_simple_NN(*svp) : NULL;
+        }
+        if (cb)
+            sv_setpvn(cb, name, strlen(name));
         else
             (void)hv_stores(c->hv, "cb", newSVpv(name, 0));
     }
@@ -201,6 +219,30 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
 #define CTX(ud) ((pmp_ctx *)(ud))
 /* An argument for pmp_call, which takes ownership. */
 #define ARG_STR(p, l) newSVpvn((const char *)(p), (l))
+
+/* Pool slot i as an argument for pmp_call (a reference of its own): the
+ * SVs of the frequent callbacks (header, body) are reused rather than
+ * allocated and freed each time.  Reused only while nobody else holds
+ * one (refcount 1: a callback that kept \$_[1] gets a fresh SV next
+ * time) and while it is still a plain scalar. */
+static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
+{
+    SV *sv = c->pool[i];
+
+    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv)) {
+        SvREFCNT_dec(sv);
+        c->pool[i] = sv = newSV(0);
+    }
+    return SvREFCNT_inc_simple_NN(sv);
+}
+
+static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
+{
+    SV *sv = pmp_pooled(aTHX_ c, i);
+    sv_setpvn(sv, (const char *)p, n);
+    SvUTF8_off(sv); /* a callback may have decoded it in place */
+    return sv;
+}
 
 /* The packed sockaddr 1.27 passes to connect, built here so no Socket6
  * is needed: the same bytes Socket's pack_sockaddr_in/in6/un give. */
@@ -280,20 +322,23 @@ static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
 
 static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
-    dTHXa(CTX(ud)->perl);
+    pmp_ctx *c = CTX(ud);
+    dTHXa(c->perl);
     SV *a[2];
-    a[0] = ARG_STR(name.ptr, name.len);
-    a[1] = ARG_STR(value.ptr, value.len);
-    return pmp_call(CTX(ud), s, PMC_EV_HEADER, a, 2);
+    a[0] = pmp_pooled_str(aTHX_ c, 0, name.ptr, name.len);
+    a[1] = pmp_pooled_str(aTHX_ c, 1, value.ptr, value.len);
+    return pmp_call(c, s, PMC_EV_HEADER, a, 2);
 }
 
 static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
 {
-    dTHXa(CTX(ud)->perl);
+    pmp_ctx *c = CTX(ud);
+    dTHXa(c->perl);
     SV *a[2];
-    a[0] = ARG_STR(p, n);
-    a[1] = newSVuv(n);
-    return pmp_call(CTX(ud), s, PMC_EV_BODY, a, 2);
+    a[0] = pmp_pooled_str(aTHX_ c, 0, p, n);
+    a[1] = pmp_pooled(aTHX_ c, 1);
+    sv_setuv(a[1], n);
+    return pmp_call(c, s, PMC_EV_BODY, a, 2);
 }
 
 static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)

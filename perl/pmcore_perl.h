@@ -29,6 +29,8 @@ typedef struct pmp_ctx {
     SV *log_cb;            /* log sink; NULL = warn */
     HV *cbs_hv;            /* the callbacks hash (refcounted) */
     SV *self;              /* server connections: keeps the Context alive */
+    SV *cb_sv;             /* the value SV of the hash's {cb} (refcounted) */
+    SV *pool[2];           /* argument SVs reused between callbacks */
     int compat;            /* 1: reproduce 1.27's negotiation */
     int die_verdict;       /* pmc verdict after a die or a bad return */
     int failed;            /* the last callback died or returned garbage */
