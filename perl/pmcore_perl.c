@@ -224,12 +224,15 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
  * SVs of the frequent callbacks (header, body) are reused rather than
  * allocated and freed each time.  Reused only while nobody else holds
  * one (refcount 1: a callback that kept \$_[1] gets a fresh SV next
- * time) and while it is still a plain scalar. */
+ * time), while it is still a plain scalar, and while its buffer is small:
+ * a connection must not keep a 1 MiB body chunk's buffer for its life. */
+#define PMP_POOL_MAX 8192
 static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
 {
     SV *sv = c->pool[i];
 
-    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv)) {
+    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv) ||
+        (SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)) {
         SvREFCNT_dec(sv);
         c->pool[i] = sv = newSV(0);
     }
@@ -238,7 +241,11 @@ static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
 
 static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
 {
-    SV *sv = pmp_pooled(aTHX_ c, i);
+    SV *sv;
+
+    if (n > PMP_POOL_MAX)
+        return ARG_STR(p, n);
+    sv = pmp_pooled(aTHX_ c, i);
     sv_setpvn(sv, (const char *)p, n);
     SvUTF8_off(sv); /* a callback may have decoded it in place */
     return sv;
