@@ -147,8 +147,12 @@ def main():
              "pmc-load defaults (12 headers, 4 KiB body, 1 rcpt)")
     md = [benchlib.markdown_tables(
         results, ms, PP,
-        metrics=["msgs_per_s", "cpu_us_per_msg", "instr_per_msg",
-                 "rss_kib", "p99_us"], title=title)]
+        metrics=["msgs_per_s", "cpu_us_per_msg", "rss_kib", "p99_us"],
+        title=title)]
+    counted = [r for r in results if r.instr_per_msg is not None]
+    if counted:
+        md.append(benchlib.markdown_tables(counted, ms, PP,
+                                           metrics=["instr_per_msg"]))
     md.append("Dispatchers: ours `loop` (one process, one event loop); "
               "pure-Perl 1.28 `postfork` (a process per connection: its "
               "`prefork` default of 10 children could not serve 64 "
