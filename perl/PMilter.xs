@@ -63,6 +63,30 @@ _action(ctx, op, ...)
   OUTPUT:
     RETVAL
 
+# Context.pm's addheader, in C: the method most milters call for every
+# message.  Same checks, order and texts.
+void
+addheader(ctx, name, value)
+    SV *ctx
+    SV *name
+    SV *value
+  PROTOTYPE: $$$
+  PPCODE:
+    {
+        SV *a[2], *e;
+        if (!SvTRUE(name))
+            croak("addheader: no header name\n");
+        pmp_eom_flag(aTHX_ ctx, "addheader", 0x1, "ADDHDRS");
+        if (!SvOK(value))
+            croak("addheader: no header value\n");
+        a[0] = name;
+        a[1] = value;
+        e = pmp_action(aTHX_ pmp_ctx_get(aTHX_ ctx, 1), "addheader", a, 2);
+        if (e)
+            pmp_action_die(aTHX_ "addheader", e);
+        mXPUSHi(1);
+    }
+
 SV *
 getsymval(ctx, name)
     SV *ctx

@@ -46,6 +46,9 @@ static void pmp_ctx_destroy(pTHX_ pmp_ctx *c)
     SvREFCNT_dec(c->quit_cb);
     SvREFCNT_dec(c->log_cb);
     SvREFCNT_dec((SV *)c->cbs_hv);
+    SvREFCNT_dec(c->cb_sv);
+    SvREFCNT_dec(c->pool[0]);
+    SvREFCNT_dec(c->pool[1]);
     for (i = 0; i < PMC_STAGE_COUNT; i++)
         Safefree(c->symlist[i]);
     Safefree(c);
@@ -142,7 +145,16 @@ static int pmp_verdict(pTHX_ SV *rv, pmc_event ev)
     return -1;
 }
 
-/* Call the Perl callback of 'ev' with ctx and args (mortal SVs). */
+/* A scalar this file may overwrite in place: no reference, object, magic
+ * (tie, pos, ...) or read-only flag. */
+static int pmp_plain_sv(SV *sv)
+{
+    return SvTYPE(sv) <= SVt_PVMG && !SvROK(sv) && !SvOBJECT(sv) &&
+           !SvMAGICAL(sv) && !SvREADONLY(sv);
+}
+
+/* Call the Perl callback of 'ev' with ctx and args (owned SVs, which
+ * this call frees; &PL_sv_undef may be among them). */
 static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
                     int n)
 {
@@ -155,13 +167,32 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
     c->failed = 0;
     ENTER;
     SAVETMPS;
-    /* 1.27 keeps the name of the running callback in {cb}. */
-    (void)hv_stores(c->hv, "cb", newSVpv(pmc_event_name(ev), 0));
+    /* 1.27 keeps the name of the running callback in {cb}.  Set in place,
+     * in the SV the hash holds (kept from the last call while the hash
+     * still holds it: refcount 2, ours and the hash's): a new SV and a
+     * hash store per callback cost more than the rest of this function. */
+    {
+        const char *name = pmc_event_name(ev);
+        SV *cb = c->cb_sv;
+        if (!cb || SvREFCNT(cb) < 2 || !pmp_plain_sv(cb)) {
+            SV **svp = hv_fetchs(c->hv, "cb", 1);
+            SvREFCNT_dec(cb);
+            c->cb_sv = cb = svp && pmp_plain_sv(*svp)
+                ? SvREFCNT_inc_simple_NN(*svp) : NULL;
+        }
+        if (cb)
+            sv_setpvn(cb, name, strlen(name));
+        else
+            (void)hv_stores(c->hv, "cb", newSVpv(name, 0));
+    }
     PUSHMARK(SP);
     EXTEND(SP, n + 1);
     PUSHs(sv_2mortal(newRV_inc((SV *)c->hv)));
+    /* The arguments come in owned, not mortal: mortals made before our
+     * SAVETMPS would sit below its floor, and inside a server loop (one
+     * XS call that never returns) nothing would ever free them. */
     for (i = 0; i < n; i++)
-        PUSHs(args[i]);
+        PUSHs(sv_2mortal(args[i]));
     PUTBACK;
     count = call_sv(c->cb[ev], G_SCALAR | G_EVAL);
     SPAGAIN;
@@ -186,7 +217,39 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
 }
 
 #define CTX(ud) ((pmp_ctx *)(ud))
-#define MORTAL_STR(p, l) sv_2mortal(newSVpvn((const char *)(p), (l)))
+/* An argument for pmp_call, which takes ownership. */
+#define ARG_STR(p, l) newSVpvn((const char *)(p), (l))
+
+/* Pool slot i as an argument for pmp_call (a reference of its own): the
+ * SVs of the frequent callbacks (header, body) are reused rather than
+ * allocated and freed each time.  Reused only while nobody else holds
+ * one (refcount 1: a callback that kept \$_[1] gets a fresh SV next
+ * time), while it is still a plain scalar, and while its buffer is small:
+ * a connection must not keep a 1 MiB body chunk's buffer for its life. */
+#define PMP_POOL_MAX 8192
+static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
+{
+    SV *sv = c->pool[i];
+
+    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv) ||
+        (SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)) {
+        SvREFCNT_dec(sv);
+        c->pool[i] = sv = newSV(0);
+    }
+    return SvREFCNT_inc_simple_NN(sv);
+}
+
+static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
+{
+    SV *sv;
+
+    if (n > PMP_POOL_MAX)
+        return ARG_STR(p, n);
+    sv = pmp_pooled(aTHX_ c, i);
+    sv_setpvn(sv, (const char *)p, n);
+    SvUTF8_off(sv); /* a callback may have decoded it in place */
+    return sv;
+}
 
 /* The packed sockaddr 1.27 passes to connect, built here so no Socket6
  * is needed: the same bytes Socket's pack_sockaddr_in/in6/un give. */
@@ -198,7 +261,7 @@ static SV *pmp_sockaddr(pTHX_ const pmc_connect_info *ci)
         sa.sin_family = AF_INET;
         sa.sin_port = htons(ci->port);
         memcpy(&sa.sin_addr, ci->addr_bin, 4);
-        return MORTAL_STR(&sa, sizeof sa);
+        return ARG_STR(&sa, sizeof sa);
     }
     if (ci->family == '6' && ci->addr_bin_len == 16) {
         struct sockaddr_in6 sa;
@@ -206,7 +269,7 @@ static SV *pmp_sockaddr(pTHX_ const pmc_connect_info *ci)
         sa.sin6_family = AF_INET6;
         sa.sin6_port = htons(ci->port);
         memcpy(&sa.sin6_addr, ci->addr_bin, 16);
-        return MORTAL_STR(&sa, sizeof sa);
+        return ARG_STR(&sa, sizeof sa);
     }
     if (ci->family == 'L' && ci->addr.len < sizeof(((struct sockaddr_un *)0)
                                                        ->sun_path)) {
@@ -214,7 +277,7 @@ static SV *pmp_sockaddr(pTHX_ const pmc_connect_info *ci)
         memset(&sa, 0, sizeof sa);
         sa.sun_family = AF_UNIX;
         memcpy(sa.sun_path, ci->addr.ptr, ci->addr.len);
-        return MORTAL_STR(&sa, sizeof sa);
+        return ARG_STR(&sa, sizeof sa);
     }
     return &PL_sv_undef;
 }
@@ -223,7 +286,7 @@ static int h_connect(pmc_session *s, void *ud, const pmc_connect_info *ci)
 {
     dTHXa(CTX(ud)->perl);
     SV *a[2];
-    a[0] = MORTAL_STR(ci->host.ptr, ci->host.len);
+    a[0] = ARG_STR(ci->host.ptr, ci->host.len);
     a[1] = pmp_sockaddr(aTHX_ ci);
     return pmp_call(CTX(ud), s, PMC_EV_CONNECT, a, 2);
 }
@@ -232,7 +295,7 @@ static int h_helo(pmc_session *s, void *ud, pmc_str helo)
 {
     dTHXa(CTX(ud)->perl);
     SV *a[1];
-    a[0] = MORTAL_STR(helo.ptr, helo.len);
+    a[0] = ARG_STR(helo.ptr, helo.len);
     return pmp_call(CTX(ud), s, PMC_EV_HELO, a, 1);
 }
 
@@ -247,7 +310,7 @@ static int pmp_args_call(pmc_session *s, void *ud, pmc_event ev,
     if (args->argc > 8)
         Newx(a, args->argc, SV *);
     for (i = 0; i < args->argc; i++)
-        a[i] = MORTAL_STR(args->argv[i].ptr, args->argv[i].len);
+        a[i] = ARG_STR(args->argv[i].ptr, args->argv[i].len);
     v = pmp_call(CTX(ud), s, ev, a, (int)args->argc);
     if (a != small)
         Safefree(a);
@@ -266,27 +329,30 @@ static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
 
 static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
-    dTHXa(CTX(ud)->perl);
+    pmp_ctx *c = CTX(ud);
+    dTHXa(c->perl);
     SV *a[2];
-    a[0] = MORTAL_STR(name.ptr, name.len);
-    a[1] = MORTAL_STR(value.ptr, value.len);
-    return pmp_call(CTX(ud), s, PMC_EV_HEADER, a, 2);
+    a[0] = pmp_pooled_str(aTHX_ c, 0, name.ptr, name.len);
+    a[1] = pmp_pooled_str(aTHX_ c, 1, value.ptr, value.len);
+    return pmp_call(c, s, PMC_EV_HEADER, a, 2);
 }
 
 static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
 {
-    dTHXa(CTX(ud)->perl);
+    pmp_ctx *c = CTX(ud);
+    dTHXa(c->perl);
     SV *a[2];
-    a[0] = MORTAL_STR(p, n);
-    a[1] = sv_2mortal(newSVuv(n));
-    return pmp_call(CTX(ud), s, PMC_EV_BODY, a, 2);
+    a[0] = pmp_pooled_str(aTHX_ c, 0, p, n);
+    a[1] = pmp_pooled(aTHX_ c, 1);
+    sv_setuv(a[1], n);
+    return pmp_call(c, s, PMC_EV_BODY, a, 2);
 }
 
 static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
 {
     dTHXa(CTX(ud)->perl);
     SV *a[1];
-    a[0] = MORTAL_STR(cmd.ptr, cmd.len);
+    a[0] = ARG_STR(cmd.ptr, cmd.len);
     return pmp_call(CTX(ud), s, PMC_EV_UNKNOWN, a, 1);
 }
 
@@ -335,9 +401,11 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
 
     if (c->compat) {
         if (n->mta_version != 2 && n->mta_version != 6) {
-            pmp_log(aTHX_ c, PMC_LOG_ERR, sv_2mortal(newSVpvf(
+            SV *msg = newSVpvf(
                 "SMFIC_OPTNEG: unsupported milter protocol version %lu\n",
-                (unsigned long)n->mta_version)));
+                (unsigned long)n->mta_version);
+            pmp_log(aTHX_ c, PMC_LOG_ERR, msg);
+            SvREFCNT_dec(msg);
             return PMC_REJECT;
         }
         n->version = n->mta_version;
@@ -348,19 +416,23 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
         (void)hv_stores(c->hv, "protocol", newSVuv(n->protocol));
         return PMC_CONTINUE;
     }
-    v = sv_2mortal(newSVuv(c->compat ? n->mta_version : n->version));
-    a = sv_2mortal(newSVuv(c->compat ? n->mta_actions : n->actions));
-    p = sv_2mortal(newSVuv(c->compat ? n->mta_protocol : n->protocol));
+    /* Owned here (not mortal: see pmp_call) until read back below. */
+    v = newSVuv(c->compat ? n->mta_version : n->version);
+    a = newSVuv(c->compat ? n->mta_actions : n->actions);
+    p = newSVuv(c->compat ? n->mta_protocol : n->protocol);
     pmp_set_ref(aTHX_ c, "milter_protocol_version_ref", v);
     pmp_set_ref(aTHX_ c, "actions_available_ref", a);
     pmp_set_ref(aTHX_ c, "protocol_steps_available_ref", p);
-    args[0] = sv_2mortal(newRV_inc(v));
-    args[1] = sv_2mortal(newRV_inc(a));
-    args[2] = sv_2mortal(newRV_inc(p));
+    args[0] = newRV_inc(v);
+    args[1] = newRV_inc(a);
+    args[2] = newRV_inc(p);
     r = pmp_call(c, s, PMC_EV_NEGOTIATE, args, 3);
     n->version = (uint32_t)SvUV(v);
     n->actions = (uint32_t)SvUV(a);
     n->protocol = (uint32_t)SvUV(p);
+    SvREFCNT_dec(v);
+    SvREFCNT_dec(a);
+    SvREFCNT_dec(p);
     (void)hv_stores(c->hv, "protocol", newSVuv(n->protocol));
     if (r == PMC_ALL_OPTS || r == PMC_CONTINUE)
         return r;

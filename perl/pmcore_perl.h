@@ -29,6 +29,8 @@ typedef struct pmp_ctx {
     SV *log_cb;            /* log sink; NULL = warn */
     HV *cbs_hv;            /* the callbacks hash (refcounted) */
     SV *self;              /* server connections: keeps the Context alive */
+    SV *cb_sv;             /* the value SV of the hash's {cb} (refcounted) */
+    SV *pool[2];           /* argument SVs reused between callbacks */
     int compat;            /* 1: reproduce 1.27's negotiation */
     int die_verdict;       /* pmc verdict after a die or a bad return */
     int failed;            /* the last callback died or returned garbage */
@@ -44,6 +46,11 @@ void pmp_ctx_attach(pTHX_ SV *ctx, HV *callbacks, HV *opts);
 /* Context actions: NULL on success, else a mortal "sentence (STATUS)". */
 SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n);
 SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *name);
+/* 1.27's EOM-only and capability checks (croak); the die of a failed
+ * action with $Sendmail::PMilter::Context::ERROR set. */
+void pmp_eom_flag(pTHX_ SV *ctx, const char *name, UV flag,
+                  const char *flagname);
+void pmp_action_die(pTHX_ const char *op, SV *err);
 SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter);
 
 /* Sans-I/O use of a Context: own a session and feed it. */

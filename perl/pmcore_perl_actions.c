@@ -215,3 +215,44 @@ SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter)
     }
     return sv_2mortal(newRV_noinc((SV *)hv));
 }
+
+/* 1.27's checks before a modification, as Context.pm's _eom_flag does
+ * them: in 1.27 mode (no {pmcore}, or its compat set) the method must run
+ * inside eom and FLAG must be in {callback_flags}.  Croaks with 1.27's
+ * texts.  For methods written in XS, where the trip through the Perl
+ * helpers cost more than the action itself. */
+void pmp_eom_flag(pTHX_ SV *ctx, const char *name, UV flag,
+                  const char *flagname)
+{
+    HV *hv;
+    SV **svp;
+    int compat = 1;
+
+    if (!SvROK(ctx) || SvTYPE(SvRV(ctx)) != SVt_PVHV)
+        croak("Not a HASH reference");
+    hv = (HV *)SvRV(ctx);
+    svp = hv_fetchs(hv, "pmcore", 0);
+    if (svp && SvTRUE(*svp) && SvROK(*svp) &&
+        SvTYPE(SvRV(*svp)) == SVt_PVHV) {
+        SV **cp = hv_fetchs((HV *)SvRV(*svp), "compat", 0);
+        compat = cp && SvTRUE(*cp);
+    }
+    if (!compat)
+        return;
+    svp = hv_fetchs(hv, "cb", 0);
+    if (!svp || !SvOK(*svp) || !strEQ(SvPV_nolen(*svp), "eom"))
+        croak("%s: called outside of EOM\n", name);
+    svp = hv_fetchs(hv, "callback_flags", 0);
+    if (!(svp && SvTRUE(*svp) && (SvUV(*svp) & flag)))
+        croak("%s: SMFIF_%s not in capability list\n", name, flagname);
+}
+
+/* Die as Context.pm's _do does for a failed action: $ERROR gets the
+ * reason. */
+void pmp_action_die(pTHX_ const char *op, SV *err)
+{
+    /* NOSTEAL: err is a mortal, whose buffer sv_setsv would take. */
+    sv_setsv_flags(get_sv("Sendmail::PMilter::Context::ERROR", GV_ADD), err,
+                   SV_GMAGIC | SV_NOSTEAL);
+    croak("%s: %" SVf "\n", op, SVfARG(err));
+}

@@ -41,9 +41,15 @@ static void pmp_conn_log(void *app, int level, uint64_t id, const char *qid,
     pmp_ctx *c = app;
     dTHXa(c->perl);
     PERL_UNUSED_ARG(id);
+    /* In its own scope: inside the server loop nothing else frees
+     * mortals. */
+    ENTER;
+    SAVETMPS;
     pmp_log(aTHX_ c, level, sv_2mortal(newSVpvf("%s%s%s\n",
                                                 qid ? qid : "",
                                                 qid ? ": " : "", msg)));
+    FREETMPS;
+    LEAVE;
 }
 
 pmc_status pmp_serve_fd(pTHX_ pmp_ctx *c, int fd, SV **why)
@@ -224,9 +230,13 @@ static void pmp_srv_log(void *app, int level, uint64_t id, const char *qid,
     pmp_srv *m = app;
     dTHXa(m->perl);
     PERL_UNUSED_ARG(id);
+    ENTER; /* as pmp_conn_log */
+    SAVETMPS;
     pmp_log(aTHX_ m->tmpl, level, sv_2mortal(newSVpvf("%s%s%s\n",
                                                       qid ? qid : "",
                                                       qid ? ": " : "", msg)));
+    FREETMPS;
+    LEAVE;
 }
 
 static IV pmp_iv(pTHX_ HV *o, const char *key, IV def)

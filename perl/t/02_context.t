@@ -262,4 +262,31 @@ is($seen{ro}, 'read-only', '{symbols} is read-only');
 is($seen{wp}, 8, 'write_packet returns the length');
 is($seen{hook}, 'y', 'call_hooks runs a callback and returns its reply letter');
 
+# Callback arguments belong to the callback: a reference kept to one, or
+# a change made to it through @_, never shows in another callback's.
+sub header_conv {
+    my ($cb) = @_;
+    my ($ctx) = ctx_for($cb, 0);
+    conv($ctx, optneg(6, 0x1FF, 0x1FFFFF), pkt('C', "h\0", '4', pack('n', 25), "1.2.3.4\0"),
+         pkt('M', "<a>\0"), pkt('R', "<b>\0"),
+         pkt('L', "Subject\0caf\xc3\xa9\0"), pkt('L', "to\0\xc3\xa9t\xc3\xa9\0"),
+         pkt('L', "cc\0y\0"), pkt('N'), pkt('B', "one"), pkt('B', "two"), pkt('E'));
+}
+{
+    my (@names, @values, @bodies);
+    header_conv({
+        header => sub { push @names, $_[1]; push @values, $_[2];
+                        utf8::decode($_[2]); $_[1] =~ tr/a-z/A-Z/; SMFIS_CONTINUE },
+        body   => sub { push @bodies, "$_[1]/$_[2]"; $_[1] = [1]; SMFIS_CONTINUE },
+    });
+    is_deeply(\@names, [qw(Subject to cc)], 'header names as sent, whatever the callback did to @_');
+    is_deeply(\@values, ["caf\xc3\xa9", "\xc3\xa9t\xc3\xa9", 'y'], 'header values as bytes');
+    ok(!grep({ utf8::is_utf8($_) } @values), '... never left decoded by an earlier callback');
+    is_deeply(\@bodies, ['one/3', 'two/3'], 'body chunks and lengths');
+    my @kept;
+    header_conv({ header => sub { push @kept, \$_[2]; SMFIS_CONTINUE } });
+    is_deeply([map { $$_ } @kept], ["caf\xc3\xa9", "\xc3\xa9t\xc3\xa9", 'y'],
+              'a kept reference keeps its own value');
+}
+
 done_testing;
