@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3-dev and python3-venv: the Python binding is compiled into a venv.
+# python3-dev and python3-venv: the Python binding is compiled into a venv;
+# cpanminus: the README installs the Perl binding with `cpanm ./perl`.
 pkgs=(build-essential clang libclang-rt-14-dev llvm valgrind python3
-      python3-dev python3-venv)
+      python3-dev python3-venv perl cpanminus)
 
 scripts/apt-need.sh "${pkgs[@]}"
 

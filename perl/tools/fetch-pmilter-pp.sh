@@ -16,6 +16,8 @@ force=
 [ "${1:-}" = --force ] && { force=1; shift; }
 top=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-$top/build/pmilter-pp}
+# apt reads a relative Dir:: path from /etc/apt: make it absolute.
+case $dir in /*) ;; *) dir=$(pwd)/$dir ;; esac
 pkg=libsendmail-pmilter-perl
 lib=$dir/usr/share/perl5
 
