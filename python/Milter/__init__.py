@@ -98,6 +98,9 @@ def _optional(func, which):
 def nocallback(func):
     """The MTA need not send this event (the method must return CONTINUE)."""
     name, (nr, no) = _optional(func, 'nocallback')
+    # Marks the function it is given too, as pymilter does: a class that
+    # reuses that function elsewhere (nocallback(Base.data)) sees the mark.
+    func.milter_protocol = no
 
     @wraps(func)
     def wrapper(self, *args):
@@ -105,7 +108,6 @@ def nocallback(func):
             raise RuntimeError('%s return code must be CONTINUE with '
                                '@nocallback' % name)
         return CONTINUE
-    wrapper.milter_protocol = no
     return wrapper
 
 

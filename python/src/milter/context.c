@@ -211,7 +211,11 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
         undouble(lines[i]);
     }
     if (nl >= 2)
-        st = pmc_session_setmlreply(self->s, rcode, xcode,
+        /* libmilter's multi-line replies always carry an enhanced code:
+         * without one, X.0.0 of the reply's class. */
+        st = pmc_session_setmlreply(self->s, rcode,
+                                    xcode ? xcode
+                                    : rcode[0] == '4' ? "4.0.0" : "5.0.0",
                                     (const char *const *)lines, (size_t)nl);
     else
         st = pmc_session_setreply(self->s, rcode, xcode, lines[0]);
