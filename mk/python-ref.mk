@@ -9,4 +9,4 @@ pymilter-ref:
 	tests/pymilter/build_ref.sh $(PYREF_VENV)
 
 test: pymilter-ref
-EXTRA_TESTS += tests/pymilter/run_suite.sh
+EXTRA_TESTS += tests/pymilter/run_suite.sh tests/pymilter/run_differential.sh

@@ -141,9 +141,11 @@ class DiffMilter(Milter.Base):
             self.addrcpt('<added2@example.org>', 'NOTIFY=NEVER')
             self.delrcpt('<victim@example.org>')
             self.chgfrom('<new-sender@example.org>', 'SIZE=1000')
+            self.progress()
+        if 'replacebody' in a:
+            self.addheader('X-Before-Body', 'yes')
             self.replacebody(b'replaced body\r\n')
             self.replacebody('second chunk \u00e9\r\n')
-            self.progress()
         if 'bigbody' in a:
             self.replacebody(b'0123456789abcdef' * 5000)
         if 'quarantine' in a:
