@@ -1,0 +1,40 @@
+# Load driver and the C benchmark (libpmcore against Sendmail's libmilter).
+#   make bench-driver   build $(BUILD)/bench/pmc-load
+#   make bench-c        the C benchmark; knobs: ROUNDS, QUICK=1, MSGS, ...
+#                       (see bench/README.md)
+
+BENCH_DRIVER := $(BUILD)/bench/pmc-load
+BENCH_DRIVER_SRCS := $(wildcard bench/driver/*.c)
+BENCH_PMC_MILTER := $(BUILD)/bench/milter_pmcore
+BENCH_LIBMILTER_MILTER := $(BUILD)/bench/milter_libmilter
+# libmilter's header is not -Wextra clean, so its milter gets plain flags.
+BENCH_LIBMILTER_CFLAGS = -std=gnu11 $(OPT) -g -Wall -pthread
+
+.PHONY: bench-driver bench-c bench-c-milters
+bench-driver: $(BENCH_DRIVER)
+
+$(BENCH_DRIVER): $(BENCH_DRIVER_SRCS) bench/driver/load.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) -Ibench/driver $(BENCH_DRIVER_SRCS) $(LIB) -o $@
+
+$(BENCH_PMC_MILTER): bench/c/milter_pmcore.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
+
+$(BENCH_LIBMILTER_MILTER): bench/c/milter_libmilter.c
+	@mkdir -p $(@D)
+	@test -f /usr/include/libmilter/mfapi.h || { echo \
+	    "libmilter-dev is missing: run scripts/setup.d/20-bench.sh" >&2; \
+	    exit 1; }
+	$(CC) $(BENCH_LIBMILTER_CFLAGS) $< -lmilter -o $@
+
+bench-c-milters: $(BENCH_DRIVER) $(BENCH_PMC_MILTER) $(BENCH_LIBMILTER_MILTER)
+
+bench-c: bench-c-milters
+	$(PY) bench/c/run.py --build $(BUILD)
+
+# The driver's own test: a tiny load over unix and TCP must pass, and a
+# milter that answers otherwise must make it fail.
+test: $(BENCH_DRIVER) $(BENCH_PMC_MILTER)
+test: export PMC_BENCH_BUILD := $(BUILD)
+EXTRA_TESTS += bench/driver/test_load.sh bench/lib/test_benchlib.py
