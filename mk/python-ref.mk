@@ -10,3 +10,11 @@ pymilter-ref:
 
 test: pymilter-ref
 EXTRA_TESTS += tests/pymilter/run_suite.sh tests/pymilter/run_differential.sh
+
+# make bench-python: the trivial Python milter on ours and on pymilter, with
+# the C libmilter milter for scale (knobs: ROUNDS, DURATION, QUICK=1,
+# SYSCALLS=0, CALLGRIND=0, WORKERS; see bench/python/run.py).
+bench-python: pymilter-ref bench-c-milters
+	$(PY) -m venv $(BUILD)/venv
+	INSTALL_ONLY=1 PY=$(CURDIR)/$(BUILD)/venv/bin/python python/run_tests.sh
+	$(PY) bench/python/run.py --build $(BUILD)

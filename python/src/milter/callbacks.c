@@ -165,7 +165,7 @@ fail:
 #define ENTER(slot)                                                        \
     pym_conn *c = ud;                                                      \
     int v = PMC_CONTINUE;                                                  \
-    PyGILState_STATE g = PyGILState_Ensure();                              \
+    PyGILState_STATE g = pym_gil_ensure();                              \
     if (slot_cb(c, slot) == NULL) {                                        \
         PyGILState_Release(g);                                             \
         return PMC_CONTINUE;                                               \
@@ -298,7 +298,7 @@ static int h_close(pmc_session *s, void *ud)
 {
     pym_conn *c = ud;
     int v = PMC_CONTINUE;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = pym_gil_ensure();
 
     if (slot_cb(c, SLOT_CLOSE) != NULL)
         pym_call(c, s, SLOT_CLOSE, PyTuple_New(0), &v);
