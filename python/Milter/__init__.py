@@ -506,5 +506,5 @@ def runmilter(name, socketname, timeout=0, rmsock=True):
 # A list (pymilter built a dict_keys here, which broke `import *`).
 __all__ = [n for n in list(globals())
            if not n.startswith('_') and n not in
-           ('os', 're', 'sys', 'threading', 'wraps', 'MethodType', 'milter', 'factory',
-            )]
+           ('os', 're', 'sys', 'threading', 'wraps', 'MethodType', 'milter',
+            'factory')]

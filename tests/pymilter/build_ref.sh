@@ -9,7 +9,8 @@ VENV=${1:-build/pymilter-ref-venv}
 PY=${PY:-python3}
 if [ -x "$VENV/bin/python" ] &&
    "$VENV/bin/python" -c 'import milter' 2>/dev/null &&
-   "$VENV/bin/python" -m pip show pymilter 2>/dev/null | grep -q '^Version: 1.0.5$'
+   "$VENV/bin/python" -m pip show pymilter 2>/dev/null |
+       grep -q '^Version: 1.0.5$'
 then
     exit 0
 fi
@@ -23,4 +24,6 @@ rm -rf "$VENV"
 # elsewhere can never stand in for the libmilter build.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     --no-binary pymilter pymilter==1.0.5
-"$VENV/bin/python" -c 'import milter; print("build_ref: pymilter", milter.getversion(), "libmilter at", milter.__file__)'
+"$VENV/bin/python" -c 'import milter
+print("build_ref: pymilter on libmilter", milter.getversion(),
+      milter.__file__)'

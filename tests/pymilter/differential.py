@@ -338,7 +338,8 @@ def main():
         for key, srv in servers.items():
             srv.stop()
             if failed and args.verbose:
-                print('  --- milter output %s/%s:\n%s' % (key + (srv.stderr(),)))
+                print('  --- milter output %s/%s:' % key)
+                print(srv.stderr())
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
         os.rmdir(tmp)

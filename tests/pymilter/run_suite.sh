@@ -3,12 +3,13 @@
 # Milter, mime): testmime, testsample and testutils from the pymilter 1.0.5
 # sdist, testgrey from the pymilter 1.0 sdist (the last sdist on PyPI that
 # ships it; 1.0.5's does not), and testcfg_local.py (ours: pymilter's
-# testcfg.py is in no sdist on PyPI) against the 1.0.5 sdist's test/pysrs.cfg.
-# testsample imports `template`, which no sdist on PyPI ships in a form that
-# runs on Python 3: tests/pymilter/template.py (ours) stands in.  Everything is downloaded with
-# pip from PyPI into a temporary directory and removed afterwards; nothing
-# is committed.  Each file's suite() runs, as pymilter's test.py does (so
-# testutils also runs the doctests of our Milter.utils/dynip/pyip6).
+# testcfg.py is in no sdist on PyPI) against the 1.0.5 sdist's
+# test/pysrs.cfg.  testsample imports `template`, which no sdist on PyPI
+# ships in a form that runs on Python 3: tests/pymilter/template.py (ours)
+# stands in.  Everything is downloaded with pip from PyPI into a temporary
+# directory and removed afterwards; nothing is committed.  Each file's
+# suite() runs, as pymilter's test.py does (so testutils also runs the
+# doctests of our Milter.utils/dynip/pyip6).
 #   tests/pymilter/run_suite.sh [FILE...]     (default: all five)
 #   PY=path/to/python (default build/venv/bin/python, with our package)
 # Last line: "N passed, M failed"; exit status nonzero on any failure.
