@@ -4,6 +4,7 @@
 # copy.  Exits nonzero on any failure.
 #   PY=python3.12 python/run_tests.sh        # another interpreter
 #   python/run_tests.sh -k vectors           # extra pytest arguments
+#   INSTALL_ONLY=1 python/run_tests.sh       # build and install, no tests
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PY:-python3}
@@ -20,6 +21,7 @@ fi
 rm -rf "$HERE/build"
 "$PY" -m pip install --quiet --disable-pip-version-check $ISO \
     --force-reinstall --no-deps "$HERE"
+[ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
 "$PY" -c 'import pytest' 2>/dev/null ||
     "$PY" -m pip install --quiet --disable-pip-version-check pytest
 

@@ -55,7 +55,9 @@ class TestBase(object):
         self._sender = sender
 
     def quarantine(self, reason):
-        raise NotImplementedError('quarantine')
+        # pymilter's TestBase does `raise NotImplemented`, which Python turns
+        # into this TypeError; tests written against it may expect that.
+        raise TypeError('exceptions must derive from BaseException')
 
     def progress(self):
         pass

@@ -54,12 +54,15 @@ def test_each_decorator_flag(name):
     args = {'connect': 3, 'hello': 1, 'envfrom': 1, 'envrcpt': 1, 'data': 0,
             'unknown': 1, 'eoh': 0, 'body': 1, 'header': 2}[name]
 
-    def plain(self, *a):
-        return Milter.CONTINUE
-    plain.__name__ = name
-    Over = type('Over', (Milter.Base,), {name: plain})
-    NoReply = type('NoReply', (Milter.Base,), {name: Milter.noreply(plain)})
-    NoCb = type('NoCb', (Milter.Base,), {name: Milter.nocallback(plain)})
+    def plain():
+        # A fresh function each time: @nocallback marks the one it is given.
+        def f(self, *a):
+            return Milter.CONTINUE
+        f.__name__ = name
+        return f
+    Over = type('Over', (Milter.Base,), {name: plain()})
+    NoReply = type('NoReply', (Milter.Base,), {name: Milter.noreply(plain())})
+    NoCb = type('NoCb', (Milter.Base,), {name: Milter.nocallback(plain())})
     _c, _a, p_over = negotiated(Over)
     _c, _a, p_nr = negotiated(NoReply)
     _c, _a, p_no = negotiated(NoCb)
@@ -67,6 +70,23 @@ def test_each_decorator_flag(name):
     assert p_nr & nr and not p_nr & no
     assert p_no & no and not p_no & nr
     assert args >= 0
+
+
+def test_nocallback_marks_the_function_it_is_given():
+    # As pymilter: the mark is set on the original too, so another class
+    # using that same function has the step negotiated away as well.
+    def data(self):
+        return Milter.CONTINUE
+    wrapped = Milter.nocallback(data)
+    assert data.milter_protocol == Milter.P_NODATA
+    assert wrapped.milter_protocol == Milter.P_NODATA
+    Plain = type('Plain', (Milter.Base,), {'data': data})
+    assert Plain.protocol_mask() & Milter.P_NODATA == 0
+    # @noreply leaves the original alone (pymilter marks only its wrapper).
+    def eoh(self):
+        return Milter.CONTINUE
+    Milter.noreply(eoh)
+    assert not hasattr(eoh, 'milter_protocol')
 
 
 def test_decorator_validation():

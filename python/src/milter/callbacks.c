@@ -183,7 +183,7 @@ fail:
 #define ENTER(slot)                                                        \
     pym_conn *c = ud;                                                      \
     int v = PMC_CONTINUE;                                                  \
-    PyGILState_STATE g = PyGILState_Ensure();                              \
+    PyGILState_STATE g = pym_gil_ensure();                              \
     if (slot_cb(c, slot) == NULL) {                                        \
         PyGILState_Release(g);                                             \
         return PMC_CONTINUE;                                               \
@@ -316,7 +316,7 @@ static int h_close(pmc_session *s, void *ud)
 {
     pym_conn *c = ud;
     int v = PMC_CONTINUE;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = pym_gil_ensure();
 
     /* Ended while a coroutine was pending: its answer is not wanted. */
     pym_aio_drop(c, c->ctx);

@@ -309,7 +309,10 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
     memset(&x, 0, sizeof x);
     x.kind = nl >= 2 ? A_MLREPLY : A_REPLY;
     x.rcode = rcode;
-    x.xcode = xcode;
+    /* libmilter's multi-line replies always carry an enhanced code:
+     * without one, X.0.0 of the reply's class. */
+    x.xcode = nl >= 2 && !xcode ? (rcode[0] == '4' ? "4.0.0" : "5.0.0")
+                                : xcode;
     x.text = lines[0];
     x.lines = (const char *const *)lines;
     x.nl = (size_t)nl;

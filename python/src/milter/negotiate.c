@@ -39,7 +39,7 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
 {
     pym_conn *c = ud;
     PyObject *cb, *opts = NULL, *args;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = pym_gil_ensure();
     int v = PMC_ALL_OPTS;
 
     cb = c->cb ? c->cb[SLOT_NEGOTIATE] : pym.cb[SLOT_NEGOTIATE];

@@ -166,6 +166,10 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n);
 /* module.c helpers */
 PyObject *pym_error(const char *msg);
 
+/* gil.c: PyGILState_Ensure that keeps an engine thread's thread state
+ * between callbacks (release with PyGILState_Release as usual). */
+PyGILState_STATE pym_gil_ensure(void);
+
 /* server.c */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *pym_stop(PyObject *self, PyObject *args);

@@ -50,7 +50,7 @@ static void conn_close(void *app, void *ud)
     (void)app;
     if (c == NULL)
         return;
-    g = PyGILState_Ensure();
+    g = pym_gil_ensure();
     if (c->ctx != NULL) { /* close never ran (the session never started) */
         pym_context_detach(c->ctx);
         Py_CLEAR(c->ctx);
