@@ -645,16 +645,19 @@ PMC_API pmc_status pmc_reply_format(pmc_buf *out, const char *rcode,
  * Like an MTA, the client keeps state between calls:
  *  - events the filter asked not to get (NO* bits), events its protocol
  *    version lacks (UNKNOWN before v3, DATA before v4), and events skipped
- *    after a SKIP reply are not sent; the call returns PMC_OK, r->code 0;
+ *    after a SKIP reply are not sent; the call returns PMC_OK, r->code 0,
+ *    r->sent 0 and r->unsent says why;
  *  - events the filter asked not to answer (NR_* bits) are sent and not
- *    waited for; r->code 0;
+ *    waited for; r->code 0, r->sent 1, r->awaited 0;
  *  - a verdict that ends the message (ACCEPT, REJECT, TEMPFAIL, DISCARD or
  *    'y' to MAIL, DATA, a header, EOH or a body chunk; ACCEPT or DISCARD to
  *    RCPT) makes the client send nothing more of that message: later events
  *    up to EOM return r->code 0.  A verdict that ends the connection
  *    (ACCEPT, REJECT, TEMPFAIL or 'y' to CONNECT; the same to HELO under
  *    Postfix, ACCEPT only under Sendmail; SHUTDOWN '4' under Postfix) does
- *    the same for every later event except QUIT.  Set
+ *    the same for every later event except QUIT.  r->ended tells which
+ *    of the two a verdict did, and pmc_client_state whether the current
+ *    message or the connection is over.  Set
  *    pmc_client_config.ignore_verdicts to send everything regardless;
  *  - ABORT goes out before MAIL (and before QUIT) when the personality's MTA
  *    would send one: Postfix after any earlier MAIL not yet aborted
@@ -726,10 +729,40 @@ typedef struct pmc_reply {
                           always; 'e' and '2' when args were sent) */
 } pmc_reply;
 
+/* Why an event call sent nothing (pmc_result.unsent).  The reasons are
+ * tested in this order, so the first that applies is given. */
+typedef enum pmc_unsent {
+    PMC_UNSENT_NONE = 0,   /* it was sent, or the call failed */
+    PMC_UNSENT_SKIP,       /* the filter answered SKIP to the previous
+                              event of this type and no event of another
+                              type came between (a SKIP to a body chunk
+                              also stops the rest of that body call) */
+    PMC_UNSENT_CONN_ENDED, /* a verdict ended the connection */
+    PMC_UNSENT_MSG_ENDED,  /* a verdict ended the current message */
+    PMC_UNSENT_NEGOTIATED, /* the filter negotiated the event's NO* bit
+                              (NOCONNECT, NOHELO, NOMAIL, NORCPT, NODATA,
+                              NOHDRS, NOEOH, NOBODY, NOUNKNOWN) */
+    PMC_UNSENT_VERSION,    /* the negotiated version lacks the event
+                              (UNKNOWN before 3, DATA before 4) */
+    PMC_UNSENT_EMPTY       /* pmc_client_body with n 0: nothing to send */
+} pmc_unsent;
+
+/* What a final reply meant for later events, as the personality's MTA sees
+ * it (pmc_result.ended); see the section comment for which replies end
+ * what.  EOM ends its message whatever the reply, so it gives
+ * PMC_ENDED_NONE unless the reply ended the connection (SHUTDOWN). */
+typedef enum pmc_ended {
+    PMC_ENDED_NONE = 0,    /* no reply, or one that ends nothing */
+    PMC_ENDED_MESSAGE,     /* later events of this message are not sent */
+    PMC_ENDED_CONNECTION   /* no later event is sent until QUIT or QUIT_NC */
+} pmc_ended;
+
 /* The outcome of one call.  Every view in it (text, mods and their strings)
  * points into the client and stays valid until the next call on the client
  * that sends or receives (any event, negotiate, abort, quit, message) or
- * pmc_client_free. */
+ * pmc_client_free.  Every call taking a pmc_result sets every member; the
+ * members after 'event' tell what the client did with the command, and
+ * mean something only when the call returned PMC_OK. */
 typedef struct pmc_result {
     uint8_t code;        /* final reply byte ('O' for negotiation; 'c','a',
                             'r','t','d','y','s', '4'), or 0 when none was
@@ -741,6 +774,18 @@ typedef struct pmc_result {
     const pmc_reply *mods; /* NULL when nmods is 0 */
     pmc_event event;     /* the event the code answers; PMC_EV_COUNT when
                             code is 0 */
+    int sent;            /* 1 when the command went to the filter (for a
+                            body: at least one chunk; for a message: the
+                            call that decided, as for the rest of r) */
+    pmc_unsent unsent;   /* why not, when sent is 0; PMC_UNSENT_NONE when
+                            sent is 1 */
+    int awaited;         /* 1 when the client read the filter's final reply
+                            (code is then nonzero); 0 when nothing was sent,
+                            when the filter negotiated the event's NR_* bit,
+                            and for ABORT, which has no reply */
+    pmc_ended ended;     /* what code ended: set from the reply even with
+                            ignore_verdicts (which only makes the client
+                            send regardless) */
 } pmc_result;
 
 /* Values a transport's send and recv return on failure. */
@@ -904,6 +949,10 @@ PMC_API pmc_status pmc_client_body(pmc_client *c, const void *p, size_t n,
 PMC_API pmc_status pmc_client_eom(pmc_client *c, pmc_result *r);
 /* Send ABORT now (unless the connection was ended by a verdict). */
 PMC_API pmc_status pmc_client_abort(pmc_client *c);
+/* As pmc_client_abort, telling in r whether ABORT went out: r->sent 1, or
+ * r->sent 0 with r->unsent PMC_UNSENT_CONN_ENDED.  ABORT has no reply, so
+ * r->code and r->awaited are 0.  r NULL is the same as pmc_client_abort. */
+PMC_API pmc_status pmc_client_abort_ex(pmc_client *c, pmc_result *r);
 PMC_API pmc_status pmc_client_unknown(pmc_client *c, const char *line,
                                       pmc_result *r);
 /* Send ABORT if the personality would, then QUIT, then close the transport
@@ -914,6 +963,28 @@ PMC_API pmc_status pmc_client_quit(pmc_client *c);
 /* As quit but with QUIT_NC: the transport stays open and the client expects
  * a new CONNECT; the negotiation is kept. */
 PMC_API pmc_status pmc_client_quit_nc(pmc_client *c);
+
+/* The client's MTA-side state: what it will do with the next events.  A
+ * snapshot of plain values; the caller owns it. */
+typedef struct pmc_client_state_info {
+    int message_ended;    /* a verdict ended the current message (or, after
+                             EOM, the last one): its events up to EOM are
+                             not sent; cleared by MAIL, ABORT and QUIT_NC */
+    int connection_ended; /* a verdict ended the connection: no event and
+                             no ABORT is sent until QUIT_NC starts a new
+                             one, or QUIT */
+    int abort_owed;       /* the next MAIL, QUIT or QUIT_NC goes after an
+                             ABORT, by the personality's rule (above) */
+} pmc_client_state_info;
+
+/* Fill *out with the client's state.  The two *_ended are 0 with
+ * ignore_verdicts (the client then sends everything; r->ended still tells
+ * what each verdict meant).  Everything is 0 before negotiation, and after
+ * QUIT or a failure (nothing more is sent; later calls return
+ * PMC_ERR_CLOSED).  Reads only: results and pmc_client_error stay as they
+ * are.  The client's thread rule applies (one thread at a time). */
+PMC_API void pmc_client_state(const pmc_client *c,
+                              pmc_client_state_info *out);
 
 /* Run one whole message as an MTA would: MAIL from, RCPT for each of
  * nrcpts recipients (argv[0] only), DATA, each header, EOH, the body and

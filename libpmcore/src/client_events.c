@@ -45,14 +45,20 @@ static int one_of(uint8_t code, const char *set)
     return code != 0 && strchr(set, code) != NULL;
 }
 
-static int sendable(const pmc_client *c, const ev_desc *d)
+/* Why the event would not go out now, or PMC_UNSENT_NONE. */
+static pmc_unsent unsent(const pmc_client *c, const ev_desc *d)
 {
     if (c->skip_cmd == d->cmd)
-        return 0;
-    if (!c->cfg.ignore_verdicts &&
-        (c->conn_done || (d->in_message && c->msg_done)))
-        return 0;
-    return !(c->protocol & d->no_bit) && c->version >= d->min_version;
+        return PMC_UNSENT_SKIP;
+    if (!c->cfg.ignore_verdicts && c->conn_done)
+        return PMC_UNSENT_CONN_ENDED;
+    if (!c->cfg.ignore_verdicts && d->in_message && c->msg_done)
+        return PMC_UNSENT_MSG_ENDED;
+    if (c->protocol & d->no_bit)
+        return PMC_UNSENT_NEGOTIATED;
+    if (c->version < d->min_version)
+        return PMC_UNSENT_VERSION;
+    return PMC_UNSENT_NONE;
 }
 
 static pmc_status nomem(pmc_client *c)
@@ -81,14 +87,15 @@ static pmc_status add_macros(pmc_client *c, const ev_desc *d)
                                                               : nomem(c);
 }
 
-/* What the verdict means for later events, as the MTA sees it. */
-static void after_verdict(pmc_client *c, const ev_desc *d, uint8_t code)
+/* What the verdict means for later events, as the MTA sees it.  The state
+ * is kept even with ignore_verdicts: only sending ignores it. */
+static pmc_ended after_verdict(pmc_client *c, const ev_desc *d, uint8_t code)
 {
     int ends_conn = 0, ends_msg = 0;
 
     if (code == 's') {
         c->skip_cmd = d->cmd;
-        return;
+        return PMC_ENDED_NONE;
     }
     switch (d->cmd) {
     case 'C':
@@ -114,6 +121,8 @@ static void after_verdict(pmc_client *c, const ev_desc *d, uint8_t code)
         c->msg_done = 1;
     if (ends_conn || ends_msg)
         c->in_msg = 0;
+    return ends_conn ? PMC_ENDED_CONNECTION
+                     : ends_msg ? PMC_ENDED_MESSAGE : PMC_ENDED_NONE;
 }
 
 /* Send one event (after whatever is already in c->out) and await its
@@ -126,19 +135,21 @@ static pmc_status run(pmc_client *c, const ev_desc *d, const pmc_part *parts,
     /* Postfix's skip lasts until an event of another type comes along. */
     if (c->skip_cmd != 0 && c->skip_cmd != d->cmd)
         c->skip_cmd = 0;
-    if (!sendable(c, d))
-        return pmci_cli_flush(c);
+    if ((r->unsent = unsent(c, d)) != PMC_UNSENT_NONE)
+        return pmci_cli_flush(c); /* an ABORT may be waiting in out */
     if ((st = add_macros(c, d)) != PMC_OK)
         return st;
     if (pmc_encode_parts(&c->out, d->cmd, parts, nparts) != PMC_OK)
         return nomem(c);
     if ((st = pmci_cli_flush(c)) != PMC_OK)
         return st;
+    r->sent = 1;
     if (c->protocol & d->nr_bit)
         return PMC_OK;
+    r->awaited = 1;
     st = pmci_cli_await(c, d->cmd, d->ev, r);
     if (st == PMC_OK)
-        after_verdict(c, d, r->code);
+        r->ended = after_verdict(c, d, r->code);
     return st;
 }
 
@@ -335,6 +346,8 @@ pmc_status pmc_client_body(pmc_client *c, const void *p, size_t n,
         return st;
     if (p == NULL && n > 0)
         return bad_arg(c, "the body is NULL");
+    if (n == 0)
+        r->unsent = PMC_UNSENT_EMPTY;
     for (size_t off = 0; off < n;) {
         size_t k = n - off < PMC_CHUNK_MAX ? n - off : PMC_CHUNK_MAX;
         pmc_part part = {b + off, k, 0};
@@ -343,7 +356,7 @@ pmc_status pmc_client_body(pmc_client *c, const void *p, size_t n,
             pmci_cli_result_reset(c, r);
         st = run(c, &EV_BODY, &part, 1, r);
         /* Not sendable now means NOBODY, a SKIP or a verdict: stop. */
-        if (st != PMC_OK || !sendable(c, &EV_BODY))
+        if (st != PMC_OK || unsent(c, &EV_BODY) != PMC_UNSENT_NONE)
             return st;
         off += k;
     }
@@ -375,20 +388,40 @@ pmc_status pmc_client_unknown(pmc_client *c, const char *line,
     return run(c, &EV_UNKNOWN, &part, 1, r);
 }
 
-pmc_status pmc_client_abort(pmc_client *c)
+pmc_status pmc_client_abort_ex(pmc_client *c, pmc_result *r)
 {
     pmc_status st;
-    pmc_result *r = NULL;
 
     if ((st = begin(c, &r)) != PMC_OK)
         return st;
     if (c->conn_done && !c->cfg.ignore_verdicts) {
         c->txn = c->in_msg = c->msg_done = 0;
+        r->unsent = PMC_UNSENT_CONN_ENDED;
         return PMC_OK;
     }
-    if ((st = add_abort(c)) != PMC_OK)
+    if ((st = add_abort(c)) != PMC_OK || (st = pmci_cli_flush(c)) != PMC_OK)
         return st;
-    return pmci_cli_flush(c);
+    r->sent = 1;
+    return PMC_OK;
+}
+
+pmc_status pmc_client_abort(pmc_client *c)
+{
+    return pmc_client_abort_ex(c, NULL);
+}
+
+void pmc_client_state(const pmc_client *c, pmc_client_state_info *out)
+{
+    int obey = !c->cfg.ignore_verdicts;
+
+    memset(out, 0, sizeof *out);
+    /* Before negotiation nothing happened yet; after QUIT or a failure
+     * nothing more is sent, ABORT included. */
+    if (c->state != PMCI_CLI_READY)
+        return;
+    out->connection_ended = obey && c->conn_done;
+    out->message_ended = obey && c->msg_done;
+    out->abort_owed = abort_owed(c);
 }
 
 static pmc_status quit(pmc_client *c, uint8_t cmd)

@@ -143,6 +143,7 @@ pmc_status pmc_client_message(pmc_client *c, pmc_str from,
 
     if (r == NULL)
         r = &c->scratch;
+    pmci_cli_result_reset(c, r);
     if (rcpts == NULL || nrcpts == 0 || (msg == NULL && len > 0))
         return pmci_cli_fail(c, PMC_ERR_ARGUMENT, c->rx,
                              "a message needs at least one recipient and "

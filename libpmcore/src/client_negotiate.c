@@ -119,6 +119,7 @@ pmc_status pmc_client_negotiate(pmc_client *c, pmc_result *r)
                              "out of memory encoding OPTNEG");
     if ((st = pmci_cli_flush(c)) != PMC_OK)
         return st;
+    r->sent = r->awaited = 1;
     st = pmci_cli_await(c, 'O', PMC_EV_NEGOTIATE, r);
     if (st == PMC_OK)
         c->state = PMCI_CLI_READY;
