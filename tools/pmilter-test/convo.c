@@ -1,43 +1,42 @@
 /* Driving the filter: one function per SMTP step.  Each sets that stage's
  * macros, calls libpmcore's client, and reports what was sent and what came
- * back.  A shadow of the client's MTA state (the same rules as
- * libpmcore/src/client_events.c) tells the transcript why an event was not
- * sent or not answered, and the verdicts decide each message's outcome. */
+ * back.  The client keeps the MTA state (what SKIP and the verdicts stop,
+ * when ABORT is owed); its results and pmc_client_state tell the transcript
+ * why an event was not sent or not answered, and the verdicts decide each
+ * message's outcome. */
 #include "pmt.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* How the transcript names an event and its NO and NR bits, and the stage
+ * of the macros sent with it (-1: none). */
 typedef struct evd {
     uint8_t cmd;
     const char *name;
     int stage;
-    uint32_t no_bit, nr_bit, min_version;
-    int in_message;
     const char *no_name, *nr_name;
 } evd;
 
 static const evd E_CONNECT = {'C', "CONNECT", PMC_STAGE_CONNECT,
-    PMC_P_NOCONNECT, PMC_P_NR_CONN, 2, 0, "NOCONNECT", "NR_CONN"};
-static const evd E_HELO = {'H', "HELO", PMC_STAGE_HELO, PMC_P_NOHELO,
-    PMC_P_NR_HELO, 2, 0, "NOHELO", "NR_HELO"};
-static const evd E_MAIL = {'M', "MAIL", PMC_STAGE_ENVFROM, PMC_P_NOMAIL,
-    PMC_P_NR_MAIL, 2, 1, "NOMAIL", "NR_MAIL"};
-static const evd E_RCPT = {'R', "RCPT", PMC_STAGE_ENVRCPT, PMC_P_NORCPT,
-    PMC_P_NR_RCPT, 2, 1, "NORCPT", "NR_RCPT"};
-static const evd E_DATA = {'T', "DATA", PMC_STAGE_DATA, PMC_P_NODATA,
-    PMC_P_NR_DATA, 4, 1, "NODATA", "NR_DATA"};
-static const evd E_HEADER = {'L', "HEADER", PMC_STAGE_EOH, PMC_P_NOHDRS,
-    PMC_P_NR_HDR, 2, 1, "NOHDRS", "NR_HDR"};
-static const evd E_EOH = {'N', "EOH", PMC_STAGE_EOH, PMC_P_NOEOH,
-    PMC_P_NR_EOH, 2, 1, "NOEOH", "NR_EOH"};
-static const evd E_BODY = {'B', "BODY", PMC_STAGE_EOM, PMC_P_NOBODY,
-    PMC_P_NR_BODY, 2, 1, "NOBODY", "NR_BODY"};
-static const evd E_EOM = {'E', "EOM", PMC_STAGE_EOM, 0, 0, 2, 1, NULL,
-    NULL};
-static const evd E_UNKNOWN = {'U', "UNKNOWN", -1, PMC_P_NOUNKNOWN,
-    PMC_P_NR_UNKN, 3, 0, "NOUNKNOWN", "NR_UNKN"};
+    "NOCONNECT", "NR_CONN"};
+static const evd E_HELO = {'H', "HELO", PMC_STAGE_HELO, "NOHELO",
+    "NR_HELO"};
+static const evd E_MAIL = {'M', "MAIL", PMC_STAGE_ENVFROM, "NOMAIL",
+    "NR_MAIL"};
+static const evd E_RCPT = {'R', "RCPT", PMC_STAGE_ENVRCPT, "NORCPT",
+    "NR_RCPT"};
+static const evd E_DATA = {'T', "DATA", PMC_STAGE_DATA, "NODATA",
+    "NR_DATA"};
+static const evd E_HEADER = {'L', "HEADER", PMC_STAGE_EOH, "NOHDRS",
+    "NR_HDR"};
+static const evd E_EOH = {'N', "EOH", PMC_STAGE_EOH, "NOEOH", "NR_EOH"};
+static const evd E_BODY = {'B', "BODY", PMC_STAGE_EOM, "NOBODY",
+    "NR_BODY"};
+static const evd E_EOM = {'E', "EOM", PMC_STAGE_EOM, NULL, NULL};
+static const evd E_UNKNOWN = {'U', "UNKNOWN", -1, "NOUNKNOWN", "NR_UNKN"};
+static const evd E_ABORT = {'A', "ABORT", -1, NULL, NULL};
 
 static int postfix(const pmt_conv *cv)
 {
@@ -49,83 +48,65 @@ static int one_of(uint8_t code, const char *set)
     return code != 0 && strchr(set, code) != NULL;
 }
 
-/* ---- the shadow state --------------------------------------------------- */
+/* ---- what the client did ------------------------------------------------ */
 
 /* The reason strings built below; the tool handles one event at a time. */
 static char reason[160];
 
-static const char *why_not_sent(pmt_conv *cv, const evd *d)
+static const char *why_not_sent(const pmt_conv *cv, const evd *d,
+                                const pmc_result *r)
 {
-    if (cv->skip_cmd != 0 && cv->skip_cmd != d->cmd)
-        cv->skip_cmd = 0;
-    if (cv->skip_cmd == d->cmd)
+    switch (r->unsent) {
+    case PMC_UNSENT_NONE:
+        return NULL;
+    case PMC_UNSENT_SKIP:
         return "the filter answered SKIP";
-    if (!cv->o->ignore_verdicts && cv->conn_done)
+    case PMC_UNSENT_CONN_ENDED:
         return "a verdict ended the connection";
-    if (!cv->o->ignore_verdicts && d->in_message && cv->msg_done)
+    case PMC_UNSENT_MSG_ENDED:
         return "a verdict ended the message";
-    if (cv->protocol & d->no_bit) {
+    case PMC_UNSENT_NEGOTIATED:
         snprintf(reason, sizeof reason, "the filter negotiated %s",
                  d->no_name);
         return reason;
-    }
-    if (cv->version < d->min_version) {
+    case PMC_UNSENT_VERSION:
         snprintf(reason, sizeof reason, "protocol version %u has no %s",
                  (unsigned)cv->version, d->name);
         return reason;
+    case PMC_UNSENT_EMPTY:
+        break;
     }
-    return NULL;
+    return "nothing to send";
 }
 
-static const char *why_no_reply(const pmt_conv *cv, const evd *d)
+static const char *why_no_reply(const evd *d, const pmc_result *r)
 {
-    if (cv->protocol & d->nr_bit) {
-        snprintf(reason, sizeof reason, "the filter negotiated %s",
-                 d->nr_name);
+    if (!r->sent || r->awaited)
+        return NULL;
+    if (d->nr_name == NULL) {
+        snprintf(reason, sizeof reason, "%s has none", d->name);
         return reason;
     }
-    return NULL;
+    snprintf(reason, sizeof reason, "the filter negotiated %s", d->nr_name);
+    return reason;
 }
 
-static void after_verdict(pmt_conv *cv, const evd *d, uint8_t code)
+int pmt_ended(const pmt_conv *cv)
 {
-    int ends_conn = 0, ends_msg = 0;
+    pmc_client_state_info s;
 
-    if (code == 's') {
-        cv->skip_cmd = d->cmd;
-        return;
-    }
-    switch (d->cmd) {
-    case 'C':
-        ends_conn = one_of(code, "arty");
-        break;
-    case 'H':
-        ends_conn = one_of(code, postfix(cv) ? "arty" : "a");
-        break;
-    case 'R':
-        ends_msg = one_of(code, "ad");
-        break;
-    case 'M': case 'T': case 'L': case 'N': case 'B':
-        ends_msg = one_of(code, "artdy");
-        break;
-    default:
-        break;
-    }
-    if (code == '4')
-        ends_conn = 1;
-    if (ends_conn)
-        cv->conn_done = 1;
-    if (ends_msg)
-        cv->msg_done = 1;
-    if (ends_conn || ends_msg)
-        cv->in_msg = 0;
+    pmc_client_state(cv->cli, &s);
+    return s.message_ended || s.connection_ended;
 }
 
 static int abort_owed(const pmt_conv *cv)
 {
-    if (cv->conn_done && !cv->o->ignore_verdicts)
+    pmc_client_state_info s;
+
+    if (!cv->negotiated)
         return 0;
-    return postfix(cv) ? cv->txn : cv->in_msg;
+    pmc_client_state(cv->cli, &s);
+    return s.abort_owed;
 }
 
 /* ---- outcomes ------------------------------------------------------------ */
@@ -250,7 +231,9 @@ static int failed(pmt_conv *cv, const char *what)
 
 typedef pmc_status (*send_fn)(pmt_conv *cv, const void *a, pmc_result *r);
 
-/* One event: macros, the call, the report and the shadow state. */
+/* One event: macros, the call and the report.  The stage's macros are
+ * loaded even for an event the client will not send: they go out only with
+ * a sent event, and each event loads its own first. */
 static int event(pmt_conv *cv, const evd *d, const char *macro_addr,
                  int show_macros, const pmc_str *args, size_t nargs,
                  send_fn fn, const void *fa, pmc_result *r)
@@ -267,9 +250,7 @@ static int event(pmt_conv *cv, const evd *d, const char *macro_addr,
     st.command = d->name;
     st.args = args;
     st.nargs = nargs;
-    st.not_sent = why_not_sent(cv, d);
-    if (st.not_sent == NULL && d->stage >= 0 &&
-        pmt_load_macros(cv, d->stage, macro_addr, &m) != 0) {
+    if (d->stage >= 0 && pmt_load_macros(cv, d->stage, macro_addr, &m) != 0) {
         pmt_strv_free(&m);
         cv->failed = PMT_EXIT_USAGE;
         return -1;
@@ -279,16 +260,15 @@ static int event(pmt_conv *cv, const evd *d, const char *macro_addr,
         pmt_strv_free(&m);
         return failed(cv, d->name);
     }
+    st.not_sent = why_not_sent(cv, d, r);
     if (st.not_sent == NULL) {
         if (show_macros) {
             st.macros = (const char *const *)m.v;
             st.nmacros = m.n / 2;
         }
-        st.no_reply = why_no_reply(cv, d);
-        if (st.no_reply == NULL) {
+        st.no_reply = why_no_reply(d, r);
+        if (st.no_reply == NULL)
             st.r = r;
-            after_verdict(cv, d, r->code);
-        }
     }
     pmt_report_step(cv->rep, &st);
     pmt_strv_free(&m);
@@ -496,16 +476,12 @@ int pmt_ev_mail(pmt_conv *cv, const pmc_str *argv, size_t argc)
     int rc;
 
     finish_message(cv);
-    if (cv->negotiated && abort_owed(cv)) {
+    if (abort_owed(cv)) {
         pmt_step st = {.command = "ABORT", .no_reply = "ABORT has none"};
         pmt_report_note(cv->rep, "%s sends ABORT before a new MAIL",
                         postfix(cv) ? "Postfix" : "Sendmail");
         pmt_report_step(cv->rep, &st);
-        cv->msg_done = 0;
-        cv->skip_cmd = 0;
     }
-    cv->txn = cv->in_msg = 1;
-    cv->msg_done = 0;
     m = pmt_xalloc(NULL, sizeof *m);
     memset(m, 0, sizeof *m);
     m->number = ++cv->nmessages;
@@ -513,7 +489,7 @@ int pmt_ev_mail(pmt_conv *cv, const pmc_str *argv, size_t argc)
     m->from_args = join_args(argv, argc);
     cv->msg = m;
     rc = event(cv, &E_MAIL, m->from, 1, argv, argc, do_mail, &v, &r);
-    if (rc == 0 && r.code && one_of(r.code, "artdy"))
+    if (rc == 0 && r.ended == PMC_ENDED_MESSAGE)
         decide(cv, outcome_of(r.code, r.text), "MAIL", &r);
     return rc;
 }
@@ -547,7 +523,7 @@ int pmt_ev_rcpt(pmt_conv *cv, const pmc_str *argv, size_t argc)
                          ? PMT_RCPT_TEMPFAILED : PMT_RCPT_REFUSED;
         if (r.code == 'y')
             rc_->reply = pmt_strndup(r.text.ptr, r.text.len);
-    } else if (one_of(r.code, "ad")) {
+    } else if (r.ended == PMC_ENDED_MESSAGE) {
         decide(cv, outcome_of(r.code, r.text), "RCPT", &r);
     }
     return 0;
@@ -571,7 +547,7 @@ static pmc_status do_eom(pmt_conv *cv, const void *a, pmc_result *r)
     return pmc_client_eom(cv->cli, r);
 }
 
-/* Verdicts at DATA, headers, EOH and body end the message. */
+/* Verdicts at DATA, headers, EOH and body can end the message. */
 static int message_event(pmt_conv *cv, const evd *d, const pmc_str *args,
                          size_t nargs, send_fn fn, const void *a)
 {
@@ -579,7 +555,7 @@ static int message_event(pmt_conv *cv, const evd *d, const pmc_str *args,
     int rc = event(cv, d, NULL, d->cmd != 'L' && d->cmd != 'B', args, nargs,
                    fn, a, &r);
 
-    if (rc == 0 && r.code && one_of(r.code, "artdy"))
+    if (rc == 0 && r.ended == PMC_ENDED_MESSAGE)
         decide(cv, outcome_of(r.code, r.text), d->name, &r);
     return rc;
 }
@@ -637,16 +613,13 @@ int pmt_ev_body(pmt_conv *cv, const void *p, size_t n)
 int pmt_ev_eom(pmt_conv *cv)
 {
     pmt_message *m = cv->msg;
-    const char *not_sent;
     pmc_result r;
     int rc;
 
-    not_sent = why_not_sent(cv, &E_EOM);
     rc = event(cv, &E_EOM, NULL, 1, NULL, 0, do_eom, NULL, &r);
-    cv->in_msg = 0;
     if (rc != 0 || m == NULL)
         return rc;
-    if (not_sent == NULL) {
+    if (r.sent) {
         m->reached_eom = 1;
         for (size_t i = 0; i < m->headers.names.n; i++)
             pmt_fields_push(&m->result, m->headers.names.v[i],
@@ -659,24 +632,20 @@ int pmt_ev_eom(pmt_conv *cv)
     return 0;
 }
 
+static pmc_status do_abort(pmt_conv *cv, const void *a, pmc_result *r)
+{
+    (void)a;
+    return pmc_client_abort_ex(cv->cli, r);
+}
+
 int pmt_ev_abort(pmt_conv *cv)
 {
-    pmt_step st = {.command = "ABORT", .no_reply = "ABORT has none"};
+    pmc_result r;
+    int rc = event(cv, &E_ABORT, NULL, 0, NULL, 0, do_abort, NULL, &r);
 
-    if (!cv->negotiated) {
-        pmt_report_error(cv->rep, "usage", "ABORT before negotiation");
-        cv->failed = PMT_EXIT_USAGE;
-        return -1;
-    }
-    if (cv->conn_done && !cv->o->ignore_verdicts)
-        st.not_sent = "a verdict ended the connection";
-    if (pmc_client_abort(cv->cli) != PMC_OK)
-        return failed(cv, "ABORT");
-    cv->txn = cv->in_msg = cv->msg_done = 0;
-    cv->skip_cmd = 0;
-    pmt_report_step(cv->rep, &st);
-    finish_message(cv);
-    return 0;
+    if (rc == 0)
+        finish_message(cv);
+    return rc;
 }
 
 static pmc_status do_unknown(pmt_conv *cv, const void *a, pmc_result *r)
@@ -700,7 +669,7 @@ int pmt_ev_quit(pmt_conv *cv, int keep_connection)
 
     if (cv->quit)
         return 0;
-    if (cv->negotiated && abort_owed(cv)) {
+    if (abort_owed(cv)) {
         pmt_step ab = {.command = "ABORT", .no_reply = "ABORT has none"};
         pmt_report_note(cv->rep, "%s sends ABORT before QUIT",
                         postfix(cv) ? "Postfix" : "Sendmail");
@@ -710,8 +679,6 @@ int pmt_ev_quit(pmt_conv *cv, int keep_connection)
                         : pmc_client_quit(cv->cli);
     if (s != PMC_OK)
         return failed(cv, st.command);
-    cv->conn_done = cv->msg_done = cv->txn = cv->in_msg = 0;
-    cv->skip_cmd = 0;
     pmt_report_step(cv->rep, &st);
     finish_message(cv);
     if (!keep_connection)

@@ -105,12 +105,6 @@ static int check_macro(const char *spec)
            colon[1] == '=' ? -1 : 0;
 }
 
-/* A verdict ended the message (unless told to go on regardless). */
-static int ended(const pmt_conv *cv)
-{
-    return !cv->o->ignore_verdicts && (cv->msg_done || cv->conn_done);
-}
-
 /* The message-file mode: one SMTP session with one message. */
 static int run_message(pmt_conv *cv, const char *data, size_t len)
 {
@@ -135,14 +129,14 @@ static int run_message(pmt_conv *cv, const char *data, size_t len)
                        : o->client_port, addr) != 0 ||
         pmt_ev_helo(cv, o->helo) != 0)
         goto out;
-    if (ended(cv)) {
+    if (pmt_ended(cv)) {
         rc = 0;
         goto out;
     }
     argv = (pmc_str){from, strlen(from)};
     if (pmt_ev_mail(cv, &argv, 1) != 0)
         goto out;
-    for (size_t i = 0; i < o->rcpts.n && !ended(cv); i++) {
+    for (size_t i = 0; i < o->rcpts.n && !pmt_ended(cv); i++) {
         char *r = bracket(o->rcpts.v[i]);
         pmc_str ra = {r, strlen(r)};
         int x = pmt_ev_rcpt(cv, &ra, 1);
@@ -152,22 +146,22 @@ static int run_message(pmt_conv *cv, const char *data, size_t len)
     }
     /* Like an MTA: no DATA when the message is decided or every recipient
      * was refused. */
-    if (ended(cv) || (pmt_rcpts_left(cv) == 0 && !o->ignore_verdicts) ||
+    if (pmt_ended(cv) || (pmt_rcpts_left(cv) == 0 && !o->ignore_verdicts) ||
         pmt_ev_data(cv) != 0) {
         rc = cv->failed ? -1 : 0;
         goto out;
     }
-    for (size_t i = 0; i < p.headers.names.n && !ended(cv); i++)
+    for (size_t i = 0; i < p.headers.names.n && !pmt_ended(cv); i++)
         if (pmt_ev_header(cv, (pmc_str){p.headers.names.v[i],
                                         p.headers.names.len[i]},
                           (pmc_str){p.headers.values.v[i],
                                     p.headers.values.len[i]}) != 0)
             goto out;
-    if (!ended(cv) && pmt_ev_eoh(cv) != 0)
+    if (!pmt_ended(cv) && pmt_ev_eoh(cv) != 0)
         goto out;
-    if (!ended(cv) && pmt_ev_body(cv, p.body.data, p.body.len) != 0)
+    if (!pmt_ended(cv) && pmt_ev_body(cv, p.body.data, p.body.len) != 0)
         goto out;
-    if (!ended(cv) && pmt_ev_eom(cv) != 0)
+    if (!pmt_ended(cv) && pmt_ev_eom(cv) != 0)
         goto out;
     rc = 0;
 out:

@@ -101,8 +101,8 @@ typedef struct pmt_opts {
     const char *output;
 } pmt_opts;
 
-/* The conversation: the client and a shadow of the MTA state it keeps, so
- * the transcript can say why an event was not sent or not answered. */
+/* The conversation: the client, what was negotiated, and the messages.
+ * The MTA state (verdicts, SKIP, ABORT) is the client's own. */
 typedef struct pmt_conv {
     const pmt_opts *o;
     struct pmt_report *rep;
@@ -111,8 +111,6 @@ typedef struct pmt_conv {
     pmc_fd_transport_state tst;
     int negotiated, quit;
     uint32_t version, actions, protocol;
-    int conn_done, msg_done, txn, in_msg;
-    uint8_t skip_cmd;
     pmt_strv user_macros[PMC_STAGE_COUNT]; /* "name", "value" pairs */
     pmt_strv unset_macros[PMC_STAGE_COUNT];
     char client_addr[128];
@@ -178,6 +176,9 @@ int pmt_ev_abort(pmt_conv *cv);
 int pmt_ev_unknown(pmt_conv *cv, const char *line);
 int pmt_ev_quit(pmt_conv *cv, int keep_connection);
 int pmt_rcpts_left(const pmt_conv *cv);
+/* A verdict ended the message or the connection, so the client sends no
+ * more of it (never with --ignore-verdicts). */
+int pmt_ended(const pmt_conv *cv);
 int pmt_family_of(const char *addr, char *family, const char **bare);
 
 /* script.c: check (exec 0, cv may be NULL) or run a script; 0, -1 after
