@@ -601,6 +601,411 @@ static void test_skip(void)
     fake_free(&f);
 }
 
+/* ---- what the client did: pmc_result's report and pmc_client_state ----- */
+
+/* A result that says "sent, reply read". */
+static int answered(const pmc_result *r, uint8_t code)
+{
+    return r->sent == 1 && r->unsent == PMC_UNSENT_NONE && r->awaited == 1 &&
+           r->code == code;
+}
+
+static int unsent_as(const pmc_result *r, pmc_unsent why)
+{
+    return r->sent == 0 && r->unsent == why && r->awaited == 0 &&
+           r->code == 0 && r->ended == PMC_ENDED_NONE;
+}
+
+static pmc_client_state_info state_of(const pmc_client *c)
+{
+    pmc_client_state_info s;
+
+    memset(&s, 0x55, sizeof s); /* every field must be written */
+    pmc_client_state(c, &s);
+    return s;
+}
+
+static void test_report_unsent(void)
+{
+    static uint8_t big[65536];
+    fake f;
+    pmc_client *c;
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+
+    /* NO* bits: negotiated, every event call says so. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_NOCONNECT | PMC_P_NOHELO |
+                   PMC_P_NOMAIL | PMC_P_NORCPT | PMC_P_NODATA |
+                   PMC_P_NOHDRS | PMC_P_NOEOH | PMC_P_NOBODY |
+                   PMC_P_NOUNKNOWN);
+    pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
+    int all = unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_helo(c, "x", &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_mail(c, &from, 1, &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_rcpt(c, &to, 1, &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_data(c, &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_header(c, STR("A"), STR("1"), &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_eoh(c, &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_body(c, LIT("x"), &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    pmc_client_unknown(c, "X", &r);
+    all = all && unsent_as(&r, PMC_UNSENT_NEGOTIATED);
+    CHECK(all && count_cmd(&f.sent, 'C') == 0 && count_cmd(&f.sent, 'U') == 0,
+          "unsent: NO* bits give PMC_UNSENT_NEGOTIATED for each event");
+    reply(&f.replies, 'c');
+    pmc_client_eom(c, &r);
+    CHECK(answered(&r, 'c') && r.event == PMC_EV_EOM &&
+              r.ended == PMC_ENDED_NONE,
+          "unsent: EOM has no NO bit: sent and answered");
+    pmc_client_body(c, NULL, 0, &r);
+    CHECK(r.sent == 0 && r.unsent == PMC_UNSENT_EMPTY,
+          "unsent: an empty body gives PMC_UNSENT_EMPTY");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* Versions: DATA before 4, UNKNOWN before 3. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 2, 0, 0);
+    pmc_client_data(c, &r);
+    int data = unsent_as(&r, PMC_UNSENT_VERSION);
+    pmc_client_unknown(c, "X", &r);
+    CHECK(data && unsent_as(&r, PMC_UNSENT_VERSION) && f.sent.len == 0,
+          "unsent: version 2 gives PMC_UNSENT_VERSION for DATA and UNKNOWN");
+    pmc_client_free(c);
+    fake_free(&f);
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 3, 0, 0);
+    reply(&f.replies, 'c');
+    pmc_client_unknown(c, "X", &r);
+    int unk = answered(&r, 'c');
+    pmc_client_data(c, &r);
+    CHECK(unk && unsent_as(&r, PMC_UNSENT_VERSION),
+          "unsent: version 3 has UNKNOWN, not DATA");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* SKIP: the next event of the type, and the rest of a body. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+    replies(&f.replies, "sc");
+    pmc_client_header(c, STR("A"), STR("1"), &r);
+    CHECK(answered(&r, 's') && r.ended == PMC_ENDED_NONE,
+          "SKIP: the skipped-at header was sent and answered");
+    pmc_client_header(c, STR("B"), STR("2"), &r);
+    CHECK(unsent_as(&r, PMC_UNSENT_SKIP),
+          "SKIP: the next header gives PMC_UNSENT_SKIP");
+    pmc_client_eoh(c, &r);
+    CHECK(answered(&r, 'c'), "SKIP: another event type is sent");
+    pmc_client_free(c);
+    fake_free(&f);
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
+    reply(&f.replies, 's');
+    pmc_client_body(c, big, sizeof big, &r);
+    CHECK(answered(&r, 's') && count_cmd(&f.sent, 'B') == 1,
+          "SKIP: a body that sent one chunk of two reports it sent");
+    pmc_client_body(c, LIT("more"), &r);
+    CHECK(unsent_as(&r, PMC_UNSENT_SKIP),
+          "SKIP: a later body call gives PMC_UNSENT_SKIP");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* A verdict that ends the message, then one that ends the
+     * connection; the connection is tested first, before the NO* bits. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_NOHELO);
+    replies(&f.replies, "cr");
+    pmc_client_mail(c, &from, 1, &r);
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(answered(&r, 'r') && r.ended == PMC_ENDED_NONE,
+          "ended: REJECT at RCPT refuses only the recipient");
+    reply(&f.replies, 'd');
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(answered(&r, 'd') && r.ended == PMC_ENDED_MESSAGE,
+          "ended: DISCARD at RCPT ends the message");
+    pmc_client_data(c, &r);
+    int d1 = unsent_as(&r, PMC_UNSENT_MSG_ENDED);
+    pmc_client_eom(c, &r);
+    CHECK(d1 && unsent_as(&r, PMC_UNSENT_MSG_ENDED),
+          "unsent: DATA and EOM give PMC_UNSENT_MSG_ENDED");
+    reply(&f.replies, 'c');
+    pmc_client_unknown(c, "NOOP", &r);
+    CHECK(answered(&r, 'c'), "unsent: UNKNOWN is no part of the message");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, PMC_P_NOHELO);
+    reply(&f.replies, 't');
+    pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
+    CHECK(answered(&r, 't') && r.ended == PMC_ENDED_CONNECTION,
+          "ended: TEMPFAIL at CONNECT ends the connection");
+    f.sent.len = 0;
+    pmc_client_helo(c, "x", &r);
+    int h = unsent_as(&r, PMC_UNSENT_CONN_ENDED);
+    pmc_client_mail(c, &from, 1, &r);
+    int m = unsent_as(&r, PMC_UNSENT_CONN_ENDED);
+    pmc_client_unknown(c, "NOOP", &r);
+    int u = unsent_as(&r, PMC_UNSENT_CONN_ENDED);
+    CHECK(h && m && u && f.sent.len == 0,
+          "unsent: after it, PMC_UNSENT_CONN_ENDED (before NOHELO)");
+    CHECK(pmc_client_abort_ex(c, &r) == PMC_OK &&
+              unsent_as(&r, PMC_UNSENT_CONN_ENDED) && f.sent.len == 0,
+          "abort_ex: not sent after a verdict ended the connection");
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
+static void test_report_sent(void)
+{
+    fake f;
+    pmc_client *c;
+    pmc_client_config cfg;
+    pmc_result r;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+    pmc_status st;
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    optneg(&f.replies, 6, 0, PMC_P_NR_CONN | PMC_P_NR_RCPT, NULL, 0);
+    st = pmc_client_negotiate(c, &r);
+    CHECK(st == PMC_OK && answered(&r, 'O') && r.ended == PMC_ENDED_NONE,
+          "negotiate: sent and answered");
+    pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
+    CHECK(r.sent == 1 && r.unsent == PMC_UNSENT_NONE && r.awaited == 0 &&
+              r.code == 0,
+          "NR_CONN: sent, no reply awaited");
+    reply(&f.replies, 'c');
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(answered(&r, 'c') && r.ended == PMC_ENDED_NONE,
+          "MAIL: sent, reply awaited");
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(r.sent == 1 && r.awaited == 0 && f.rpos == f.replies.len,
+          "NR_RCPT: sent, nothing read");
+    f.sent.len = 0;
+    CHECK(pmc_client_abort_ex(c, &r) == PMC_OK && r.sent == 1 &&
+              r.awaited == 0 && r.code == 0 && count_cmd(&f.sent, 'A') == 1,
+          "abort_ex: sent, ABORT has no reply");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* What each verdict ends, per personality. */
+    static const struct {
+        pmc_personality pers;
+        char at, code;
+        pmc_ended want;
+    } cases[] = {
+        {PMC_MTA_POSTFIX, 'C', 'r', PMC_ENDED_CONNECTION},
+        {PMC_MTA_SENDMAIL, 'C', 'a', PMC_ENDED_CONNECTION},
+        {PMC_MTA_POSTFIX, 'H', 'r', PMC_ENDED_CONNECTION},
+        {PMC_MTA_SENDMAIL, 'H', 'r', PMC_ENDED_NONE},
+        {PMC_MTA_SENDMAIL, 'H', 'a', PMC_ENDED_CONNECTION},
+        {PMC_MTA_POSTFIX, 'M', 'r', PMC_ENDED_MESSAGE},
+        {PMC_MTA_SENDMAIL, 'M', 'a', PMC_ENDED_MESSAGE},
+        {PMC_MTA_POSTFIX, 'M', '4', PMC_ENDED_CONNECTION},
+        {PMC_MTA_SENDMAIL, 'R', 't', PMC_ENDED_NONE},
+        {PMC_MTA_POSTFIX, 'R', 'a', PMC_ENDED_MESSAGE},
+        {PMC_MTA_POSTFIX, 'E', 'r', PMC_ENDED_NONE},
+        {PMC_MTA_POSTFIX, 'E', '4', PMC_ENDED_CONNECTION},
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c = fake_client(&f, cases[i].pers, NULL);
+        fake_negotiate(c, &f, 6, 0, 0);
+        reply(&f.replies, (uint8_t)cases[i].code);
+        switch (cases[i].at) {
+        case 'C': pmc_client_connect(c, "h", 'U', 0, NULL, &r); break;
+        case 'H': pmc_client_helo(c, "x", &r); break;
+        case 'M': pmc_client_mail(c, &from, 1, &r); break;
+        case 'R': pmc_client_rcpt(c, &to, 1, &r); break;
+        default: pmc_client_eom(c, &r); break;
+        }
+        if (!answered(&r, (uint8_t)cases[i].code) ||
+            r.ended != cases[i].want) {
+            printf("# case %zu: %c '%c' ended %d\n", i, cases[i].at,
+                   cases[i].code, (int)r.ended);
+            ok = 0;
+        }
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+    CHECK(ok, "ended: each verdict as the personality's MTA sees it");
+
+    /* ignore_verdicts: r.ended still says what the verdict meant, and the
+     * client sends on. */
+    pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
+    cfg.ignore_verdicts = 1;
+    c = fake_client(&f, PMC_MTA_POSTFIX, &cfg);
+    fake_negotiate(c, &f, 6, 0, 0);
+    replies(&f.replies, "rc");
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(answered(&r, 'r') && r.ended == PMC_ENDED_MESSAGE,
+          "ignore_verdicts: r.ended still set");
+    pmc_client_state_info s = state_of(c);
+    CHECK(s.message_ended == 0 && s.connection_ended == 0,
+          "ignore_verdicts: the state says nothing ended");
+    pmc_client_rcpt(c, &to, 1, &r);
+    CHECK(answered(&r, 'c'), "ignore_verdicts: RCPT sent after the REJECT");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* pmc_client_message: r is the deciding call's. */
+    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    reply(&f.replies, 'c');
+    pmc_encode(&f.replies, 'y', LIT("550 5.7.1 no\0"));
+    st = pmc_client_message(c, from, &to, 1, LIT("A: b\n\nbody\n"), &r);
+    CHECK(st == PMC_OK && answered(&r, 'y') && r.event == PMC_EV_ENVRCPT &&
+              r.ended == PMC_ENDED_NONE,
+          "message: r tells about the RCPT that decided");
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
+/* Does the next MAIL go after an ABORT?  Sends MAIL (answered 'c'). */
+static int mail_aborts(pmc_client *c, fake *f)
+{
+    pmc_str from = STR("<a@b>");
+    pmc_result r;
+
+    f->sent.len = 0;
+    reply(&f->replies, 'c');
+    if (pmc_client_mail(c, &from, 1, &r) != PMC_OK)
+        return -1;
+    return count_cmd(&f->sent, 'A') == 1;
+}
+
+static void test_state(void)
+{
+    fake f;
+    pmc_client *c;
+    pmc_result r;
+    pmc_client_state_info s;
+    pmc_str from = STR("<a@b>"), to = STR("<c@d>");
+    pmc_status st;
+    char name[120];
+
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    s = state_of(c);
+    CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
+          "state: all 0 before negotiation");
+    fake_negotiate(c, &f, 6, 0, 0);
+    s = state_of(c);
+    CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
+          "state: all 0 after negotiation");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    for (int pers = 0; pers < 2; pers++) {
+        const char *pn = pers ? "sendmail" : "postfix";
+
+        /* REJECT at RCPT: the message goes on, ABORT owed by both. */
+        c = fake_client(&f, (pmc_personality)pers, NULL);
+        fake_negotiate(c, &f, 6, 0, 0);
+        replies(&f.replies, "cr");
+        pmc_client_mail(c, &from, 1, &r);
+        pmc_client_rcpt(c, &to, 1, &r);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: REJECT at RCPT: message "
+                 "open, ABORT owed", pn);
+        CHECK(!s.message_ended && !s.connection_ended && s.abort_owed &&
+                  mail_aborts(c, &f) == 1, name);
+
+        pmc_client_free(c);
+        fake_free(&f);
+        c = fake_client(&f, (pmc_personality)pers, NULL);
+        fake_negotiate(c, &f, 6, 0, 0);
+        /* REJECT at MAIL: message ended; Postfix still owes ABORT for the
+         * transaction, Sendmail's message is over. */
+        reply(&f.replies, 'r');
+        pmc_client_mail(c, &from, 1, &r);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: REJECT at MAIL: message "
+                 "ended, ABORT %s", pn, pers ? "not owed" : "owed");
+        CHECK(s.message_ended && !s.connection_ended &&
+                  s.abort_owed == !pers && mail_aborts(c, &f) == !pers,
+              name);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: the next MAIL clears "
+                 "message_ended", pn);
+        CHECK(!s.message_ended && s.abort_owed, name);
+
+        /* After EOM only Postfix owes ABORT. */
+        reply(&f.replies, 'c');
+        pmc_client_eom(c, &r);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: after EOM ABORT %s", pn,
+                 pers ? "not owed" : "owed");
+        CHECK(!s.message_ended && s.abort_owed == !pers &&
+                  mail_aborts(c, &f) == !pers, name);
+        pmc_client_abort(c);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: nothing owed after ABORT",
+                 pn);
+        CHECK(!s.abort_owed && mail_aborts(c, &f) == 0, name);
+        pmc_client_free(c);
+        fake_free(&f);
+
+        /* REJECT at CONNECT: the connection is over, no ABORT. */
+        c = fake_client(&f, (pmc_personality)pers, NULL);
+        fake_negotiate(c, &f, 6, 0, 0);
+        reply(&f.replies, 'r');
+        pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
+        s = state_of(c);
+        f.sent.len = 0;
+        pmc_client_mail(c, &from, 1, &r);
+        snprintf(name, sizeof name, "state %s: REJECT at CONNECT: "
+                 "connection ended, no ABORT", pn);
+        CHECK(s.connection_ended && !s.message_ended && !s.abort_owed &&
+                  f.sent.len == 0 && unsent_as(&r, PMC_UNSENT_CONN_ENDED),
+              name);
+        st = pmc_client_quit_nc(c);
+        s = state_of(c);
+        snprintf(name, sizeof name, "state %s: QUIT_NC (no ABORT) starts "
+                 "afresh", pn);
+        CHECK(st == PMC_OK && !s.connection_ended && !s.message_ended &&
+                  !s.abort_owed && count_cmd(&f.sent, 'A') == 0 &&
+                  count_cmd(&f.sent, 'K') == 1, name);
+        pmc_client_free(c);
+        fake_free(&f);
+    }
+
+    /* abort_owed also announces the ABORT before QUIT. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    reply(&f.replies, 'c');
+    pmc_client_mail(c, &from, 1, &r);
+    s = state_of(c);
+    f.sent.len = 0;
+    CHECK(s.abort_owed && pmc_client_quit(c) == PMC_OK &&
+              count_cmd(&f.sent, 'A') == 1 && count_cmd(&f.sent, 'Q') == 1,
+          "state: abort_owed, and QUIT goes after an ABORT");
+    s = state_of(c);
+    CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
+          "state: all 0 after QUIT");
+    pmc_client_free(c);
+    fake_free(&f);
+
+    /* After a failure nothing more is sent: all 0. */
+    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
+    fake_negotiate(c, &f, 6, 0, 0);
+    reply(&f.replies, 'c');
+    pmc_client_mail(c, &from, 1, &r);
+    CHECK(pmc_client_rcpt(c, &to, 1, &r) == PMC_ERR_IO,
+          "state: the filter hangs up");
+    s = state_of(c);
+    CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
+          "state: all 0 after a failure");
+    pmc_client_free(c);
+    fake_free(&f);
+}
+
 /* ---- replies and modifications ------------------------------------------ */
 
 static void test_mods(void)
@@ -1448,6 +1853,9 @@ int main(void)
     test_sendmail_bytes();
     test_no_nr();
     test_skip();
+    test_report_unsent();
+    test_report_sent();
+    test_state();
     test_mods();
     test_eof_and_state();
     test_message();
