@@ -167,6 +167,45 @@ static const char *errmsg(const pmc_client *c)
     return e ? e->message : "(none)";
 }
 
+/* A client that negotiated version v and protocol p with no actions, and
+ * its end. */
+static pmc_client *negotiated(fake *f, pmc_personality pers, uint32_t v,
+                              uint32_t p)
+{
+    pmc_client *c = fake_client(f, pers, NULL);
+
+    fake_negotiate(c, f, v, 0, p);
+    return c;
+}
+
+static void done(pmc_client *c, fake *f)
+{
+    pmc_client_free(c);
+    fake_free(f);
+}
+
+/* A result that says "sent, reply read". */
+static int answered(const pmc_result *r, uint8_t code)
+{
+    return r->sent == 1 && r->unsent == PMC_UNSENT_NONE && r->awaited == 1 &&
+           r->code == code;
+}
+
+static int unsent_as(const pmc_result *r, pmc_unsent why)
+{
+    return r->sent == 0 && r->unsent == why && r->awaited == 0 &&
+           r->code == 0 && r->ended == PMC_ENDED_NONE;
+}
+
+static pmc_client_state_info state_of(const pmc_client *c)
+{
+    pmc_client_state_info s;
+
+    memset(&s, 0x55, sizeof s); /* every field must be written */
+    pmc_client_state(c, &s);
+    return s;
+}
+
 /* ---- negotiation -------------------------------------------------------- */
 
 static void test_negotiate(void)
@@ -435,21 +474,25 @@ static void test_no_nr(void)
     /* Only MAIL, DATA, EOH and EOM get replies. */
     replies(&f.replies, "cccc");
     st = pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
-    CHECK(st == PMC_OK && r.code == 0, "NR_CONN: sent, code 0, nothing read");
+    CHECK(st == PMC_OK && r.code == 0 && r.sent && !r.awaited,
+          "NR_CONN: sent, code 0, nothing read");
     st = pmc_client_helo(c, "x", &r);
-    CHECK(st == PMC_OK && r.code == 0, "NOHELO: code 0");
+    CHECK(st == PMC_OK && unsent_as(&r, PMC_UNSENT_NEGOTIATED),
+          "NOHELO: code 0, PMC_UNSENT_NEGOTIATED");
     pmc_client_mail(c, &from, 1, &r);
     CHECK(r.code == 'c' && r.event == PMC_EV_ENVFROM, "MAIL answered");
     st = pmc_client_rcpt(c, &to, 1, &r);
-    CHECK(st == PMC_OK && r.code == 0 && r.event == PMC_EV_COUNT,
-          "NR_RCPT: code 0");
+    CHECK(st == PMC_OK && r.code == 0 && r.event == PMC_EV_COUNT &&
+              r.sent && !r.awaited && r.unsent == PMC_UNSENT_NONE,
+          "NR_RCPT: code 0, sent, not awaited");
     pmc_client_data(c, &r);
     CHECK(r.code == 'c', "DATA answered");
     st = pmc_client_header(c, STR("A"), STR("b"), &r);
     CHECK(st == PMC_OK && r.code == 0, "NOHDRS: code 0");
     pmc_client_eoh(c, &r);
     st = pmc_client_body(c, LIT("x"), &r);
-    CHECK(st == PMC_OK && r.code == 0, "NR_BODY: code 0");
+    CHECK(st == PMC_OK && r.code == 0 && r.sent && !r.awaited,
+          "NR_BODY: code 0, sent, not awaited");
     st = pmc_client_unknown(c, "VRFY x", &r);
     CHECK(st == PMC_OK && r.code == 0, "NOUNKNOWN: code 0");
     pmc_client_eom(c, &r);
@@ -528,12 +571,14 @@ static void test_skip(void)
         replies(&f.replies, "csccc");
         pmc_client_mail(c, &from, 1, &r);
         pmc_client_body(c, big, sizeof big, &r);
-        CHECK(r.code == 's' && count_cmd(&f.sent, 'B') == 1,
+        CHECK(answered(&r, 's') && count_cmd(&f.sent, 'B') == 1,
               pers ? "sendmail: SKIP stops the remaining chunks"
                    : "postfix: SKIP stops the remaining chunks");
         pmc_client_body(c, LIT("more"), &r);
-        CHECK(r.code == 0 && count_cmd(&f.sent, 'B') == 1,
-              "SKIP: later body calls of the message not sent");
+        CHECK(unsent_as(&r, PMC_UNSENT_SKIP) &&
+                  count_cmd(&f.sent, 'B') == 1,
+              "SKIP: later body calls of the message not sent, "
+              "PMC_UNSENT_SKIP");
         pmc_client_eom(c, &r);
         CHECK(r.code == 'c', "SKIP: EOM still sent");
         pmc_client_mail(c, &from, 1, &r);
@@ -565,9 +610,9 @@ static void test_skip(void)
     pmc_client_header(c, STR("A"), STR("1"), &r);
     CHECK(r.code == 's', "postfix: SKIP at a header accepted");
     pmc_client_header(c, STR("B"), STR("2"), &r);
-    CHECK(r.code == 0 && count_cmd(&f.sent, 'L') == 1 &&
+    CHECK(unsent_as(&r, PMC_UNSENT_SKIP) && count_cmd(&f.sent, 'L') == 1 &&
               count_cmd(&f.sent, 'D') == 1,
-          "postfix: next header (and its D) not sent");
+          "postfix: next header (and its D) not sent, PMC_UNSENT_SKIP");
     pmc_client_eoh(c, &r);
     pmc_client_header(c, STR("C"), STR("3"), &r);
     CHECK(r.code == 'c' && count_cmd(&f.sent, 'L') == 2,
@@ -603,42 +648,15 @@ static void test_skip(void)
 
 /* ---- what the client did: pmc_result's report and pmc_client_state ----- */
 
-/* A result that says "sent, reply read". */
-static int answered(const pmc_result *r, uint8_t code)
-{
-    return r->sent == 1 && r->unsent == PMC_UNSENT_NONE && r->awaited == 1 &&
-           r->code == code;
-}
-
-static int unsent_as(const pmc_result *r, pmc_unsent why)
-{
-    return r->sent == 0 && r->unsent == why && r->awaited == 0 &&
-           r->code == 0 && r->ended == PMC_ENDED_NONE;
-}
-
-static pmc_client_state_info state_of(const pmc_client *c)
-{
-    pmc_client_state_info s;
-
-    memset(&s, 0x55, sizeof s); /* every field must be written */
-    pmc_client_state(c, &s);
-    return s;
-}
-
 static void test_report_unsent(void)
 {
-    static uint8_t big[65536];
     fake f;
     pmc_client *c;
     pmc_result r;
     pmc_str from = STR("<a@b>"), to = STR("<c@d>");
 
     /* NO* bits: negotiated, every event call says so. */
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, PMC_P_NOCONNECT | PMC_P_NOHELO |
-                   PMC_P_NOMAIL | PMC_P_NORCPT | PMC_P_NODATA |
-                   PMC_P_NOHDRS | PMC_P_NOEOH | PMC_P_NOBODY |
-                   PMC_P_NOUNKNOWN);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 6, PMC_P_NO_MASK);
     pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
     int all = unsent_as(&r, PMC_UNSENT_NEGOTIATED);
     pmc_client_helo(c, "x", &r);
@@ -667,60 +685,28 @@ static void test_report_unsent(void)
     pmc_client_body(c, NULL, 0, &r);
     CHECK(r.sent == 0 && r.unsent == PMC_UNSENT_EMPTY,
           "unsent: an empty body gives PMC_UNSENT_EMPTY");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     /* Versions: DATA before 4, UNKNOWN before 3. */
-    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
-    fake_negotiate(c, &f, 2, 0, 0);
+    c = negotiated(&f, PMC_MTA_SENDMAIL, 2, 0);
     pmc_client_data(c, &r);
     int data = unsent_as(&r, PMC_UNSENT_VERSION);
     pmc_client_unknown(c, "X", &r);
     CHECK(data && unsent_as(&r, PMC_UNSENT_VERSION) && f.sent.len == 0,
           "unsent: version 2 gives PMC_UNSENT_VERSION for DATA and UNKNOWN");
-    pmc_client_free(c);
-    fake_free(&f);
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 3, 0, 0);
+    done(c, &f);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 3, 0);
     reply(&f.replies, 'c');
     pmc_client_unknown(c, "X", &r);
     int unk = answered(&r, 'c');
     pmc_client_data(c, &r);
     CHECK(unk && unsent_as(&r, PMC_UNSENT_VERSION),
           "unsent: version 3 has UNKNOWN, not DATA");
-    pmc_client_free(c);
-    fake_free(&f);
-
-    /* SKIP: the next event of the type, and the rest of a body. */
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
-    replies(&f.replies, "sc");
-    pmc_client_header(c, STR("A"), STR("1"), &r);
-    CHECK(answered(&r, 's') && r.ended == PMC_ENDED_NONE,
-          "SKIP: the skipped-at header was sent and answered");
-    pmc_client_header(c, STR("B"), STR("2"), &r);
-    CHECK(unsent_as(&r, PMC_UNSENT_SKIP),
-          "SKIP: the next header gives PMC_UNSENT_SKIP");
-    pmc_client_eoh(c, &r);
-    CHECK(answered(&r, 'c'), "SKIP: another event type is sent");
-    pmc_client_free(c);
-    fake_free(&f);
-    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
-    fake_negotiate(c, &f, 6, 0, PMC_P_SKIP);
-    reply(&f.replies, 's');
-    pmc_client_body(c, big, sizeof big, &r);
-    CHECK(answered(&r, 's') && count_cmd(&f.sent, 'B') == 1,
-          "SKIP: a body that sent one chunk of two reports it sent");
-    pmc_client_body(c, LIT("more"), &r);
-    CHECK(unsent_as(&r, PMC_UNSENT_SKIP),
-          "SKIP: a later body call gives PMC_UNSENT_SKIP");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     /* A verdict that ends the message, then one that ends the
      * connection; the connection is tested first, before the NO* bits. */
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, PMC_P_NOHELO);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 6, PMC_P_NOHELO);
     replies(&f.replies, "cr");
     pmc_client_mail(c, &from, 1, &r);
     pmc_client_rcpt(c, &to, 1, &r);
@@ -738,11 +724,9 @@ static void test_report_unsent(void)
     reply(&f.replies, 'c');
     pmc_client_unknown(c, "NOOP", &r);
     CHECK(answered(&r, 'c'), "unsent: UNKNOWN is no part of the message");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, PMC_P_NOHELO);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 6, PMC_P_NOHELO);
     reply(&f.replies, 't');
     pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
     CHECK(answered(&r, 't') && r.ended == PMC_ENDED_CONNECTION,
@@ -759,8 +743,7 @@ static void test_report_unsent(void)
     CHECK(pmc_client_abort_ex(c, &r) == PMC_OK &&
               unsent_as(&r, PMC_UNSENT_CONN_ENDED) && f.sent.len == 0,
           "abort_ex: not sent after a verdict ended the connection");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 }
 
 static void test_report_sent(void)
@@ -773,27 +756,15 @@ static void test_report_sent(void)
     pmc_status st;
 
     c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    optneg(&f.replies, 6, 0, PMC_P_NR_CONN | PMC_P_NR_RCPT, NULL, 0);
+    optneg(&f.replies, 6, 0, 0, NULL, 0);
     st = pmc_client_negotiate(c, &r);
     CHECK(st == PMC_OK && answered(&r, 'O') && r.ended == PMC_ENDED_NONE,
           "negotiate: sent and answered");
-    pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
-    CHECK(r.sent == 1 && r.unsent == PMC_UNSENT_NONE && r.awaited == 0 &&
-              r.code == 0,
-          "NR_CONN: sent, no reply awaited");
-    reply(&f.replies, 'c');
-    pmc_client_mail(c, &from, 1, &r);
-    CHECK(answered(&r, 'c') && r.ended == PMC_ENDED_NONE,
-          "MAIL: sent, reply awaited");
-    pmc_client_rcpt(c, &to, 1, &r);
-    CHECK(r.sent == 1 && r.awaited == 0 && f.rpos == f.replies.len,
-          "NR_RCPT: sent, nothing read");
     f.sent.len = 0;
     CHECK(pmc_client_abort_ex(c, &r) == PMC_OK && r.sent == 1 &&
               r.awaited == 0 && r.code == 0 && count_cmd(&f.sent, 'A') == 1,
           "abort_ex: sent, ABORT has no reply");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     /* What each verdict ends, per personality. */
     static const struct {
@@ -816,8 +787,7 @@ static void test_report_sent(void)
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        c = fake_client(&f, cases[i].pers, NULL);
-        fake_negotiate(c, &f, 6, 0, 0);
+        c = negotiated(&f, cases[i].pers, 6, 0);
         reply(&f.replies, (uint8_t)cases[i].code);
         switch (cases[i].at) {
         case 'C': pmc_client_connect(c, "h", 'U', 0, NULL, &r); break;
@@ -832,8 +802,7 @@ static void test_report_sent(void)
                    cases[i].code, (int)r.ended);
             ok = 0;
         }
-        pmc_client_free(c);
-        fake_free(&f);
+        done(c, &f);
     }
     CHECK(ok, "ended: each verdict as the personality's MTA sees it");
 
@@ -852,20 +821,17 @@ static void test_report_sent(void)
           "ignore_verdicts: the state says nothing ended");
     pmc_client_rcpt(c, &to, 1, &r);
     CHECK(answered(&r, 'c'), "ignore_verdicts: RCPT sent after the REJECT");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     /* pmc_client_message: r is the deciding call's. */
-    c = fake_client(&f, PMC_MTA_SENDMAIL, NULL);
-    fake_negotiate(c, &f, 6, 0, 0);
+    c = negotiated(&f, PMC_MTA_SENDMAIL, 6, 0);
     reply(&f.replies, 'c');
     pmc_encode(&f.replies, 'y', LIT("550 5.7.1 no\0"));
     st = pmc_client_message(c, from, &to, 1, LIT("A: b\n\nbody\n"), &r);
     CHECK(st == PMC_OK && answered(&r, 'y') && r.event == PMC_EV_ENVRCPT &&
               r.ended == PMC_ENDED_NONE,
           "message: r tells about the RCPT that decided");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 }
 
 /* Does the next MAIL go after an ABORT?  Sends MAIL (answered 'c'). */
@@ -899,15 +865,13 @@ static void test_state(void)
     s = state_of(c);
     CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
           "state: all 0 after negotiation");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     for (int pers = 0; pers < 2; pers++) {
         const char *pn = pers ? "sendmail" : "postfix";
 
         /* REJECT at RCPT: the message goes on, ABORT owed by both. */
-        c = fake_client(&f, (pmc_personality)pers, NULL);
-        fake_negotiate(c, &f, 6, 0, 0);
+        c = negotiated(&f, (pmc_personality)pers, 6, 0);
         replies(&f.replies, "cr");
         pmc_client_mail(c, &from, 1, &r);
         pmc_client_rcpt(c, &to, 1, &r);
@@ -917,10 +881,8 @@ static void test_state(void)
         CHECK(!s.message_ended && !s.connection_ended && s.abort_owed &&
                   mail_aborts(c, &f) == 1, name);
 
-        pmc_client_free(c);
-        fake_free(&f);
-        c = fake_client(&f, (pmc_personality)pers, NULL);
-        fake_negotiate(c, &f, 6, 0, 0);
+        done(c, &f);
+        c = negotiated(&f, (pmc_personality)pers, 6, 0);
         /* REJECT at MAIL: message ended; Postfix still owes ABORT for the
          * transaction, Sendmail's message is over. */
         reply(&f.replies, 'r');
@@ -949,12 +911,10 @@ static void test_state(void)
         snprintf(name, sizeof name, "state %s: nothing owed after ABORT",
                  pn);
         CHECK(!s.abort_owed && mail_aborts(c, &f) == 0, name);
-        pmc_client_free(c);
-        fake_free(&f);
+        done(c, &f);
 
         /* REJECT at CONNECT: the connection is over, no ABORT. */
-        c = fake_client(&f, (pmc_personality)pers, NULL);
-        fake_negotiate(c, &f, 6, 0, 0);
+        c = negotiated(&f, (pmc_personality)pers, 6, 0);
         reply(&f.replies, 'r');
         pmc_client_connect(c, "h", '4', 25, "192.0.2.1", &r);
         s = state_of(c);
@@ -972,13 +932,11 @@ static void test_state(void)
         CHECK(st == PMC_OK && !s.connection_ended && !s.message_ended &&
                   !s.abort_owed && count_cmd(&f.sent, 'A') == 0 &&
                   count_cmd(&f.sent, 'K') == 1, name);
-        pmc_client_free(c);
-        fake_free(&f);
+        done(c, &f);
     }
 
     /* abort_owed also announces the ABORT before QUIT. */
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, 0);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 6, 0);
     reply(&f.replies, 'c');
     pmc_client_mail(c, &from, 1, &r);
     s = state_of(c);
@@ -989,12 +947,10 @@ static void test_state(void)
     s = state_of(c);
     CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
           "state: all 0 after QUIT");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 
     /* After a failure nothing more is sent: all 0. */
-    c = fake_client(&f, PMC_MTA_POSTFIX, NULL);
-    fake_negotiate(c, &f, 6, 0, 0);
+    c = negotiated(&f, PMC_MTA_POSTFIX, 6, 0);
     reply(&f.replies, 'c');
     pmc_client_mail(c, &from, 1, &r);
     CHECK(pmc_client_rcpt(c, &to, 1, &r) == PMC_ERR_IO,
@@ -1002,8 +958,7 @@ static void test_state(void)
     s = state_of(c);
     CHECK(!s.message_ended && !s.connection_ended && !s.abort_owed,
           "state: all 0 after a failure");
-    pmc_client_free(c);
-    fake_free(&f);
+    done(c, &f);
 }
 
 /* ---- replies and modifications ------------------------------------------ */
