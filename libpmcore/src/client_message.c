@@ -4,9 +4,13 @@
 
 #include <string.h>
 
+/* A verdict ended the message or the connection: the MTA stops here. */
 static int ended(const pmc_client *c)
 {
-    return !c->cfg.ignore_verdicts && (c->msg_done || c->conn_done);
+    pmc_client_state_info s;
+
+    pmc_client_state(c, &s);
+    return s.message_ended || s.connection_ended;
 }
 
 typedef struct cursor {
