@@ -431,15 +431,6 @@ def negotiate_callback(ctx, opts):
     return m.negotiate(opts)
 
 
-def connect_callback(ctx, hostname, family, hostaddr, nr_mask=P_NR_CONN):
-    m = ctx.getpriv()
-    if not m:
-        # No negotiation for this connection (QUIT_NC reuse): a new object.
-        m = factory()
-        m._setctx(ctx)
-    return m.connect(hostname, family, hostaddr)
-
-
 def close_callback(ctx):
     m = ctx.getpriv()
     if not m:
@@ -483,22 +474,49 @@ def envcallback(c, args):
     return c(args[0], *pos, **dictfromlist(args[1:]))
 
 
+def _std(method, via=None):
+    """Mark a callback as "ctx.getpriv().<method>(*args)" (through Base's
+    <method>_bytes when `via` names the method that one calls): the milter
+    module then calls the Milter object's method itself, skipping this
+    function's frame and getpriv (dispatch.c), whenever the context's priv
+    is set; without one, the function runs and decides as before."""
+    def mark(f):
+        f._milter_std = (method, getattr(Base, method) if via else None,
+                         via)
+        return f
+    return mark
+
+
+@_std('connect')
+def connect_callback(ctx, hostname, family, hostaddr, nr_mask=P_NR_CONN):
+    m = ctx.getpriv()
+    if not m:
+        # No negotiation for this connection (QUIT_NC reuse): a new object.
+        m = factory()
+        m._setctx(ctx)
+    return m.connect(hostname, family, hostaddr)
+
+
 def _callbacks():
     """The table runmilter installs (also used by Milter.testctx)."""
     return {
         'negotiate': negotiate_callback,
         'connect': connect_callback,
-        'helo': lambda ctx, host: ctx.getpriv().hello(host),
-        'envfrom': lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b),
-        'envrcpt': lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b),
-        'header': lambda ctx, f, v: ctx.getpriv().header_bytes(f, v),
-        'eoh': lambda ctx: ctx.getpriv().eoh(),
-        'body': lambda ctx, chunk: ctx.getpriv().body(chunk),
-        'eom': lambda ctx: ctx.getpriv().eom(),
-        'abort': lambda ctx: ctx.getpriv().abort(),
+        'helo': _std('hello')(lambda ctx, host: ctx.getpriv().hello(host)),
+        'envfrom': _std('envfrom_bytes', 'envfrom')(
+            lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b)),
+        'envrcpt': _std('envrcpt_bytes', 'envrcpt')(
+            lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b)),
+        'header': _std('header_bytes', 'header')(
+            lambda ctx, f, v: ctx.getpriv().header_bytes(f, v)),
+        'eoh': _std('eoh')(lambda ctx: ctx.getpriv().eoh()),
+        'body': _std('body')(lambda ctx, chunk: ctx.getpriv().body(chunk)),
+        'eom': _std('eom')(lambda ctx: ctx.getpriv().eom()),
+        'abort': _std('abort')(lambda ctx: ctx.getpriv().abort()),
         'close': close_callback,
-        'data': lambda ctx: ctx.getpriv().data(),
-        'unknown': lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        'data': _std('data')(lambda ctx: ctx.getpriv().data()),
+        'unknown': _std('unknown')(
+            lambda ctx, cmd: ctx.getpriv().unknown(cmd)),
     }
 
 
