@@ -186,12 +186,12 @@ int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
 #define ENTER(slot)                                                        \
     pym_conn *c = ud;                                                      \
     int v = PMC_CONTINUE;                                                  \
-    PyGILState_STATE g = pym_gil_ensure();                              \
+    int g = pym_gil_take();                                                \
     if (slot_cb(c, slot) == NULL) {                                        \
-        PyGILState_Release(g);                                             \
+        pym_gil_give(g);                                                   \
         return PMC_CONTINUE;                                               \
     }
-#define LEAVE() PyGILState_Release(g); return v
+#define LEAVE() pym_gil_give(g); return v
 
 static PyObject *hostaddr(const pmc_connect_info *ci, int *family)
 {
@@ -327,7 +327,7 @@ static int h_close(pmc_session *s, void *ud)
 {
     pym_conn *c = ud;
     int v = PMC_CONTINUE;
-    PyGILState_STATE g = pym_gil_ensure();
+    int g = pym_gil_take();
 
     /* Ended while a coroutine was pending: its answer is not wanted. */
     pym_aio_drop(c, c->ctx);
@@ -339,7 +339,7 @@ static int h_close(pmc_session *s, void *ud)
         pym_context_detach(ctx);
         Py_DECREF(ctx);
     }
-    PyGILState_Release(g);
+    pym_gil_give(g);
     return PMC_CONTINUE;
 }
 

@@ -174,9 +174,11 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n);
 /* module.c helpers */
 PyObject *pym_error(const char *msg);
 
-/* gil.c: PyGILState_Ensure that keeps an engine thread's thread state
- * between callbacks (release with PyGILState_Release as usual). */
-PyGILState_STATE pym_gil_ensure(void);
+/* gil.c: take the GIL on an engine thread, keeping the thread's state
+ * between callbacks; give it back with pym_gil_give(the value returned). */
+#define PYM_GIL_SAVE (-1)
+int pym_gil_take(void);
+void pym_gil_give(int g);
 
 /* server.c */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw);

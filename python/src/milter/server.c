@@ -45,12 +45,12 @@ static void *conn_open(void *app, const pmc_conn_info *ci)
 static void conn_close(void *app, void *ud)
 {
     pym_conn *c = ud;
-    PyGILState_STATE g;
+    int g;
 
     (void)app;
     if (c == NULL)
         return;
-    g = pym_gil_ensure();
+    g = pym_gil_take();
     if (c->ctx != NULL) { /* close never ran (the session never started) */
         pym_context_detach(c->ctx);
         Py_CLEAR(c->ctx);
@@ -61,7 +61,7 @@ static void conn_close(void *app, void *ud)
         if (running)
             pmc_server_stop(running, -1);
     }
-    PyGILState_Release(g);
+    pym_gil_give(g);
     PyMem_RawFree(c);
 }
 
