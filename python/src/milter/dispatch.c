@@ -170,74 +170,108 @@ static PyObject *decode_or_keep(PyObject *b, const char *errors)
     return s;
 }
 
+/* obj.name as the interpreter's method calls look it up: 1 with the
+ * type's function in *m when obj.name would be that function bound to obj
+ * (no bound method is made), 0 with the attribute itself, -1 on error. */
+static int get_method(PyObject *obj, PyObject *name, PyObject **m)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    int r = _PyObject_GetMethod(obj, name, m);
+
+    return *m == NULL ? -1 : r;
+#else
+    *m = PyObject_GetAttr(obj, name);
+    return *m == NULL ? -1 : 0;
+#endif
+}
+
+/* m(*args) for what get_method gave: unbound ones get obj first.  args
+ * has a spare slot before args[0]. */
+static PyObject *call_got(int unbound, PyObject *m, PyObject *obj,
+                          PyObject **args, Py_ssize_t n)
+{
+    if (unbound) {
+        PyObject *save = args[-1], *res;
+        args[-1] = obj;
+        res = PyObject_Vectorcall(m, args - 1, (size_t)n + 1, NULL);
+        args[-1] = save;
+        return res;
+    }
+    return PyObject_Vectorcall(m, args, (size_t)n, NULL);
+}
+
 /* header_bytes(fld, val) / envfrom_bytes(*b) / envrcpt_bytes(*b) of Base,
  * without their Python frames.  header's field is a str already. */
 static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
                             PyObject *const *args, Py_ssize_t n)
 {
-    PyObject *b = PyObject_GetAttr(priv, e->name), *meth, *st, *res;
-    PyObject *small[8], **conv = small;
+    PyObject *small[9], **conv = small, *b, *meth, *st, *res = NULL;
     const char *errors;
     Py_ssize_t i, len, done = 0;
-    int r;
+    int unbound, r;
 
-    if (b == NULL)
-        return NULL;
-    if (Py_TYPE(b) != &PyMethod_Type || PyMethod_GET_FUNCTION(b) !=
-            e->bytes_fn || PyMethod_GET_SELF(b) != priv) {
+    if (n + 1 > 9 && (conv = PyMem_Malloc((size_t)(n + 1) *
+                                          sizeof *conv)) == NULL)
+        return PyErr_NoMemory();
+    conv[0] = NULL;
+    memcpy(conv + 1, args, (size_t)n * sizeof *conv); /* borrowed yet */
+    unbound = get_method(priv, e->name, &b);
+    if (unbound < 0)
+        goto out;
+    if (!unbound || b != e->bytes_fn) {
         /* Overridden, or replaced on the instance: call what is there. */
-        res = PyObject_Vectorcall(b, args, (size_t)n, NULL);
+        res = call_got(unbound, b, priv, conv + 1, n);
         Py_DECREF(b);
-        return res;
+        goto out;
     }
     Py_DECREF(b);
-    meth = PyObject_GetAttr(priv, e->target);
-    if (meth == NULL)
-        return NULL;
+    unbound = get_method(priv, e->target, &meth);
+    if (unbound < 0)
+        goto out;
+    /* Milter._strategy looks at the function of a bound method. */
     r = strategy(meth, &st);
     if (r <= 0) {
-        Py_DECREF(meth);
-        return r < 0 ? NULL : call_method(e->name, priv, args, n);
+        if (r == 0)
+            res = call_method(e->name, priv, args, n);
+        goto out_meth;
     }
     if (PyUnicode_Compare(st, s_bytes) == 0) {
         /* Raw bytes: header_bytes also puts the method in its own place
          * so later headers go straight in. */
-        if (slot == SLOT_HEADER &&
-            PyObject_SetAttr(priv, e->name, meth) < 0) {
-            Py_DECREF(meth);
-            return NULL;
+        if (slot == SLOT_HEADER) {
+            PyObject *bm = unbound ? PyMethod_New(meth, priv)
+                                   : Py_NewRef(meth);
+            r = bm != NULL ? PyObject_SetAttr(priv, e->name, bm) : -1;
+            Py_XDECREF(bm);
+            if (r < 0)
+                goto out_meth;
         }
-        res = PyObject_Vectorcall(meth, args, (size_t)n, NULL);
-        Py_DECREF(meth);
-        return res;
+        res = call_got(unbound, meth, priv, conv + 1, n);
+        goto out_meth;
     }
     errors = PyUnicode_AsUTF8AndSize(st, &len);
     if (errors == NULL || strlen(errors) != (size_t)len) {
         PyErr_Clear(); /* let bytes.decode say what is wrong with it */
-        Py_DECREF(meth);
-        return call_method(e->name, priv, args, n);
+        res = call_method(e->name, priv, args, n);
+        goto out_meth;
     }
-    if (n > 8 && (conv = PyMem_Malloc((size_t)n * sizeof *conv)) == NULL) {
-        Py_DECREF(meth);
-        return PyErr_NoMemory();
-    }
-    res = NULL;
     for (i = 0; i < n; i++, done++) {
         PyObject *a = args[i];
         if ((slot != SLOT_HEADER || i == 1) && PyBytes_CheckExact(a))
-            conv[i] = decode_or_keep(a, errors);
+            conv[i + 1] = decode_or_keep(a, errors);
         else
-            conv[i] = Py_NewRef(a);
-        if (conv[i] == NULL)
-            goto out;
+            conv[i + 1] = Py_NewRef(a);
+        if (conv[i + 1] == NULL)
+            goto out_meth;
     }
-    res = PyObject_Vectorcall(meth, conv, (size_t)n, NULL);
+    res = call_got(unbound, meth, priv, conv + 1, n);
+out_meth:
+    Py_DECREF(meth);
 out:
     for (i = 0; i < done; i++)
-        Py_DECREF(conv[i]);
+        Py_DECREF(conv[i + 1]);
     if (conv != small)
         PyMem_Free(conv);
-    Py_DECREF(meth);
     return res;
 }
 
