@@ -7,6 +7,7 @@
 #include "pym.h"
 
 #include <arpa/inet.h>
+#include <string.h>
 #include <sys/socket.h>
 
 const char *const pym_slot_names[SLOT_COUNT] = {
@@ -276,11 +277,44 @@ static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
     LEAVE();
 }
 
+/* Header names repeat from message to message: the last ones decoded are
+ * kept (direct-mapped by length and end bytes; the GIL guards them) and
+ * shared, which saves a decode and an allocation per header.  A str is
+ * immutable, so sharing one cannot be seen but through `is`. */
+#define NAME_SLOTS 64
+#define NAME_MAX_LEN 40
+static struct {
+    PyObject *str;
+    size_t len;
+    char raw[NAME_MAX_LEN];
+} names[NAME_SLOTS];
+
+static PyObject *header_name(const char *p, size_t n)
+{
+    unsigned h;
+    PyObject *str;
+
+    if (n == 0 || n > NAME_MAX_LEN)
+        return pym_decode(p, n);
+    h = ((unsigned)n * 31u + (unsigned char)p[0] * 7u +
+         (unsigned char)p[n - 1]) % NAME_SLOTS;
+    if (names[h].str != NULL && names[h].len == n &&
+        memcmp(names[h].raw, p, n) == 0)
+        return Py_NewRef(names[h].str);
+    str = pym_decode(p, n);
+    if (str != NULL) {
+        Py_XSETREF(names[h].str, Py_NewRef(str));
+        names[h].len = n;
+        memcpy(names[h].raw, p, n);
+    }
+    return str;
+}
+
 static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
     ENTER(SLOT_HEADER)
     PyObject *a[2];
-    a[0] = pym_decode(name.ptr, name.len);
+    a[0] = header_name(name.ptr, name.len);
     a[1] = a[0] ? PyBytes_FromStringAndSize(value.ptr,
                                             (Py_ssize_t)value.len) : NULL;
     pym_call_v(c, s, SLOT_HEADER, a, 2, &v);
