@@ -520,10 +520,13 @@ def _callbacks():
     }
 
 
-def runmilter(name, socketname, timeout=0, rmsock=True, workers=0):
+def runmilter(name, socketname, timeout=0, rmsock=True, workers=0,
+              inline=False):
     """Register the Milter callbacks and serve on socketname until stopped.
     workers > 0 serves from that many prefork worker processes
-    (milter.main(workers=...))."""
+    (milter.main(workers=...)); inline=True runs the callbacks on the
+    event loop's thread (milter.main(inline=True): fastest, but a callback
+    that blocks holds every connection)."""
     cb = _callbacks()
     milter.set_connect_callback(cb['connect'])
     milter.set_helo_callback(cb['helo'])
@@ -546,6 +549,8 @@ def runmilter(name, socketname, timeout=0, rmsock=True, workers=0):
     try:
         if workers:
             milter.main(workers=workers)
+        elif inline:
+            milter.main(inline=True)
         else:
             milter.main()
     except milter.error:

@@ -369,15 +369,19 @@ static void child_exit(void *app)
     PyGILState_Release(g);
 }
 
-/* main(*, threads=0, workers=0): pymilter's main() takes no arguments.
- * threads sizes the callback thread pool (0 = the core's default: twice
- * the online CPUs, at least 4, at most 64); workers > 0 serves from that
- * many worker processes instead (the prefork model: each worker runs one
- * event loop; this process only supervises them). */
+/* main(*, threads=0, workers=0, inline=False): pymilter's main() takes no
+ * arguments.  threads sizes the callback thread pool (0 = the core's
+ * default: twice the online CPUs, at least 4, at most 64); workers > 0
+ * serves from that many worker processes instead (the prefork model: each
+ * worker runs one event loop; this process only supervises them); inline
+ * runs the callbacks on this thread, in the event loop (the LOOP model):
+ * no hand-off to a pool thread per command, but a callback that blocks
+ * holds every connection. */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"threads", "workers", NULL};
+    static char *kwlist[] = {"threads", "workers", "inline", NULL};
     unsigned int threads = 0, workers = 0;
+    int inline_ = 0;
     pmc_server_config cfg;
     pmc_server *srv;
     pmc_error err;
@@ -386,8 +390,8 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     sigstate ss;
 
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$II:main", kwlist, &threads,
-                                     &workers))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$IIp:main", kwlist,
+                                     &threads, &workers, &inline_))
         return NULL;
     if (running)
         return pym_error("milter module in use");
@@ -402,7 +406,7 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.log_level = pym.dbg > 0 ? PMC_LOG_DEBUG : PMC_LOG_WARNING;
     cfg.tick = tick;
     cfg.tick_interval_ms = 200;
-    cfg.model = PMC_MODEL_THREADS;
+    cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
     cfg.threads = threads;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
