@@ -115,10 +115,11 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
 }
 
 /* Call slot's callback with (ctx,) + args (borrowed; n items, any of
- * them NULL when building it failed, with the error set).  Returns the
- * verdict through *verdict; -1 when the callback failed. */
+ * them NULL when building it failed, with the error set; with raw, the
+ * last one is not made yet, see pym_dispatch).  Returns the verdict
+ * through *verdict; -1 when the callback failed. */
 int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
-               Py_ssize_t n, int *verdict)
+               Py_ssize_t n, const pym_raw *raw, int *verdict)
 {
     PyObject *cb = slot_cb(c, slot), *res = NULL;
     ContextObject *ctx;
@@ -133,12 +134,12 @@ int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
     ctx = pym_conn_ctx(c, s);
     if (ctx == NULL)
         goto fail;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n - (raw != NULL); i++)
         if (args[i] == NULL)
             goto fail;
     was = ctx->in_cb;
     ctx->in_cb = 1;
-    res = pym_dispatch(slot, cb, ctx, args, n);
+    res = pym_dispatch(slot, cb, ctx, args, n, raw);
     ctx->in_cb = was;
     if (res != NULL && pym_is_awaitable(res)) {
         /* async def: answered when the coroutine is done (aio.c). */
@@ -174,10 +175,10 @@ int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
     int r;
 
     if (args == NULL)
-        r = pym_call_v(c, s, slot, &none, 1, verdict);
+        r = pym_call_v(c, s, slot, &none, 1, NULL, verdict);
     else
         r = pym_call_v(c, s, slot, &PyTuple_GET_ITEM(args, 0),
-                       PyTuple_GET_SIZE(args), verdict);
+                       PyTuple_GET_SIZE(args), NULL, verdict);
     Py_XDECREF(args);
     return r;
 }
@@ -240,7 +241,7 @@ static int h_helo(pmc_session *s, void *ud, pmc_str helo)
 {
     ENTER(SLOT_HELO)
     PyObject *a = pym_decode(helo.ptr, helo.len);
-    pym_call_v(c, s, SLOT_HELO, &a, 1, &v);
+    pym_call_v(c, s, SLOT_HELO, &a, 1, NULL, &v);
     Py_XDECREF(a);
     LEAVE();
 }
@@ -313,13 +314,14 @@ static PyObject *header_name(const char *p, size_t n)
 static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
     ENTER(SLOT_HEADER)
+    /* The value is made where it is used: Milter's header_bytes would
+     * turn bytes into str at once. */
+    pym_raw raw = {value.ptr, (Py_ssize_t)value.len};
     PyObject *a[2];
     a[0] = header_name(name.ptr, name.len);
-    a[1] = a[0] ? PyBytes_FromStringAndSize(value.ptr,
-                                            (Py_ssize_t)value.len) : NULL;
-    pym_call_v(c, s, SLOT_HEADER, a, 2, &v);
+    a[1] = NULL;
+    pym_call_v(c, s, SLOT_HEADER, a, 2, a[0] ? &raw : NULL, &v);
     Py_XDECREF(a[0]);
-    Py_XDECREF(a[1]);
     LEAVE();
 }
 
@@ -327,7 +329,7 @@ static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
 {
     ENTER(SLOT_BODY)
     PyObject *a = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
-    pym_call_v(c, s, SLOT_BODY, &a, 1, &v);
+    pym_call_v(c, s, SLOT_BODY, &a, 1, NULL, &v);
     Py_XDECREF(a);
     LEAVE();
 }
@@ -336,7 +338,7 @@ static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
 {
     ENTER(SLOT_UNKNOWN)
     PyObject *a = pym_decode(cmd.ptr, cmd.len);
-    pym_call_v(c, s, SLOT_UNKNOWN, &a, 1, &v);
+    pym_call_v(c, s, SLOT_UNKNOWN, &a, 1, NULL, &v);
     Py_XDECREF(a);
     LEAVE();
 }
@@ -345,7 +347,7 @@ static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
     static int fn(pmc_session *s, void *ud)                      \
     {                                                            \
         ENTER(slot)                                              \
-        pym_call_v(c, s, slot, NULL, 0, &v);                     \
+        pym_call_v(c, s, slot, NULL, 0, NULL, &v);               \
         LEAVE();                                                 \
     }
 NOARG_HANDLER(h_data, SLOT_DATA)
@@ -366,7 +368,7 @@ static int h_close(pmc_session *s, void *ud)
     /* Ended while a coroutine was pending: its answer is not wanted. */
     pym_aio_drop(c, c->ctx);
     if (slot_cb(c, SLOT_CLOSE) != NULL)
-        pym_call_v(c, s, SLOT_CLOSE, NULL, 0, &v);
+        pym_call_v(c, s, SLOT_CLOSE, NULL, 0, NULL, &v);
     if (c->ctx != NULL) {
         ContextObject *ctx = c->ctx;
         c->ctx = NULL;

@@ -200,12 +200,34 @@ static PyObject *call_got(int unbound, PyObject *m, PyObject *obj,
     return PyObject_Vectorcall(m, args, (size_t)n, NULL);
 }
 
-/* header_bytes(fld, val) / envfrom_bytes(*b) / envrcpt_bytes(*b) of Base,
- * without their Python frames.  header's field is a str already. */
-static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
-                            PyObject *const *args, Py_ssize_t n)
+/* A header value straight from the engine's buffer. */
+static PyObject *raw_bytes(const pym_raw *raw)
 {
-    PyObject *small[9], **conv = small, *b, *meth, *st, *res = NULL;
+    return PyBytes_FromStringAndSize(raw->p, raw->n);
+}
+
+/* raw.decode('utf-8', errors), or the bytes as decode_or_keep does. */
+static PyObject *raw_decode_or_keep(const pym_raw *raw, const char *errors)
+{
+    PyObject *s = PyUnicode_DecodeUTF8(raw->p, raw->n, errors);
+
+    if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        return raw_bytes(raw);
+    }
+    return s;
+}
+
+/* header_bytes(fld, val) / envfrom_bytes(*b) / envrcpt_bytes(*b) of Base,
+ * without their Python frames.  header's field is a str already.  With
+ * raw, the last argument is missing from args: the header value, made
+ * here as a str directly when it is decoded, as bytes otherwise. */
+static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
+                            PyObject *const *args, Py_ssize_t n,
+                            const pym_raw *raw)
+{
+    PyObject *small[9], **conv = small, *b, *meth = NULL, *st, *res = NULL;
+    PyObject *own = NULL; /* the value as bytes, once made */
     const char *errors;
     Py_ssize_t i, len, done = 0;
     int unbound, r;
@@ -215,11 +237,20 @@ static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
         return PyErr_NoMemory();
     conv[0] = NULL;
     memcpy(conv + 1, args, (size_t)n * sizeof *conv); /* borrowed yet */
+#define NEED_BYTES()                                                       \
+    do {                                                                   \
+        if (raw != NULL && own == NULL) {                                  \
+            if ((own = raw_bytes(raw)) == NULL)                            \
+                goto out;                                                  \
+            conv[n] = own;                                                 \
+        }                                                                  \
+    } while (0)
     unbound = get_method(priv, e->name, &b);
     if (unbound < 0)
         goto out;
     if (!unbound || b != e->bytes_fn) {
         /* Overridden, or replaced on the instance: call what is there. */
+        NEED_BYTES();
         res = call_got(unbound, b, priv, conv + 1, n);
         Py_DECREF(b);
         goto out;
@@ -231,9 +262,11 @@ static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
     /* Milter._strategy looks at the function of a bound method. */
     r = strategy(meth, &st);
     if (r <= 0) {
-        if (r == 0)
-            res = call_method(e->name, priv, args, n);
-        goto out_meth;
+        if (r == 0) {
+            NEED_BYTES();
+            res = call_method(e->name, priv, conv + 1, n);
+        }
+        goto out;
     }
     if (PyUnicode_Compare(st, s_bytes) == 0) {
         /* Raw bytes: header_bytes also puts the method in its own place
@@ -244,32 +277,37 @@ static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
             r = bm != NULL ? PyObject_SetAttr(priv, e->name, bm) : -1;
             Py_XDECREF(bm);
             if (r < 0)
-                goto out_meth;
+                goto out;
         }
+        NEED_BYTES();
         res = call_got(unbound, meth, priv, conv + 1, n);
-        goto out_meth;
+        goto out;
     }
     errors = PyUnicode_AsUTF8AndSize(st, &len);
     if (errors == NULL || strlen(errors) != (size_t)len) {
         PyErr_Clear(); /* let bytes.decode say what is wrong with it */
-        res = call_method(e->name, priv, args, n);
-        goto out_meth;
+        NEED_BYTES();
+        res = call_method(e->name, priv, conv + 1, n);
+        goto out;
     }
+#undef NEED_BYTES
     for (i = 0; i < n; i++, done++) {
         PyObject *a = args[i];
-        if ((slot != SLOT_HEADER || i == 1) && PyBytes_CheckExact(a))
+        if (raw != NULL && i == n - 1)
+            conv[i + 1] = raw_decode_or_keep(raw, errors);
+        else if ((slot != SLOT_HEADER || i == 1) && PyBytes_CheckExact(a))
             conv[i + 1] = decode_or_keep(a, errors);
         else
             conv[i + 1] = Py_NewRef(a);
         if (conv[i + 1] == NULL)
-            goto out_meth;
+            goto out;
     }
     res = call_got(unbound, meth, priv, conv + 1, n);
-out_meth:
-    Py_DECREF(meth);
 out:
+    Py_XDECREF(meth);
     for (i = 0; i < done; i++)
         Py_DECREF(conv[i + 1]);
+    Py_XDECREF(own);
     if (conv != small)
         PyMem_Free(conv);
     return res;
@@ -277,36 +315,56 @@ out:
 
 /* Call the slot's callable cb for ctx with args: directly on the Milter
  * object when cb is one of the package's standard functions, else
- * cb(ctx, *args).  New reference, or NULL with an exception set. */
+ * cb(ctx, *args).  With raw, args[n - 1] is not there yet: the bytes of
+ * raw (see call_bytes).  New reference, or NULL with an exception set. */
 PyObject *pym_dispatch(int slot, PyObject *cb, ContextObject *ctx,
-                       PyObject *const *args, Py_ssize_t n)
+                       PyObject *const *args, Py_ssize_t n,
+                       const pym_raw *raw)
 {
     const std_entry *e = entry_for(slot, cb);
     PyObject *priv = ctx->priv, *small[8], **stack = small, *res;
+    PyObject *own = NULL;
+    int t = e != NULL && priv != NULL && priv != Py_None;
 
-    if (e != NULL && priv != NULL && priv != Py_None) {
-        int t = slot == SLOT_CONNECT ? PyObject_IsTrue(priv) : 1;
-        if (t < 0)
-            return NULL;
-        if (t > 0) {
-            Py_INCREF(priv); /* setpriv may drop it during the call */
-            res = e->bytes_fn ? call_bytes(e, slot, priv, args, n)
-                              : call_method(e->name, priv, args, n);
-            Py_DECREF(priv);
-            return res;
+    if (t && slot == SLOT_CONNECT && (t = PyObject_IsTrue(priv)) < 0)
+        return NULL;
+    if (t && e->bytes_fn != NULL) {
+        Py_INCREF(priv); /* setpriv may drop it during the call */
+        res = call_bytes(e, slot, priv, args, n, raw);
+        Py_DECREF(priv);
+        return res;
+    }
+    if (raw != NULL && (own = raw_bytes(raw)) == NULL)
+        return NULL;
+    if (t) {
+        PyObject *two[2];
+        if (own != NULL) { /* only header has raw, and it has 2 args */
+            two[0] = args[0];
+            two[1] = own;
+            args = two;
         }
+        Py_INCREF(priv);
+        res = call_method(e->name, priv, args, n);
+        Py_DECREF(priv);
+        Py_XDECREF(own);
+        return res;
     }
     /* cb(ctx, *args); stack[0] is spare so the callee may use it. */
     if (n + 2 > 8 && (stack = PyMem_Malloc((size_t)(n + 2) *
-                                           sizeof *stack)) == NULL)
+                                           sizeof *stack)) == NULL) {
+        Py_XDECREF(own);
         return PyErr_NoMemory();
+    }
     stack[1] = (PyObject *)ctx;
     if (n > 0)
         memcpy(stack + 2, args, (size_t)n * sizeof *stack);
+    if (own != NULL)
+        stack[n + 1] = own;
     res = PyObject_Vectorcall(cb, stack + 1,
                               ((size_t)n + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
                               NULL);
     if (stack != small)
         PyMem_Free(stack);
+    Py_XDECREF(own);
     return res;
 }

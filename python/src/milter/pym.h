@@ -158,15 +158,21 @@ void pym_report(pym_conn *c);
 PyObject *pym_decode(const char *p, size_t n);
 int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
              int *verdict);
+/* The bytes of an argument not made yet (see pym_dispatch). */
+typedef struct pym_raw {
+    const char *p;
+    Py_ssize_t n;
+} pym_raw;
 int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
-               Py_ssize_t n, int *verdict);
+               Py_ssize_t n, const pym_raw *raw, int *verdict);
 ContextObject *pym_conn_ctx(pym_conn *c, pmc_session *s);
 int pym_policy_verdict(pmc_session *s);
 
 /* dispatch.c */
 int pym_dispatch_init(void);
 PyObject *pym_dispatch(int slot, PyObject *cb, ContextObject *ctx,
-                       PyObject *const *args, Py_ssize_t n);
+                       PyObject *const *args, Py_ssize_t n,
+                       const pym_raw *raw);
 
 /* negotiate.c */
 int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n);
