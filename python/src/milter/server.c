@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #ifdef PYM_HAVE_SERVER
+#ifndef PYM_POOL_LINGER_US
+#define PYM_POOL_LINGER_US 1000
+#endif
 static pmc_server *running;   /* guarded by the GIL */
 static PyObject *main_exc;    /* exception to raise from main() */
 static int listen_fd = -1;    /* from opensocket() */
@@ -408,6 +411,10 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.tick_interval_ms = 200;
     cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
     cfg.threads = threads;
+    /* Callbacks take turns on the GIL anyway: a pool thread that has
+     * nothing else to do waits a moment for its connection's next command
+     * rather than handing it back to the loop thread (pmcore.h). */
+    cfg.pool_linger_us = PYM_POOL_LINGER_US;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
         cfg.workers = workers;
