@@ -70,7 +70,10 @@ static void watch(pmci_pool *p, pmci_conn *c, int on)
     struct epoll_event e;
 
     memset(&e, 0, sizeof e);
-    e.events = on ? PMCI_CONN_EVENTS | (c->want_out ? EPOLLOUT : 0) : 0;
+    /* Off: edge-triggered with nothing asked, so a hang-up (always
+     * reported) wakes the loop once, not on every epoll_wait. */
+    e.events = on ? PMCI_CONN_EVENTS | (c->want_out ? EPOLLOUT : 0)
+                  : EPOLLET;
     e.data.ptr = c;
     (void)epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->it.fd, &e);
 }
