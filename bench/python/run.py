@@ -6,7 +6,8 @@ by pmc-load, interleaved rounds, medians.
 
 Rows: unix and TCP at --conn 1, 8 and 64 (4 KiB body, reused connections).
 Columns: ours (full replies), ours with @noreply, ours in prefork mode (when
-the package has Milter.runmilter(workers=N)), pymilter, libmilter C.
+the package has Milter.runmilter(workers=N)), ours with the callbacks on the
+event loop's thread (runmilter(inline=True)), pymilter, libmilter C.
 Instructions per message come from callgrind runs of the unix --conn 8 case.
 
 Environment knobs (all optional):
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
 import benchlib as bl  # noqa: E402
 
 OURS, OURS_NR, OURS_PF = "ours", "ours @noreply", "ours prefork"
+OURS_IN = "ours inline"
 REF, CLIB = "pymilter", "libmilter C"
 MILTER = os.path.join(HERE, "trivial_milter.py")
 
@@ -42,6 +44,13 @@ MILTER = os.path.join(HERE, "trivial_milter.py")
 def env_num(name, default, kind=float):
     v = os.environ.get(name)
     return kind(v) if v not in (None, "") else default
+
+
+def has_param(py, name):
+    probe = ("import inspect, Milter, sys; sys.exit(0 if %r in "
+             "inspect.signature(Milter.runmilter).parameters else 1)" % name)
+    return subprocess.run([py, "-c", probe], cwd=HERE,
+                          stderr=subprocess.DEVNULL).returncode == 0
 
 
 def has_prefork(py):
@@ -104,6 +113,10 @@ def acceptance(main, instr):
         row("msgs/s ours prefork / libmilter C, unix conn 8",
             ratio(main, "unix conn 8 ", "msgs_per_s", OURS_PF, CLIB),
             "≥ 0.9", lambda v: v >= 0.9)
+    if find(main, "unix conn 8 ", OURS_IN):
+        row("msgs/s ours inline / libmilter C, unix conn 8",
+            ratio(main, "unix conn 8 ", "msgs_per_s", OURS_IN, CLIB),
+            "≥ 0.9", lambda v: v >= 0.9)
     lines.append("")
     return "\n".join(lines)
 
@@ -141,6 +154,9 @@ def main():
         ours.append(bl.Milter(OURS_PF, [ours_py, MILTER, "{spec}",
                                         "--workers", str(workers)],
                               cwd=HERE))
+    if has_param(ours_py, "inline"):
+        ours.append(bl.Milter(OURS_IN, [ours_py, MILTER, "{spec}",
+                                        "--inline"], cwd=HERE))
     milters = ours + [bl.Milter(REF, [ref_py, MILTER, "{spec}"], cwd=HERE),
                       bl.Milter(CLIB, [clib, "{spec}"])]
 

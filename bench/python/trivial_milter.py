@@ -7,6 +7,8 @@ Runs unchanged on our package and on pymilter 1.0.5 (libmilter).
 --noreply   @Milter.noreply on every step but EOM (the MTA need not wait
             for those replies)
 --workers N our prefork model (Milter.runmilter(workers=N)); not pymilter
+--inline    our callbacks on the event loop's thread
+            (Milter.runmilter(inline=True)); not pymilter
 """
 import argparse
 import signal
@@ -75,12 +77,15 @@ def main():
     ap.add_argument('spec')
     ap.add_argument('--noreply', action='store_true')
     ap.add_argument('--workers', type=int, default=0)
+    ap.add_argument('--inline', action='store_true')
     a = ap.parse_args()
     Milter.factory = TrivialNoReply if a.noreply else Trivial
     # SIGTERM ends the run on both implementations (benchlib also kills the
     # process group); make it immediate rather than libmilter's 5 s tick.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     kw = {'workers': a.workers} if a.workers else {}
+    if a.inline:
+        kw['inline'] = True
     Milter.runmilter(NAME, a.spec, **kw)
 
 

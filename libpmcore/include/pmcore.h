@@ -1177,6 +1177,12 @@ typedef struct pmc_server_config {
     pmc_server_model model; /* default PMC_MODEL_LOOP */
     unsigned threads;       /* THREADS: workers; 0 = 2 x online CPUs,
                                at least 4, at most 64 */
+    /* THREADS: after a step, a worker with no other job queued keeps a
+     * connection that waits for the MTA's next command for up to this
+     * long (microseconds) and reads it itself, saving the round trip
+     * through the loop thread.  For bindings whose callbacks serialize
+     * anyway (a GIL).  Default 0: every step goes back to the loop. */
+    unsigned pool_linger_us;
     unsigned workers;       /* PREFORK: worker processes; 0 = 4 */
     /* PREFORK: concurrent connections per worker; 1 reproduces
      * Sendmail::PMilter's prefork dispatcher.  0 = max_connections. */

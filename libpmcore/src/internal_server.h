@@ -11,6 +11,8 @@
 
 /* One read takes up to this much: enough for a whole typical message. */
 #define PMCI_SRV_RBUF 65536
+/* A connection's epoll events (plus EPOLLOUT while output waits). */
+#define PMCI_CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
 /* What an epoll registration points at; the first member of each object. */
 enum pmci_kind {
@@ -251,7 +253,8 @@ PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
 PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
 
 /* pool.c */
-PMCI_HIDDEN pmci_pool *pmci_pool_new(unsigned nthreads, pmc_error *err);
+PMCI_HIDDEN pmci_pool *pmci_pool_new(unsigned nthreads, unsigned linger_us,
+                                     int epfd, pmc_error *err);
 PMCI_HIDDEN int pmci_pool_fd(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_submit(pmci_pool *p, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_pool_done(pmci_pool *p);

@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
 int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev)
 {
@@ -154,7 +153,7 @@ static void set_out(pmci_loop *l, pmci_conn *c, int on)
     if (c->want_out == on || c->it.fd < 0)
         return;
     memset(&e, 0, sizeof e);
-    e.events = CONN_EVENTS | (on ? EPOLLOUT : 0);
+    e.events = PMCI_CONN_EVENTS | (on ? EPOLLOUT : 0);
     e.data.ptr = c;
     if (epoll_ctl(l->ep, EPOLL_CTL_MOD, c->it.fd, &e) == 0)
         c->want_out = on;
@@ -482,7 +481,7 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
             n = cpus > 0 ? (unsigned)cpus * 2 : 4;
             n = n < 4 ? 4 : n > 64 ? 64 : n;
         }
-        l->pool = pmci_pool_new(n, &l->err);
+        l->pool = pmci_pool_new(n, cfg->pool_linger_us, l->ep, &l->err);
         if (!l->pool)
             return l->err.code;
     }

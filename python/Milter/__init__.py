@@ -97,14 +97,16 @@ def _optional(func, which):
     return name, OPTIONAL_CALLBACKS[name]
 
 
-def _then(rc, check):
-    """check(rc) now, or, when rc is awaitable (an async def callback), a
-    coroutine that awaits it and then checks: the engine awaits that."""
-    if inspect.isawaitable(rc):
+def _then(rc, check, *extra):
+    """check(*extra, rc) now, or, when rc is awaitable (an async def
+    callback), a coroutine that awaits it and then checks: the engine
+    awaits that.  An int (the usual result) is never awaitable: it skips
+    inspect.isawaitable, whose ABC check cost more than the callback."""
+    if rc.__class__ is not int and inspect.isawaitable(rc):
         async def checked():
-            return check(await rc)
+            return check(*extra, await rc)
         return checked()
-    return check(rc)
+    return check(*extra, rc)
 
 
 def nocallback(func):
@@ -122,7 +124,13 @@ def nocallback(func):
 
     @wraps(func)
     def wrapper(self, *args):
-        return _then(func(self, *args), check)
+        rc = func(self, *args)
+        if rc.__class__ is int:  # check() inline: one frame less per event
+            if rc != CONTINUE:
+                raise RuntimeError('%s return code must be CONTINUE with '
+                                   '@nocallback' % name)
+            return CONTINUE
+        return _then(rc, check)
     wrapper.milter_protocol = no
     return wrapper
 
@@ -131,17 +139,26 @@ def noreply(func):
     """The MTA need not wait for this event's reply, when it agrees."""
     name, (nr, no) = _optional(func, 'noreply')
 
+    def check(self, rc):
+        if self._protocol & nr:
+            if rc != CONTINUE:
+                raise RuntimeError('%s return code must be CONTINUE '
+                                   'with @noreply' % name)
+            # Looked up at call time: Milter.test rebinds NOREPLY.
+            return sys.modules[__name__].NOREPLY
+        return rc
+
     @wraps(func)
     def wrapper(self, *args):
-        def check(rc):
-            if self._protocol & nr:
-                if rc != CONTINUE:
-                    raise RuntimeError('%s return code must be CONTINUE '
-                                       'with @noreply' % name)
-                # Looked up at call time: Milter.test rebinds NOREPLY.
-                return sys.modules[__name__].NOREPLY
-            return rc
-        return _then(func(self, *args), check)
+        rc = func(self, *args)
+        if rc.__class__ is int:  # check() inline: one frame less per event
+            if not self._protocol & nr:
+                return rc
+            if rc != CONTINUE:
+                raise RuntimeError('%s return code must be CONTINUE '
+                                   'with @noreply' % name)
+            return sys.modules[__name__].NOREPLY
+        return _then(rc, check, self)
     wrapper.milter_protocol = nr
     return wrapper
 
@@ -431,15 +448,6 @@ def negotiate_callback(ctx, opts):
     return m.negotiate(opts)
 
 
-def connect_callback(ctx, hostname, family, hostaddr, nr_mask=P_NR_CONN):
-    m = ctx.getpriv()
-    if not m:
-        # No negotiation for this connection (QUIT_NC reuse): a new object.
-        m = factory()
-        m._setctx(ctx)
-    return m.connect(hostname, family, hostaddr)
-
-
 def close_callback(ctx):
     m = ctx.getpriv()
     if not m:
@@ -483,29 +491,59 @@ def envcallback(c, args):
     return c(args[0], *pos, **dictfromlist(args[1:]))
 
 
+def _std(method, via=None):
+    """Mark a callback as "ctx.getpriv().<method>(*args)" (through Base's
+    <method>_bytes when `via` names the method that one calls): the milter
+    module then calls the Milter object's method itself, skipping this
+    function's frame and getpriv (dispatch.c), whenever the context's priv
+    is set; without one, the function runs and decides as before."""
+    def mark(f):
+        f._milter_std = (method, getattr(Base, method) if via else None,
+                         via)
+        return f
+    return mark
+
+
+@_std('connect')
+def connect_callback(ctx, hostname, family, hostaddr, nr_mask=P_NR_CONN):
+    m = ctx.getpriv()
+    if not m:
+        # No negotiation for this connection (QUIT_NC reuse): a new object.
+        m = factory()
+        m._setctx(ctx)
+    return m.connect(hostname, family, hostaddr)
+
+
 def _callbacks():
     """The table runmilter installs (also used by Milter.testctx)."""
     return {
         'negotiate': negotiate_callback,
         'connect': connect_callback,
-        'helo': lambda ctx, host: ctx.getpriv().hello(host),
-        'envfrom': lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b),
-        'envrcpt': lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b),
-        'header': lambda ctx, f, v: ctx.getpriv().header_bytes(f, v),
-        'eoh': lambda ctx: ctx.getpriv().eoh(),
-        'body': lambda ctx, chunk: ctx.getpriv().body(chunk),
-        'eom': lambda ctx: ctx.getpriv().eom(),
-        'abort': lambda ctx: ctx.getpriv().abort(),
+        'helo': _std('hello')(lambda ctx, host: ctx.getpriv().hello(host)),
+        'envfrom': _std('envfrom_bytes', 'envfrom')(
+            lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b)),
+        'envrcpt': _std('envrcpt_bytes', 'envrcpt')(
+            lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b)),
+        'header': _std('header_bytes', 'header')(
+            lambda ctx, f, v: ctx.getpriv().header_bytes(f, v)),
+        'eoh': _std('eoh')(lambda ctx: ctx.getpriv().eoh()),
+        'body': _std('body')(lambda ctx, chunk: ctx.getpriv().body(chunk)),
+        'eom': _std('eom')(lambda ctx: ctx.getpriv().eom()),
+        'abort': _std('abort')(lambda ctx: ctx.getpriv().abort()),
         'close': close_callback,
-        'data': lambda ctx: ctx.getpriv().data(),
-        'unknown': lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        'data': _std('data')(lambda ctx: ctx.getpriv().data()),
+        'unknown': _std('unknown')(
+            lambda ctx, cmd: ctx.getpriv().unknown(cmd)),
     }
 
 
-def runmilter(name, socketname, timeout=0, rmsock=True, workers=0):
+def runmilter(name, socketname, timeout=0, rmsock=True, workers=0,
+              inline=False):
     """Register the Milter callbacks and serve on socketname until stopped.
     workers > 0 serves from that many prefork worker processes
-    (milter.main(workers=...))."""
+    (milter.main(workers=...)); inline=True runs the callbacks on the
+    event loop's thread (milter.main(inline=True): fastest, but a callback
+    that blocks holds every connection)."""
     cb = _callbacks()
     milter.set_connect_callback(cb['connect'])
     milter.set_helo_callback(cb['helo'])
@@ -528,6 +566,8 @@ def runmilter(name, socketname, timeout=0, rmsock=True, workers=0):
     try:
         if workers:
             milter.main(workers=workers)
+        elif inline:
+            milter.main(inline=True)
         else:
             milter.main()
     except milter.error:

@@ -2,7 +2,8 @@
 Prints 'ready' once listening and what main() did at the end.
   async     Milter.Base subclass with async def callbacks, 2 pool threads
   lowlevel  coroutine functions given to milter.set_*_callback/register
-  prefork   main(workers=2): a blocking envfrom, an async eom"""
+  prefork   main(workers=2): a blocking envfrom, an async eom
+  inline    as async, with main(inline=True)"""
 import asyncio
 import os
 import sys
@@ -113,6 +114,8 @@ def main():
         print('ready', flush=True)
         if MODE == 'prefork':
             milter.main(workers=2)
+        elif MODE == 'inline':
+            milter.main(inline=True)
         else:
             milter.main(threads=2)
     print('main returned', flush=True)

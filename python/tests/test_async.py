@@ -92,8 +92,9 @@ def message(c, sender=b'<a@x>', rcpt=b'<b@x>', qid=None):
     return c.eom()
 
 
-def test_async_server_concurrent(server):
-    s = server('async')
+@pytest.mark.parametrize('mode', ['async', 'inline'])
+def test_async_server_concurrent(server, mode):
+    s = server(mode)
     results = {}
 
     def one(n):
@@ -121,8 +122,9 @@ def test_async_server_concurrent(server):
     assert rc == 0 and 'main returned' in out, (out, err)
 
 
-def test_async_server_reply_and_exception_policy(server):
-    s = server('async')
+@pytest.mark.parametrize('mode', ['async', 'inline'])
+def test_async_server_reply_and_exception_policy(server, mode):
+    s = server(mode)
     c = s.client()
     r = message(c, rcpt=b'<bad@x>')
     assert r[0] == 'y' and r[1] == b'550 5.1.1 no such user (async)', r

@@ -1056,6 +1056,16 @@ int main(void)
     test_tick();
     test_serve_fd();
     test_threads();
+    /* Again with the pool's linger: workers that read the next command
+     * themselves, and the loop's watch turned off and on around that. */
+    srvtest_linger_us = 2000;
+    test_basic(PMC_MODEL_THREADS, "threads+linger");
+    test_tcp_and_adopt(PMC_MODEL_THREADS, "threads+linger");
+    test_pipelined_split(PMC_MODEL_THREADS, "threads+linger");
+    test_big_reply(PMC_MODEL_THREADS, "threads+linger");
+    test_drain(PMC_MODEL_THREADS, "threads+linger");
+    test_threads();
+    srvtest_linger_us = 0;
     fds1 = count_fds();
     CHECK(fds0 == fds1, "no leaked descriptors (%d before, %d after)", fds0,
           fds1);

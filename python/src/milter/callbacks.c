@@ -7,6 +7,7 @@
 #include "pym.h"
 
 #include <arpa/inet.h>
+#include <string.h>
 #include <sys/socket.h>
 
 const char *const pym_slot_names[SLOT_COUNT] = {
@@ -113,39 +114,32 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
     }
 }
 
-/* Call slot's callback with (ctx,) + args.  args may be NULL when building
- * it failed (the error is set).  Steals args.  Returns the verdict. */
-int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
-             int *verdict)
+/* Call slot's callback with (ctx,) + args (borrowed; n items, any of
+ * them NULL when building it failed, with the error set; with raw, the
+ * last one is not made yet, see pym_dispatch).  Returns the verdict
+ * through *verdict; -1 when the callback failed. */
+int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
+               Py_ssize_t n, const pym_raw *raw, int *verdict)
 {
-    PyObject *cb = slot_cb(c, slot), *full = NULL, *res = NULL;
+    PyObject *cb = slot_cb(c, slot), *res = NULL;
     ContextObject *ctx;
-    Py_ssize_t i, n;
+    Py_ssize_t i;
     int v = PMC_CONTINUE, was;
 
     if (cb == NULL) {
-        Py_XDECREF(args);
         *verdict = PMC_CONTINUE;
         return 0;
     }
     Py_INCREF(cb); /* the slot may be replaced while the callback runs */
     ctx = pym_conn_ctx(c, s);
-    if (ctx == NULL || args == NULL)
+    if (ctx == NULL)
         goto fail;
-    n = PyTuple_GET_SIZE(args);
-    full = PyTuple_New(n + 1);
-    if (full == NULL)
-        goto fail;
-    Py_INCREF(ctx);
-    PyTuple_SET_ITEM(full, 0, (PyObject *)ctx);
-    for (i = 0; i < n; i++) {
-        PyObject *o = PyTuple_GET_ITEM(args, i);
-        Py_INCREF(o);
-        PyTuple_SET_ITEM(full, i + 1, o);
-    }
+    for (i = 0; i < n - (raw != NULL); i++)
+        if (args[i] == NULL)
+            goto fail;
     was = ctx->in_cb;
     ctx->in_cb = 1;
-    res = PyObject_Call(cb, full, NULL);
+    res = pym_dispatch(slot, cb, ctx, args, n, raw);
     ctx->in_cb = was;
     if (res != NULL && pym_is_awaitable(res)) {
         /* async def: answered when the coroutine is done (aio.c). */
@@ -155,27 +149,38 @@ int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
         if (v < 0)
             goto fail;
         Py_DECREF(cb);
-        Py_DECREF(full);
-        Py_DECREF(args);
         *verdict = v;
         return 0;
     }
     if (res == NULL || pym_result_verdict(slot, res, &v) < 0)
         goto fail;
     Py_DECREF(cb);
-    Py_DECREF(full);
-    Py_DECREF(args);
     Py_DECREF(res);
     *verdict = v;
     return 0;
 fail:
     pym_report(c);
     Py_DECREF(cb);
-    Py_XDECREF(full);
-    Py_XDECREF(args);
     Py_XDECREF(res);
     *verdict = pym_policy_verdict(s);
     return -1;
+}
+
+/* pym_call_v with the arguments in a tuple (stolen; NULL when building it
+ * failed). */
+int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
+             int *verdict)
+{
+    PyObject *none = NULL;
+    int r;
+
+    if (args == NULL)
+        r = pym_call_v(c, s, slot, &none, 1, NULL, verdict);
+    else
+        r = pym_call_v(c, s, slot, &PyTuple_GET_ITEM(args, 0),
+                       PyTuple_GET_SIZE(args), NULL, verdict);
+    Py_XDECREF(args);
+    return r;
 }
 
 /* Most handlers: take the GIL only when a callback exists, so events the
@@ -183,12 +188,12 @@ fail:
 #define ENTER(slot)                                                        \
     pym_conn *c = ud;                                                      \
     int v = PMC_CONTINUE;                                                  \
-    PyGILState_STATE g = pym_gil_ensure();                              \
+    int g = pym_gil_take();                                                \
     if (slot_cb(c, slot) == NULL) {                                        \
-        PyGILState_Release(g);                                             \
+        pym_gil_give(g);                                                   \
         return PMC_CONTINUE;                                               \
     }
-#define LEAVE() PyGILState_Release(g); return v
+#define LEAVE() pym_gil_give(g); return v
 
 static PyObject *hostaddr(const pmc_connect_info *ci, int *family)
 {
@@ -235,8 +240,9 @@ static int h_connect(pmc_session *s, void *ud, const pmc_connect_info *ci)
 static int h_helo(pmc_session *s, void *ud, pmc_str helo)
 {
     ENTER(SLOT_HELO)
-    pym_call(c, s, SLOT_HELO,
-             Py_BuildValue("(N)", pym_decode(helo.ptr, helo.len)), &v);
+    PyObject *a = pym_decode(helo.ptr, helo.len);
+    pym_call_v(c, s, SLOT_HELO, &a, 1, NULL, &v);
+    Py_XDECREF(a);
     LEAVE();
 }
 
@@ -272,27 +278,68 @@ static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
     LEAVE();
 }
 
+/* Header names repeat from message to message: the last ones decoded are
+ * kept (direct-mapped by length and end bytes; the GIL guards them) and
+ * shared, which saves a decode and an allocation per header.  A str is
+ * immutable, so sharing one cannot be seen but through `is`. */
+#define NAME_SLOTS 64
+#define NAME_MAX_LEN 40
+static struct {
+    PyObject *str;
+    size_t len;
+    char raw[NAME_MAX_LEN];
+} names[NAME_SLOTS];
+
+static PyObject *header_name(const char *p, size_t n)
+{
+    unsigned h;
+    PyObject *str;
+
+    if (n == 0 || n > NAME_MAX_LEN)
+        return pym_decode(p, n);
+    h = ((unsigned)n * 31u + (unsigned char)p[0] * 7u +
+         (unsigned char)p[n - 1]) % NAME_SLOTS;
+    if (names[h].str != NULL && names[h].len == n &&
+        memcmp(names[h].raw, p, n) == 0)
+        return Py_NewRef(names[h].str);
+    str = pym_decode(p, n);
+    if (str != NULL) {
+        Py_XSETREF(names[h].str, Py_NewRef(str));
+        names[h].len = n;
+        memcpy(names[h].raw, p, n);
+    }
+    return str;
+}
+
 static int h_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
     ENTER(SLOT_HEADER)
-    pym_call(c, s, SLOT_HEADER,
-             Py_BuildValue("(Ny#)", pym_decode(name.ptr, name.len),
-                           value.ptr, (Py_ssize_t)value.len), &v);
+    /* The value is made where it is used: Milter's header_bytes would
+     * turn bytes into str at once. */
+    pym_raw raw = {value.ptr, (Py_ssize_t)value.len};
+    PyObject *a[2];
+    a[0] = header_name(name.ptr, name.len);
+    a[1] = NULL;
+    pym_call_v(c, s, SLOT_HEADER, a, 2, a[0] ? &raw : NULL, &v);
+    Py_XDECREF(a[0]);
     LEAVE();
 }
 
 static int h_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
 {
     ENTER(SLOT_BODY)
-    pym_call(c, s, SLOT_BODY, Py_BuildValue("(y#)", p, (Py_ssize_t)n), &v);
+    PyObject *a = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    pym_call_v(c, s, SLOT_BODY, &a, 1, NULL, &v);
+    Py_XDECREF(a);
     LEAVE();
 }
 
 static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
 {
     ENTER(SLOT_UNKNOWN)
-    pym_call(c, s, SLOT_UNKNOWN,
-             Py_BuildValue("(N)", pym_decode(cmd.ptr, cmd.len)), &v);
+    PyObject *a = pym_decode(cmd.ptr, cmd.len);
+    pym_call_v(c, s, SLOT_UNKNOWN, &a, 1, NULL, &v);
+    Py_XDECREF(a);
     LEAVE();
 }
 
@@ -300,7 +347,7 @@ static int h_unknown(pmc_session *s, void *ud, pmc_str cmd)
     static int fn(pmc_session *s, void *ud)                      \
     {                                                            \
         ENTER(slot)                                              \
-        pym_call(c, s, slot, PyTuple_New(0), &v);                \
+        pym_call_v(c, s, slot, NULL, 0, NULL, &v);               \
         LEAVE();                                                 \
     }
 NOARG_HANDLER(h_data, SLOT_DATA)
@@ -316,19 +363,19 @@ static int h_close(pmc_session *s, void *ud)
 {
     pym_conn *c = ud;
     int v = PMC_CONTINUE;
-    PyGILState_STATE g = pym_gil_ensure();
+    int g = pym_gil_take();
 
     /* Ended while a coroutine was pending: its answer is not wanted. */
     pym_aio_drop(c, c->ctx);
     if (slot_cb(c, SLOT_CLOSE) != NULL)
-        pym_call(c, s, SLOT_CLOSE, PyTuple_New(0), &v);
+        pym_call_v(c, s, SLOT_CLOSE, NULL, 0, NULL, &v);
     if (c->ctx != NULL) {
         ContextObject *ctx = c->ctx;
         c->ctx = NULL;
         pym_context_detach(ctx);
         Py_DECREF(ctx);
     }
-    PyGILState_Release(g);
+    pym_gil_give(g);
     return PMC_CONTINUE;
 }
 

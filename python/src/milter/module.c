@@ -259,7 +259,7 @@ __attribute__((visibility("default"))) PyMODINIT_FUNC PyInit_milter(void)
         Py_DECREF(&pym_TestConnType);
         goto fail;
     }
-    if (pym_server_init(m) < 0)
+    if (pym_server_init(m) < 0 || pym_dispatch_init() < 0)
         goto fail;
     return m;
 fail:

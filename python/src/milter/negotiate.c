@@ -39,7 +39,7 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
 {
     pym_conn *c = ud;
     PyObject *cb, *opts = NULL, *args;
-    PyGILState_STATE g = pym_gil_ensure();
+    int g = pym_gil_take();
     int v = PMC_ALL_OPTS;
 
     cb = c->cb ? c->cb[SLOT_NEGOTIATE] : pym.cb[SLOT_NEGOTIATE];
@@ -80,6 +80,6 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
     }
     Py_XDECREF(opts);
 out:
-    PyGILState_Release(g);
+    pym_gil_give(g);
     return v;
 }

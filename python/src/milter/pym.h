@@ -6,6 +6,7 @@
  *   module.c     module object, constants, global settings, functions
  *   context.c    the milter.Context type (actions on the current session)
  *   callbacks.c  the pmc_handlers table: argument conversion and results
+ *   dispatch.c   the Milter package's standard callbacks called from C
  *   negotiate.c  the negotiate handler (pymilter's opts-list semantics)
  *   testconn.c   _TestConn: a session driven in-process by the pmc_client
  *   testclient.c _TestConn's MTA-side calls (testconn.h is their header)
@@ -157,8 +158,21 @@ void pym_report(pym_conn *c);
 PyObject *pym_decode(const char *p, size_t n);
 int pym_call(pym_conn *c, pmc_session *s, int slot, PyObject *args,
              int *verdict);
+/* The bytes of an argument not made yet (see pym_dispatch). */
+typedef struct pym_raw {
+    const char *p;
+    Py_ssize_t n;
+} pym_raw;
+int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
+               Py_ssize_t n, const pym_raw *raw, int *verdict);
 ContextObject *pym_conn_ctx(pym_conn *c, pmc_session *s);
 int pym_policy_verdict(pmc_session *s);
+
+/* dispatch.c */
+int pym_dispatch_init(void);
+PyObject *pym_dispatch(int slot, PyObject *cb, ContextObject *ctx,
+                       PyObject *const *args, Py_ssize_t n,
+                       const pym_raw *raw);
 
 /* negotiate.c */
 int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n);
@@ -166,9 +180,11 @@ int pym_negotiate(pmc_session *s, void *ud, pmc_negotiation *n);
 /* module.c helpers */
 PyObject *pym_error(const char *msg);
 
-/* gil.c: PyGILState_Ensure that keeps an engine thread's thread state
- * between callbacks (release with PyGILState_Release as usual). */
-PyGILState_STATE pym_gil_ensure(void);
+/* gil.c: take the GIL on an engine thread, keeping the thread's state
+ * between callbacks; give it back with pym_gil_give(the value returned). */
+#define PYM_GIL_SAVE (-1)
+int pym_gil_take(void);
+void pym_gil_give(int g);
 
 /* server.c */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw);

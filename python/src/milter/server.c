@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #ifdef PYM_HAVE_SERVER
+#ifndef PYM_POOL_LINGER_US
+#define PYM_POOL_LINGER_US 1000
+#endif
 static pmc_server *running;   /* guarded by the GIL */
 static PyObject *main_exc;    /* exception to raise from main() */
 static int listen_fd = -1;    /* from opensocket() */
@@ -45,12 +48,12 @@ static void *conn_open(void *app, const pmc_conn_info *ci)
 static void conn_close(void *app, void *ud)
 {
     pym_conn *c = ud;
-    PyGILState_STATE g;
+    int g;
 
     (void)app;
     if (c == NULL)
         return;
-    g = pym_gil_ensure();
+    g = pym_gil_take();
     if (c->ctx != NULL) { /* close never ran (the session never started) */
         pym_context_detach(c->ctx);
         Py_CLEAR(c->ctx);
@@ -61,7 +64,7 @@ static void conn_close(void *app, void *ud)
         if (running)
             pmc_server_stop(running, -1);
     }
-    PyGILState_Release(g);
+    pym_gil_give(g);
     PyMem_RawFree(c);
 }
 
@@ -369,15 +372,19 @@ static void child_exit(void *app)
     PyGILState_Release(g);
 }
 
-/* main(*, threads=0, workers=0): pymilter's main() takes no arguments.
- * threads sizes the callback thread pool (0 = the core's default: twice
- * the online CPUs, at least 4, at most 64); workers > 0 serves from that
- * many worker processes instead (the prefork model: each worker runs one
- * event loop; this process only supervises them). */
+/* main(*, threads=0, workers=0, inline=False): pymilter's main() takes no
+ * arguments.  threads sizes the callback thread pool (0 = the core's
+ * default: twice the online CPUs, at least 4, at most 64); workers > 0
+ * serves from that many worker processes instead (the prefork model: each
+ * worker runs one event loop; this process only supervises them); inline
+ * runs the callbacks on this thread, in the event loop (the LOOP model):
+ * no hand-off to a pool thread per command, but a callback that blocks
+ * holds every connection. */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"threads", "workers", NULL};
+    static char *kwlist[] = {"threads", "workers", "inline", NULL};
     unsigned int threads = 0, workers = 0;
+    int inline_ = 0;
     pmc_server_config cfg;
     pmc_server *srv;
     pmc_error err;
@@ -386,8 +393,8 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     sigstate ss;
 
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$II:main", kwlist, &threads,
-                                     &workers))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$IIp:main", kwlist,
+                                     &threads, &workers, &inline_))
         return NULL;
     if (running)
         return pym_error("milter module in use");
@@ -402,8 +409,12 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.log_level = pym.dbg > 0 ? PMC_LOG_DEBUG : PMC_LOG_WARNING;
     cfg.tick = tick;
     cfg.tick_interval_ms = 200;
-    cfg.model = PMC_MODEL_THREADS;
+    cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
     cfg.threads = threads;
+    /* Callbacks take turns on the GIL anyway: a pool thread that has
+     * nothing else to do waits a moment for its connection's next command
+     * rather than handing it back to the loop thread (pmcore.h). */
+    cfg.pool_linger_us = PYM_POOL_LINGER_US;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
         cfg.workers = workers;
