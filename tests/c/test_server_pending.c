@@ -9,7 +9,10 @@
 #include "srvtest.h"
 
 static char dir[64];
-static pmc_server *cur_srv;   /* the server the handlers answer through */
+/* The server the handlers answer through.  Set before the server thread
+ * starts (srv_start fills t->srv first), so a PREFORK or FORK child, forked
+ * by that thread, inherits the right pointer. */
+static tsrv *cur_t;
 static atomic_int gone;       /* answers that found no connection */
 static atomic_int bad_id;     /* conn id accessor disagreed with conn_open */
 static atomic_ullong never_id;/* the connection whose EOM is never answered */
@@ -73,13 +76,18 @@ static int answer(pmc_session *s, void *arg)
     return v;
 }
 
+/* Answering threads still running in this process: the server must
+ * outlive their pmc_server_resume calls (see stop()). */
+static atomic_int laters;
+
 static void *later_thread(void *arg)
 {
     job *j = arg;
 
     sleep_ms(j->ms);
-    if (pmc_server_resume(cur_srv, j->id, answer, j) != PMC_OK)
+    if (pmc_server_resume(cur_t->srv, j->id, answer, j) != PMC_OK)
         abort();
+    atomic_fetch_sub(&laters, 1);
     return NULL;
 }
 
@@ -94,9 +102,21 @@ static void later(uint64_t id, int ms, int verdict, int what)
     j->ms = ms;
     j->verdict = verdict;
     j->what = what;
+    atomic_fetch_add(&laters, 1);
     if (pthread_create(&th, NULL, later_thread, j) != 0)
         abort();
     pthread_detach(th);
+}
+
+/* srv_stop once every answering thread of this process has made its call
+ * (in PREFORK and FORK they ran in the children). */
+static pmc_status stop(tsrv *t, int drain_ms)
+{
+    long long end = now_ms() + 10000;
+
+    while (atomic_load(&laters) > 0 && now_ms() < end)
+        sleep_ms(5);
+    return srv_stop(t, drain_ms);
 }
 
 /* --- the milter: pends where the conversation asks it to --- */
@@ -214,9 +234,9 @@ static int start(tsrv *t, pmc_server_config *cfg, const char *name,
 
     snprintf(path, cap, "%s/%s", dir, name);
     snprintf(spec, sizeof spec, "unix:%s", path);
+    cur_t = t;
     if (srv_start(t, cfg, spec) < 0)
         return -1;
-    cur_srv = t->srv;
     return 0;
 }
 
@@ -313,7 +333,7 @@ static void test_stages(pmc_server_model model, const char *label)
           "%s: a message answered at once after pending ones", label);
     pmc_client_quit(k->c);
     cli_free(k);
-    CHECK(srv_stop(&t, 1000) == PMC_OK, "%s: stopped", label);
+    CHECK(stop(&t, 1000) == PMC_OK, "%s: stopped", label);
     CHECK(atomic_load(&bad_id) == 0 && atomic_load(&gone) == 0,
           "%s: ids matched, no answer lost (bad %d, gone %d)", label,
           atomic_load(&bad_id), atomic_load(&gone));
@@ -367,7 +387,7 @@ static void test_others(pmc_server_model model, const char *label)
               "answer ('%s')", label, codes);
     }
     cli_free(slow);
-    srv_stop(&t, 1000);
+    stop(&t, 1000);
 }
 
 /* Input sent while a handler is pending is queued and answered in order
@@ -417,7 +437,7 @@ static void test_queued_and_timeout(pmc_server_model model, const char *label)
     CHECK(atomic_load(&aborts) == 0 && st.conn_read_timeouts == 0,
           "%s: no read timeout cut the pending message (%llu)", label,
           (unsigned long long)st.conn_read_timeouts);
-    srv_stop(&t, 1000);
+    stop(&t, 1000);
 }
 
 /* Answers for connections that are gone get s == NULL. */
@@ -461,7 +481,7 @@ static void test_gone(pmc_server_model model, const char *label)
     CHECK(atomic_load(&gone) == 2,
           "%s: late answers and unknown ids got NULL (%d)", label,
           atomic_load(&gone));
-    srv_stop(&t, 1000);
+    stop(&t, 1000);
 }
 
 /* Drain waits for a pending message; at the deadline it is cut, and an
@@ -500,7 +520,7 @@ static void test_drain(pmc_server_model model, const char *label)
           "%s: run returned after the answer (%lld ms)", label,
           now_ms() - t0);
     cli_free(k);
-    srv_stop(&t, 0);
+    stop(&t, 0);
 
     /* Never answered: cut at the deadline. */
     reset();
@@ -532,7 +552,7 @@ static void test_drain(pmc_server_model model, const char *label)
               "%s: an answer after the run gets NULL at once", label);
     }
     cli_free(k);
-    srv_stop(&t, 0);
+    stop(&t, 0);
 }
 
 static void run_model(pmc_server_model model, const char *label)
