@@ -6,61 +6,20 @@ import asyncio
 import io
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import milter
+import serving
 import Milter
 import pytest
 from Milter.testctx import TestCtx
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 STAGE_EOM = 5
 
 
-class Client(object):
-    """The engine's client on a socket; keeps the socket open with it."""
-
-    def __init__(self, conn, sock):
-        self.conn, self.sock = conn, sock
-
-    def __getattr__(self, name):
-        return getattr(self.conn, name)
-
-
-class Server(object):
-    def __init__(self, mode, tmp_path):
-        self.sock = str(tmp_path / 'a.sock')
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(
-            [HERE] + [p for p in sys.path if p])
-        self.p = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, 'aio_helper.py'), mode,
-             self.sock], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, text=True)
-        line = self.p.stdout.readline()
-        assert line.strip() == 'ready', (line, self.p.stderr.read())
-
-    def client(self):
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(self.sock)
-        c = Client(milter._TestConn(fd=s.fileno(), timeout_ms=10000), s)
-        c.negotiate()
-        c.connect('mx', '4', 25, '192.0.2.1')
-        return c
-
-    def stop(self, timeout=10):
-        self.p.send_signal(signal.SIGTERM)
-        out, err = self.p.communicate(timeout=timeout)
-        return self.p.returncode, out, err
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.communicate()
+def Server(mode, tmp_path):
+    return serving.Server('aio_helper.py', mode, str(tmp_path / 'a.sock'))
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""A milter.main() server in a child process and clients for it, shared by
+the server and async tests.  The child runs one of this directory's helper
+scripts (srv_helper.py, aio_helper.py) in a given mode and prints 'ready'
+once it listens."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import milter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Client(object):
+    """The engine's client on a socket; keeps the socket open with it."""
+
+    def __init__(self, conn, sock):
+        self.conn, self.sock = conn, sock
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+class Server(object):
+    def __init__(self, helper, mode, sock):
+        self.sock = sock
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [HERE] + [p for p in sys.path if p])
+        self.p = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, helper), mode, self.sock],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            text=True)
+        line = self.p.stdout.readline()
+        assert line.strip() == 'ready', (line, self.p.stderr.read())
+
+    def client(self):
+        """Connected, negotiated and past CONNECT."""
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.sock)
+        c = Client(milter._TestConn(fd=s.fileno(), timeout_ms=10000), s)
+        c.negotiate()
+        c.connect('mx', '4', 25, '192.0.2.1')
+        return c
+
+    def finish(self, timeout=10):
+        out, err = self.p.communicate(timeout=timeout)
+        return self.p.returncode, out, err
+
+    def stop(self, timeout=10):
+        self.p.send_signal(signal.SIGTERM)
+        return self.finish(timeout)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.communicate()
