@@ -170,18 +170,24 @@ PyObject *TC_connect(TestConnObject *self, PyObject *args)
     }
 }
 
+/* An event whose one argument is a byte string (HELO, UNKNOWN). */
+static PyObject *string_call(TestConnObject *self, PyObject *args,
+                             pmc_status (*call)(pmc_client *, const char *,
+                                                pmc_result *))
+{
+    const char *text;
+    pmc_result r;
+    pmc_status st;
+
+    if (!PyArg_ParseTuple(args, "y", &text) || pym_tc_enter(self, 1))
+        return NULL;
+    CLIENT_CALL(self, st, call(self->cl, text, &r));
+    return result(self, st, &r);
+}
+
 PyObject *TC_helo(TestConnObject *self, PyObject *args)
 {
-    const char *h;
-    pmc_result r;
-
-    if (!PyArg_ParseTuple(args, "y", &h) || pym_tc_enter(self, 1))
-        return NULL;
-    {
-        pmc_status cst;
-        CLIENT_CALL(self, cst, pmc_client_helo(self->cl, h, &r));
-        return result(self, cst, &r);
-    }
+    return string_call(self, args, pmc_client_helo);
 }
 
 static PyObject *argv_call(TestConnObject *self, PyObject *args, int rcpt)
@@ -268,16 +274,7 @@ PyObject *TC_body(TestConnObject *self, PyObject *args)
 
 PyObject *TC_unknown(TestConnObject *self, PyObject *args)
 {
-    const char *l;
-    pmc_result r;
-
-    if (!PyArg_ParseTuple(args, "y", &l) || pym_tc_enter(self, 1))
-        return NULL;
-    {
-        pmc_status cst;
-        CLIENT_CALL(self, cst, pmc_client_unknown(self->cl, l, &r));
-        return result(self, cst, &r);
-    }
+    return string_call(self, args, pmc_client_unknown);
 }
 
 #define NOARG(fn, call)                                                   \
