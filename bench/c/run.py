@@ -30,11 +30,6 @@ REF = "libmilter"
 PMC = "libpmcore"
 
 
-def env_num(name, default, kind=float):
-    v = os.environ.get(name)
-    return kind(v) if v not in (None, "") else default
-
-
 def case(name, conn, body=4096, fresh=False, transport="unix", dur=1.0,
          pin_milter=None, pin_driver=None):
     args = ["--conn", str(conn), "--body", str(body), "--duration",
@@ -61,8 +56,8 @@ def main():
     lm_bin = os.path.join(b, "milter_libmilter")
 
     quick = os.environ.get("QUICK") == "1"
-    rounds = env_num("ROUNDS", 1 if quick else 3, int)
-    dur = env_num("DURATION", 0.5 if quick else 1.0)
+    rounds = bl.env_num("ROUNDS", 1 if quick else 3, int)
+    dur = bl.env_num("DURATION", 0.5 if quick else 1.0)
     do_sys = os.environ.get("SYSCALLS", "1") != "0"
     do_models = os.environ.get("MODELS", "1") != "0"
     do_cg = os.environ.get("CALLGRIND") == "1"
@@ -173,31 +168,13 @@ def main():
     return 0 if ok else 1
 
 
-def _find(results, case_name, milter):
-    for r in results:
-        if r.case.name == case_name and r.milter.name == milter:
-            return r
-    return None
-
-
 def acceptance(r_main, r_nr):
     """The issue's targets, checked on this run's figures."""
-    lines = ["## Acceptance (issue 3), this run", "",
-             "| check | value | target | |", "|---|---:|---:|---|"]
+    acc = bl.Acceptance("Acceptance (issue 3), this run")
+    row = acc.row
 
-    def row(what, val, target, good):
-        if val is None:
-            lines.append(f"| {what} | – | {target} | not measured |")
-        else:
-            lines.append(f"| {what} | {val:.2f} | {target} | "
-                         f"{'pass' if good(val) else 'FAIL'} |")
-
-    def ratio(case_name, metric, results=r_main, a=PMC, b=REF):
-        x, y = _find(results, case_name, a), _find(results, case_name, b)
-        if not x or not y:
-            return None
-        vx, vy = x.value(metric), y.value(metric)
-        return vx / vy if vx is not None and vy else None
+    def ratio(case_name, metric):
+        return bl.ratio(r_main, case_name, metric, PMC, REF)
 
     for fresh in (False, True):
         n = label(64, 4096, fresh, "unix")
@@ -206,12 +183,12 @@ def acceptance(r_main, r_nr):
     for conn in (8, 64):
         for fresh in (False, True):
             n = label(conn, 4096, fresh, "unix")
-            if _find(r_main, n, PMC):
+            if bl.find(r_main, n, PMC):
                 row(f"CPU/msg {PMC}/{REF}, {n}", ratio(n, "cpu_us_per_msg"),
                     "≤ 0.50", lambda v: v <= 0.5)
     for conn in (1, 8, 64):
         n = label(conn, 4096, False, "unix")
-        r = _find(r_main, n, PMC)
+        r = bl.find(r_main, n, PMC)
         if r:
             row(f"syscalls/msg {PMC}, {n}", r.syscalls, "≤ 60",
                 lambda v: v <= 60)
@@ -220,14 +197,13 @@ def acceptance(r_main, r_nr):
             row(f"syscalls/msg {PMC} NR, {c.case.name}", c.syscalls, "≤ 12",
                 lambda v: v <= 12)
     for conn in (1, 8, 64):
-        u = _find(r_main, label(conn, 4096, False, "unix"), PMC)
-        t = _find(r_main, label(conn, 4096, False, "inet"), PMC)
+        u = bl.find(r_main, label(conn, 4096, False, "unix"), PMC)
+        t = bl.find(r_main, label(conn, 4096, False, "inet"), PMC)
         if u and t and u.value("msgs_per_s") and t.value("msgs_per_s"):
             row(f"{PMC} TCP/unix msgs/s, conn {conn} 4 KiB reused",
                 t.value("msgs_per_s") / u.value("msgs_per_s"), "≥ 0.80",
                 lambda v: v >= 0.8)
-    lines.append("")
-    return "\n".join(lines)
+    return acc.markdown()
 
 
 def top_syscalls(results):

@@ -586,6 +586,51 @@ class Bench:
 
 # --- tables ----------------------------------------------------------------
 
+def env_num(name, default, kind=float):
+    """A numeric knob from the environment; unset or empty means default."""
+    v = os.environ.get(name)
+    return kind(v) if v not in (None, "") else default
+
+
+def find(results, case_name, milter):
+    """The Result of one milter on one case, or None."""
+    for r in results:
+        if r.case.name == case_name and r.milter.name == milter:
+            return r
+    return None
+
+
+def ratio(results, case_name, metric, a, b):
+    """metric of milter a divided by milter b on one case, or None when
+    either is missing or zero."""
+    x, y = find(results, case_name, a), find(results, case_name, b)
+    if not x or not y:
+        return None
+    vx, vy = x.value(metric), y.value(metric)
+    if not vx or not vy:
+        return None
+    return vx / vy
+
+
+class Acceptance:
+    """An issue's targets checked on one run's figures, as a Markdown
+    table: row() per check, markdown() at the end."""
+
+    def __init__(self, title):
+        self.lines = [f"## {title}", "", "| check | value | target | |",
+                      "|---|---:|---:|---|"]
+
+    def row(self, what, val, target, good):
+        if val is None:
+            self.lines.append(f"| {what} | – | {target} | not measured |")
+        else:
+            self.lines.append(f"| {what} | {val:.2f} | {target} | "
+                              f"{'pass' if good(val) else 'FAIL'} |")
+
+    def markdown(self):
+        return "\n".join(self.lines + [""])
+
+
 def _fmt(v):
     if v is None:
         return "–"

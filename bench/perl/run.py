@@ -75,30 +75,19 @@ def cases(duration):
     return out
 
 
-def ratio(results, case, a, b, metric):
-    va = vb = None
-    for r in results:
-        if r.case.name == case and r.milter.name == a:
-            va = r.value(metric)
-        if r.case.name == case and r.milter.name == b:
-            vb = r.value(metric)
-    if not va or not vb:
-        return None
-    return va / vb
-
-
 def acceptance(results):
     """(label, value, target) of the issue's acceptance criteria."""
-    instr = ratio(results, "unix-c1", PP, OURS, "instr_per_msg")
+    instr = benchlib.ratio(results, "unix-c1", "instr_per_msg", PP, OURS)
     return [
         ("unix, full replies: pure-Perl instructions/msg ÷ ours",
          instr, 10.0),
         ("unix --conn 64: ours msgs/s ÷ pure-Perl",
-         ratio(results, "unix-c64", OURS, PP, "msgs_per_s"), 1.8),
+         benchlib.ratio(results, "unix-c64", "msgs_per_s", OURS, PP), 1.8),
         ("unix --conn 8: ours msgs/s ÷ libmilter C",
-         ratio(results, "unix-c8", OURS, LIBMILTER, "msgs_per_s"), 0.9),
+         benchlib.ratio(results, "unix-c8", "msgs_per_s", OURS, LIBMILTER),
+         0.9),
         ("TCP --conn 1: ours msgs/s ÷ pure-Perl",
-         ratio(results, "inet-c1", OURS, PP, "msgs_per_s"), 50.0),
+         benchlib.ratio(results, "inet-c1", "msgs_per_s", OURS, PP), 50.0),
     ]
 
 

@@ -41,11 +41,6 @@ REF, CLIB = "pymilter", "libmilter C"
 MILTER = os.path.join(HERE, "trivial_milter.py")
 
 
-def env_num(name, default, kind=float):
-    v = os.environ.get(name)
-    return kind(v) if v not in (None, "") else default
-
-
 def has_param(py, name):
     probe = ("import inspect, Milter, sys; sys.exit(0 if %r in "
              "inspect.signature(Milter.runmilter).parameters else 1)" % name)
@@ -67,37 +62,13 @@ def case(conn, transport, dur):
                           "X-PMC-Bench"], transport=transport)
 
 
-def find(results, case_name, milter):
-    for r in results:
-        if r.case.name == case_name and r.milter.name == milter:
-            return r
-    return None
-
-
-def ratio(results, case_name, metric, a, b, invert=False):
-    x, y = find(results, case_name, a), find(results, case_name, b)
-    if not x or not y:
-        return None
-    vx, vy = x.value(metric), y.value(metric)
-    if vx is None or vy is None or not vx or not vy:
-        return None
-    return vy / vx if invert else vx / vy
-
-
 def acceptance(main, instr):
-    lines = ["## Acceptance (issue 5), this run", "",
-             "| check | value | target | |", "|---|---:|---:|---|"]
-
-    def row(what, val, target, good):
-        if val is None:
-            lines.append(f"| {what} | – | {target} | not measured |")
-        else:
-            lines.append(f"| {what} | {val:.2f} | {target} | "
-                         f"{'pass' if good(val) else 'FAIL'} |")
+    acc = bl.Acceptance("Acceptance (issue 5), this run")
+    row, ratio, find = acc.row, bl.ratio, bl.find
 
     row("instructions/msg pymilter / ours, unix conn 8, full replies",
-        ratio(instr, "unix conn 8 ", "instr_per_msg", OURS, REF,
-              invert=True), "≥ 2.5", lambda v: v >= 2.5)
+        ratio(instr, "unix conn 8 ", "instr_per_msg", REF, OURS), "≥ 2.5",
+        lambda v: v >= 2.5)
     row("msgs/s ours / pymilter, unix conn 64, full replies",
         ratio(main, "unix conn 64", "msgs_per_s", OURS, REF), "≥ 1.5",
         lambda v: v >= 1.5)
@@ -117,8 +88,7 @@ def acceptance(main, instr):
         row("msgs/s ours inline / libmilter C, unix conn 8",
             ratio(main, "unix conn 8 ", "msgs_per_s", OURS_IN, CLIB),
             "≥ 0.9", lambda v: v >= 0.9)
-    lines.append("")
-    return "\n".join(lines)
+    return acc.markdown()
 
 
 def main():
@@ -140,11 +110,11 @@ def main():
                      "builds it; the reference needs scripts/setup.sh)")
 
     quick = os.environ.get("QUICK") == "1"
-    rounds = env_num("ROUNDS", 1 if quick else 3, int)
-    dur = env_num("DURATION", 0.5 if quick else 1.0)
+    rounds = bl.env_num("ROUNDS", 1 if quick else 3, int)
+    dur = bl.env_num("DURATION", 0.5 if quick else 1.0)
     do_sys = os.environ.get("SYSCALLS", "1") != "0"
     do_cg = os.environ.get("CALLGRIND", "1") != "0"
-    workers = env_num("WORKERS", 2, int)
+    workers = bl.env_num("WORKERS", 2, int)
 
     ours = [bl.Milter(OURS, [ours_py, MILTER, "{spec}"], cwd=HERE),
             bl.Milter(OURS_NR, [ours_py, MILTER, "{spec}", "--noreply"],
