@@ -5,7 +5,7 @@
  * same work for the comparison to mean anything.
  *
  * usage: milter_pmcore SPEC [--noreply] [--model loop|threads|prefork|fork]
- *                           [--workers N] [--reject]
+ *                           [--workers N] [--lead US] [--reject]
  *   --noreply  negotiate no-reply for every step but EOM (rspamd style)
  *   --model    server model (default loop); --workers sets the prefork
  *              process count or the thread pool size
@@ -117,7 +117,8 @@ static void log_line(void *app, int level, uint64_t conn_id,
 static int usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s SPEC [--noreply] [--model loop|threads|"
-                    "prefork|fork] [--workers N] [--reject]\n", argv0);
+                    "prefork|fork] [--workers N] [--lead US] [--reject]\n",
+            argv0);
     return 2;
 }
 
@@ -157,6 +158,8 @@ int main(int argc, char **argv)
             else if (strcmp(m, "prefork") == 0) cfg.model = PMC_MODEL_PREFORK;
             else if (strcmp(m, "fork") == 0) cfg.model = PMC_MODEL_FORK;
             else return usage(argv[0]);
+        } else if (strcmp(argv[i], "--lead") == 0 && i + 1 < argc) {
+            cfg.pool_lead_us = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
             workers = (unsigned)strtoul(argv[++i], NULL, 10);
         } else {

@@ -127,6 +127,10 @@ def main():
                             + (["--workers", w] if w else []))
                   for m, w in (("loop", None), ("threads", "4"),
                                ("prefork", "2"))]
+        # THREADS in lead mode (pool_lead_us), as the Python binding runs.
+        models.insert(2, bl.Milter(f"{PMC} threads lead", [
+            pmc_bin, "{spec}", "--model", "threads", "--workers", "4",
+            "--lead", "2000"]))
         models.append(bl.Milter(REF, [lm_bin, "{spec}"]))
         mcases = [case(label(c, 4096, f, "unix"), c, 4096, f, "unix", dur)
                   for c, f in ((8, False), (64, False), (64, True))]

@@ -1044,7 +1044,8 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  * of its connection.
  * In the other models they all run on one thread.  tick and reload run on
  * the loop thread, possibly while handlers run on pool threads; log may be
- * called from any thread at once and must be thread-safe.
+ * called from any thread at once and must be thread-safe.  THREADS with
+ * pool_lead_us moves the loop itself between threads (see there).
  */
 
 /* Socket families of a parsed spec. */
@@ -1183,6 +1184,21 @@ typedef struct pmc_server_config {
      * through the loop thread.  For bindings whose callbacks serialize
      * anyway (a GIL).  Default 0: every step goes back to the loop. */
     unsigned pool_linger_us;
+    /* THREADS, lead mode: when nonzero, the thread running the event loop
+     * runs each step itself (no hand-off, as in LOOP), and a pool thread
+     * watches it: a step still running after about this long
+     * (microseconds; the watcher looks every pool_lead_us, so between one
+     * and two of them) makes the watcher take the event loop over, so a
+     * handler that blocks stalls only its own connection, as in the
+     * classic pool.  The loop then moves between threads: handlers,
+     * conn_open/close, log and reload run on whichever thread leads; tick
+     * always runs on the thread that called pmc_server_run (when another
+     * thread leads, that thread waits in pmc_server_run for ticks).  Up to
+     * threads + 1 handlers may block at once.  pool_linger_us is unused in
+     * this mode.  For bindings whose handlers serialize on a lock (a GIL),
+     * where the classic pool's hand-offs cost more than the handlers.
+     * Default 0: the classic pool. */
+    unsigned pool_lead_us;
     unsigned workers;       /* PREFORK: worker processes; 0 = 4 */
     /* PREFORK: concurrent connections per worker; 1 reproduces
      * Sendmail::PMilter's prefork dispatcher.  0 = max_connections. */

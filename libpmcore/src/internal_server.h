@@ -98,6 +98,7 @@ struct pmci_conn {
     pmci_conn *anext;    /* the loop's re-read list (a conn may be on it
                             and in the pool at once) */
     int on_again;
+    int lead_read;       /* lead mode: queued to be read, then stepped */
 
     int pending;         /* a handler's answer is pending */
     size_t queued;       /* unread input the session holds */
@@ -181,6 +182,9 @@ typedef struct pmci_loop {
     pmci_conn *dead;     /* finished, freed after the current events */
     uint8_t *rbuf;
     pmci_pool *pool;
+    int lead;            /* lead mode: steps queue on runq for the leader */
+    pmci_conn *runq, *runq_tail;
+    pmci_item pool_item;
     pmci_item wake, hostwake, control;
     pmci_stats st;       /* loop-side counters not yet merged */
     pmci_conn **tab;     /* connections by id (chained by hnext) */
@@ -246,6 +250,9 @@ PMCI_HIDDEN pmc_status pmci_loop_run(pmci_loop *l);
 PMCI_HIDDEN void pmci_loop_fini(pmci_loop *l);
 PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
 PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
+/* Lead the loop (lead mode): 1 when the lead was lost, 0 when the loop is
+ * over. */
+PMCI_HIDDEN int pmci_loop_lead(pmci_loop *l);
 
 /* accept.c */
 PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
@@ -253,12 +260,25 @@ PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
 PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
 
 /* pool.c */
-PMCI_HIDDEN pmci_pool *pmci_pool_new(unsigned nthreads, unsigned linger_us,
-                                     int epfd, pmc_error *err);
+PMCI_HIDDEN pmci_pool *pmci_pool_new(pmci_loop *l, unsigned nthreads,
+                                     pmc_error *err);
 PMCI_HIDDEN int pmci_pool_fd(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_submit(pmci_pool *p, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_pool_done(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_free(pmci_pool *p);
+/* Lead mode (pool_lead_us): the loop's thread runs steps itself. */
+PMCI_HIDDEN int pmci_pool_leads(const pmci_pool *p);
+PMCI_HIDDEN int pmci_pool_is_home(const pmci_pool *p);
+/* Run c's step as the leader: 1 when still leading after it (the caller
+ * goes on with the loop), 0 when a follower took the loop over meanwhile
+ * (c went to the done list; the caller is a follower now). */
+PMCI_HIDDEN int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c);
+/* The loop ended on a follower: wake the home thread and the others. */
+PMCI_HIDDEN void pmci_pool_over(pmci_pool *p);
+/* A tick for the home thread, which runs the host's tick hook. */
+PMCI_HIDDEN void pmci_pool_tick_home(pmci_pool *p);
+/* The home thread after losing the lead: run ticks until the loop ends. */
+PMCI_HIDDEN void pmci_pool_home_follow(pmci_pool *p, pmc_server *srv);
 
 /* procs.c */
 PMCI_HIDDEN pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err);

@@ -65,10 +65,22 @@ static void tl_append(pmci_loop *l, pmci_conn *c, int which)
 
 /* --- dispatch --- */
 
-static void dispatch(pmci_loop *l, pmci_conn *c, unsigned job)
+static void runq_push(pmci_loop *l, pmci_conn *c)
 {
-    /* Resume requests go with every step, so they run as soon as the
-     * connection's thread gets to it. */
+    tl_remove(l, c);
+    c->busy = 1;
+    c->qnext = NULL;
+    if (l->runq_tail)
+        l->runq_tail->qnext = c;
+    else
+        l->runq = c;
+    l->runq_tail = c;
+}
+
+/* The step's job.  Resume requests go with every step, so they run as
+ * soon as the connection's thread gets to it. */
+static void add_job(pmci_conn *c, unsigned job)
+{
     if (c->rq) {
         pmci_resume **pp = &c->rq_job;
         while (*pp)
@@ -78,6 +90,15 @@ static void dispatch(pmci_loop *l, pmci_conn *c, unsigned job)
         job |= PMCI_JOB_RESUME;
     }
     c->job |= job;
+}
+
+static void dispatch(pmci_loop *l, pmci_conn *c, unsigned job)
+{
+    add_job(c, job);
+    if (l->lead) { /* run by the leader once this batch of events is done */
+        runq_push(l, c);
+        return;
+    }
     tl_remove(l, c);
     if (l->pool) {
         c->busy = 1;
@@ -95,12 +116,12 @@ static void end_conn(pmci_loop *l, pmci_conn *c, pmc_status why)
 }
 
 /* Read once, up to the buffer's size; a short read on a stream socket
- * means it is drained, which edge-triggered epoll needs to know.  Returns
- * 1 when the connection went to a step, 0 when nothing was there. */
-static int do_read(pmci_loop *l, pmci_conn *c)
+ * means it is drained, which edge-triggered epoll needs to know.  0 when
+ * nothing was there, 1 with *job set (input or end of stream), 2 when the
+ * connection was ended (a read error) and went to a step for that. */
+static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
 {
     ssize_t n;
-    unsigned job;
 
     c->rd_pending = 0;
     if (c->eof_seen)
@@ -121,16 +142,16 @@ static int do_read(pmci_loop *l, pmci_conn *c)
         if (l->pool) {
             if (pmc_buf_append(&c->in, l->rbuf, (size_t)n) != PMC_OK) {
                 end_conn(l, c, PMC_ERR_NOMEM);
-                return 1;
+                return 2;
             }
         } else {
             c->bp = l->rbuf;
             c->bn = (size_t)n;
         }
-        job = PMCI_JOB_INPUT;
+        *job = PMCI_JOB_INPUT;
     } else if (n == 0) {
         c->eof_seen = 1;
-        job = PMCI_JOB_EOF;
+        *job = PMCI_JOB_EOF;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return 0;
     } else {
@@ -140,10 +161,30 @@ static int do_read(pmci_loop *l, pmci_conn *c)
                  pmci_errtext(errno, et, sizeof et));
         c->eof_seen = 1;
         end_conn(l, c, PMC_ERR_IO);
-        return 1;
+        return 2;
     }
-    dispatch(l, c, job);
     return 1;
+}
+
+/* 1 when the connection went to a step, 0 when nothing was there. */
+static int do_read(pmci_loop *l, pmci_conn *c)
+{
+    unsigned job;
+    int r = read_in(l, c, &job);
+
+    if (r == 1)
+        dispatch(l, c, job);
+    return r != 0;
+}
+
+/* Lead mode: read when the leader gets to the connection in its queue,
+ * just before the step, so each connection's reply goes out as soon as
+ * it is ready (reading every ready connection first and then running
+ * their steps held the first reply back by all the reads). */
+static void queue_read(pmci_loop *l, pmci_conn *c)
+{
+    c->lead_read = 1;
+    runq_push(l, c);
 }
 
 static void set_out(pmci_loop *l, pmci_conn *c, int on)
@@ -208,8 +249,14 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         return;
     }
     if (c->rd_pending && !c->out_left && !c->on_again &&
-        !(c->pending && c->queued >= PMCI_PENDING_READ_MAX) && do_read(l, c))
-        return;
+        !(c->pending && c->queued >= PMCI_PENDING_READ_MAX)) {
+        if (l->lead) {
+            queue_read(l, c);
+            return;
+        }
+        if (do_read(l, c))
+            return;
+    }
     if (!c->out_left && !c->pending && !c->partial)
         pmci_session_trim(c->s);
     /* The MTA owes nothing while a handler is pending: idle, not read. */
@@ -279,6 +326,12 @@ static void run_tick(pmci_loop *l)
 {
     const pmc_server_config *cfg = &l->srv->cfg;
 
+    /* The host's hooks for its signals run on its own thread. */
+    if (l->lead && !pmci_pool_is_home(l->pool)) {
+        if (cfg->tick)
+            pmci_pool_tick_home(l->pool);
+        return;
+    }
     if (cfg->tick && cfg->tick(cfg->app) != 0)
         begin_stop(l, cfg->drain_timeout_ms);
 }
@@ -481,9 +534,10 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
             n = cpus > 0 ? (unsigned)cpus * 2 : 4;
             n = n < 4 ? 4 : n > 64 ? 64 : n;
         }
-        l->pool = pmci_pool_new(n, cfg->pool_linger_us, l->ep, &l->err);
+        l->pool = pmci_pool_new(l, n, &l->err);
         if (!l->pool)
             return l->err.code;
+        l->lead = pmci_pool_leads(l->pool);
     }
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
         l->next_tick = pmci_now_ms() + cfg->tick_interval_ms;
@@ -513,15 +567,118 @@ static void free_dead(pmci_loop *l)
     }
 }
 
-pmc_status pmci_loop_run(pmci_loop *l)
+/* One round: wait, handle the events, re-read, expire, reap.  -1 when
+ * epoll failed (the loop ends). */
+static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
-    pmci_item pool_item;
+    long long now = pmci_now_ms();
+    int n = epoll_wait(l->ep, ev, 64, l->runq ? 0 : wait_ms(l, now));
 
+    if (n < 0 && errno != EINTR) {
+        pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");
+        l->result = PMC_ERR_IO;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        pmci_item *it = ev[i].data.ptr;
+        switch (it->kind) {
+        case PMCI_K_CONN:
+            conn_event(l, (pmci_conn *)it, ev[i].events);
+            break;
+        case PMCI_K_LISTENER:
+            pmci_accept(l, (pmci_listener *)it);
+            break;
+        case PMCI_K_CHILD:
+            pmci_child_event(l, (pmci_child *)it);
+            break;
+        case PMCI_K_WAKE:
+            wake_event(l);
+            break;
+        case PMCI_K_HOSTWAKE:
+            hostwake_event(l);
+            break;
+        case PMCI_K_CONTROL:
+            control_event(l);
+            break;
+        case PMCI_K_POOL:
+            pool_event(l);
+            break;
+        }
+    }
+    /* Connections whose last read filled the buffer read again. */
+    while (l->again) {
+        pmci_conn *c = l->again;
+        l->again = c->anext;
+        c->on_again = 0;
+        c->anext = NULL;
+        c->rd_pending = 1;
+        if (!c->busy)
+            pmci_loop_after_step(l, c);
+    }
+    expire(l, pmci_now_ms());
+    if (l->srv->children)
+        pmci_children_reap(l, 0);
+    if (l->srv->cfg.model == PMC_MODEL_PREFORK && !l->srv->is_child &&
+        !l->stopping)
+        pmci_prefork_maintain(l);
+    return 0;
+}
+
+/* Lead mode: the steps the last round queued, in order.  A step's
+ * after-step may queue more (the next read).  0 when the lead was lost
+ * during one: the rest of the queue is the new leader's. */
+static int run_queue(pmci_loop *l)
+{
+    pmci_conn *c;
+
+    while ((c = l->runq)) {
+        l->runq = c->qnext;
+        if (!l->runq)
+            l->runq_tail = NULL;
+        c->qnext = NULL;
+        if (c->lead_read) {
+            unsigned job;
+            int r;
+            c->lead_read = 0;
+            c->busy = 0;
+            r = read_in(l, c, &job);
+            if (r == 0) { /* nothing after all: wait for the next event */
+                pmci_loop_after_step(l, c);
+                continue;
+            }
+            if (r == 2) /* ended: that went to the queue */
+                continue;
+            c->busy = 1;
+            add_job(c, job);
+        }
+        if (!pmci_pool_lead_step(l->pool, c))
+            return 0;
+        pmci_loop_after_step(l, c);
+    }
+    return 1;
+}
+
+int pmci_loop_lead(pmci_loop *l)
+{
+    for (;;) {
+        if (!run_queue(l))
+            return 1;
+        /* Freed only here: an event of the round may point at them. */
+        free_dead(l);
+        if (finished(l) || l->result != PMC_OK)
+            return 0;
+        if (round_once(l) < 0)
+            return 0;
+    }
+}
+
+pmc_status pmci_loop_run(pmci_loop *l)
+{
     if (l->pool) {
-        pool_item.kind = PMCI_K_POOL;
-        pool_item.fd = pmci_pool_fd(l->pool);
-        if (pmci_loop_add(l, &pool_item, EPOLLIN) != 0) {
+        l->pool_item.kind = PMCI_K_POOL;
+        l->pool_item.fd = pmci_pool_fd(l->pool);
+        if (pmci_loop_add(l, &l->pool_item, EPOLLIN) != 0) {
             pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_ctl failed");
             return PMC_ERR_IO;
         }
@@ -530,58 +687,17 @@ pmc_status pmci_loop_run(pmci_loop *l)
         pmci_accept_update(l);
     if (atomic_load(&l->srv->stop_req) > 0)
         wake_event(l);
-    while (!finished(l)) {
-        long long now = pmci_now_ms();
-        int n = epoll_wait(l->ep, ev, 64, wait_ms(l, now));
-
-        if (n < 0 && errno != EINTR) {
-            pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");
-            l->result = PMC_ERR_IO;
-            break;
+    if (l->lead) {
+        if (pmci_loop_lead(l))
+            pmci_pool_home_follow(l->pool, l->srv);
+        else
+            pmci_pool_over(l->pool);
+    } else {
+        while (!finished(l)) {
+            if (round_once(l) < 0)
+                break;
+            free_dead(l);
         }
-        for (int i = 0; i < n; i++) {
-            pmci_item *it = ev[i].data.ptr;
-            switch (it->kind) {
-            case PMCI_K_CONN:
-                conn_event(l, (pmci_conn *)it, ev[i].events);
-                break;
-            case PMCI_K_LISTENER:
-                pmci_accept(l, (pmci_listener *)it);
-                break;
-            case PMCI_K_CHILD:
-                pmci_child_event(l, (pmci_child *)it);
-                break;
-            case PMCI_K_WAKE:
-                wake_event(l);
-                break;
-            case PMCI_K_HOSTWAKE:
-                hostwake_event(l);
-                break;
-            case PMCI_K_CONTROL:
-                control_event(l);
-                break;
-            case PMCI_K_POOL:
-                pool_event(l);
-                break;
-            }
-        }
-        /* Connections whose last read filled the buffer read again. */
-        while (l->again) {
-            pmci_conn *c = l->again;
-            l->again = c->anext;
-            c->on_again = 0;
-            c->anext = NULL;
-            c->rd_pending = 1;
-            if (!c->busy)
-                pmci_loop_after_step(l, c);
-        }
-        expire(l, pmci_now_ms());
-        if (l->srv->children)
-            pmci_children_reap(l, 0);
-        if (l->srv->cfg.model == PMC_MODEL_PREFORK && !l->srv->is_child &&
-            !l->stopping)
-            pmci_prefork_maintain(l);
-        free_dead(l);
     }
     pmci_stats_merge(l->srv, &l->st);
     return l->result;

@@ -2,7 +2,18 @@
  * connection it no longer touches; a worker runs the step and hands it
  * back through the done list and an eventfd.  Ownership moves under the
  * mutex, so a connection is never on two threads and its steps stay in
- * order (the loop submits it again only after it came back). */
+ * order (the loop submits it again only after it came back).
+ *
+ * Lead mode (pool_lead_us) turns that around: the thread that runs the
+ * loop (the leader) runs the steps itself, so a command costs no thread
+ * hand-off, and the pool's threads are followers.  One of them, the
+ * watcher, looks at the leader every pool_lead_us: when the leader has
+ * been in the same step since the last look, the watcher takes the loop
+ * over and leads from then on, and the old leader, once its step returns,
+ * hands its connection in through the done list and becomes a follower.
+ * The loop's state passes between threads only through the compare and
+ * swap on `lead`, which either the leader (step done) or the watcher
+ * (take over) wins, never both. */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
@@ -26,6 +37,20 @@ struct pmci_pool {
     unsigned linger_us;
     int epfd;            /* the loop's, for linger */
     pthread_t *th;
+
+    /* Lead mode. */
+    unsigned lead_us;
+    pmci_loop *loop;
+    _Atomic uint64_t lead; /* 0: the leader is in the loop's code; odd:
+                              it runs step number lead >> 1 */
+    uint64_t seq;        /* the leader's step count (the leader's) */
+    atomic_int dozing;   /* the watcher waits for a step to start */
+    int watching;        /* a follower is the watcher (under mu) */
+    int over;            /* the loop has ended (under mu) */
+    int tick_due;        /* the home thread owes a tick (under mu) */
+    pthread_t home;      /* the thread that called pmc_server_run */
+    pthread_cond_t wcv;  /* the watcher sleeps on it */
+    pthread_cond_t hcv;  /* the home thread follows on it */
 };
 
 static void push(pmci_conn **head, pmci_conn **tail, pmci_conn *c)
@@ -119,14 +144,30 @@ static int linger(pmci_pool *p, pmci_conn *c, int *quiet)
     return 1;
 }
 
+/* A finished step goes back to the loop: the done list, and the eventfd
+ * when the list was empty (the loop empties the whole list per wake-up,
+ * so only the first completion of a burst needs to wake it). */
+static void give_back(pmci_pool *p, pmci_conn *c)
+{
+    int was_empty;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&p->mu);
+    was_empty = !p->dhead;
+    push(&p->dhead, &p->dtail, c);
+    pthread_mutex_unlock(&p->mu);
+    if (was_empty && write(p->efd, &one, sizeof one) < 0) {
+        /* A saturated counter still reads as readable. */
+    }
+}
+
 static void *worker(void *arg)
 {
     pmci_pool *p = arg;
 
     for (;;) {
         pmci_conn *c;
-        int was_empty, quiet;
-        uint64_t one = 1;
+        int quiet;
 
         pthread_mutex_lock(&p->mu);
         while (!p->qhead && !p->stop)
@@ -141,21 +182,156 @@ static void *worker(void *arg)
             pmci_conn_step(c);
         if (quiet && c->it.fd >= 0)
             watch(p, c, 1);
-        pthread_mutex_lock(&p->mu);
-        was_empty = !p->dhead;
-        push(&p->dhead, &p->dtail, c);
-        pthread_mutex_unlock(&p->mu);
-        /* The loop empties the whole list per wake-up, so only the first
-         * completion of a burst needs to wake it. */
-        if (was_empty && write(p->efd, &one, sizeof one) < 0) {
-            /* A saturated counter still reads as readable. */
-        }
+        give_back(p, c);
     }
 }
 
-pmci_pool *pmci_pool_new(unsigned n, unsigned linger_us, int epfd,
-                         pmc_error *err)
+/* --- lead mode --- */
+
+/* Polls without a step in between before the watcher dozes. */
+#define DOZE_AFTER 100
+
+static void deadline_in(struct timespec *ts, unsigned us)
 {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long)(us % 1000000) * 1000;
+    ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+/* The watcher's round, mu held: 1 when it took the loop over (mu
+ * released), 0 when the pool stops or the loop is over. */
+static int watch_leader(pmci_pool *p)
+{
+    uint64_t seen = 0, s;
+    unsigned quiet = 0;
+    struct timespec ts;
+
+    while (!p->stop && !p->over) {
+        deadline_in(&ts, p->lead_us);
+        pthread_cond_timedwait(&p->wcv, &p->mu, &ts);
+        if (p->stop || p->over)
+            break;
+        s = atomic_load(&p->lead);
+        if ((s & 1) && s == seen &&
+            atomic_compare_exchange_strong(&p->lead, &s, 0)) {
+            p->watching = 0;
+            pthread_cond_signal(&p->cv); /* another follower watches */
+            pthread_mutex_unlock(&p->mu);
+            return 1;
+        }
+        seen = s;
+        if (s & 1 || ++quiet < DOZE_AFTER) {
+            if (s & 1)
+                quiet = 0;
+            continue;
+        }
+        /* No step for a while (an idle server): sleep until the leader
+         * starts one instead of waking every pool_lead_us.  The leader
+         * stores `lead` and then reads `dozing`; this stores `dozing` and
+         * then reads `lead`: one of the two sees the other. */
+        atomic_store(&p->dozing, 1);
+        if (atomic_load(&p->lead) & 1)
+            atomic_store(&p->dozing, 0);
+        while (atomic_load(&p->dozing) && !p->stop && !p->over)
+            pthread_cond_wait(&p->wcv, &p->mu);
+        quiet = 0;
+        seen = 0;
+    }
+    return 0;
+}
+
+static void *follower(void *arg)
+{
+    pmci_pool *p = arg;
+
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        if (p->watching || p->over) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        p->watching = 1;
+        if (!watch_leader(p)) {
+            p->watching = 0;
+            continue;
+        }
+        if (!pmci_loop_lead(p->loop))
+            pmci_pool_over(p);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int pmci_pool_leads(const pmci_pool *p)
+{
+    return p->lead_us != 0;
+}
+
+int pmci_pool_is_home(const pmci_pool *p)
+{
+    return pthread_equal(pthread_self(), p->home);
+}
+
+int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c)
+{
+    uint64_t st = (++p->seq << 1) | 1;
+
+    atomic_store(&p->lead, st);
+    if (atomic_load(&p->dozing)) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->dozing, 0);
+        pthread_cond_signal(&p->wcv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pmci_conn_step(c);
+    if (atomic_compare_exchange_strong(&p->lead, &st, 0))
+        return 1;
+    give_back(p, c); /* the new leader takes it from here */
+    return 0;
+}
+
+void pmci_pool_over(pmci_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->over = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->wcv);
+    pthread_cond_broadcast(&p->hcv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pmci_pool_tick_home(pmci_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->tick_due = 1;
+    pthread_cond_broadcast(&p->hcv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pmci_pool_home_follow(pmci_pool *p, pmc_server *srv)
+{
+    const pmc_server_config *cfg = &srv->cfg;
+
+    pthread_mutex_lock(&p->mu);
+    while (!p->over) {
+        if (!p->tick_due) {
+            pthread_cond_wait(&p->hcv, &p->mu);
+            continue;
+        }
+        p->tick_due = 0;
+        pthread_mutex_unlock(&p->mu);
+        if (cfg->tick && cfg->tick(cfg->app) != 0)
+            pmc_server_stop(srv, cfg->drain_timeout_ms);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n, pmc_error *err)
+{
+    const pmc_server_config *cfg = &l->srv->cfg;
     pmci_pool *p = calloc(1, sizeof *p);
 
     if (!p || !(p->th = calloc(n, sizeof *p->th))) {
@@ -163,10 +339,17 @@ pmci_pool *pmci_pool_new(unsigned n, unsigned linger_us, int epfd,
         pmci_set_error(err, PMC_ERR_NOMEM, 0, "out of memory");
         return NULL;
     }
-    p->linger_us = linger_us;
-    p->epfd = epfd;
+    p->linger_us = cfg->pool_linger_us;
+    p->epfd = l->ep;
+    p->lead_us = cfg->pool_lead_us;
+    p->loop = l;
+    p->home = pthread_self();
+    atomic_init(&p->lead, 0);
+    atomic_init(&p->dozing, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->wcv, NULL);
+    pthread_cond_init(&p->hcv, NULL);
     p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->efd < 0) {
         pmci_set_error(err, PMC_ERR_IO, 0, "eventfd failed");
@@ -174,7 +357,8 @@ pmci_pool *pmci_pool_new(unsigned n, unsigned linger_us, int epfd,
         return NULL;
     }
     for (; p->n < n; p->n++)
-        if (pthread_create(&p->th[p->n], NULL, worker, p) != 0) {
+        if (pthread_create(&p->th[p->n], NULL,
+                           p->lead_us ? follower : worker, p) != 0) {
             pmci_set_error(err, PMC_ERR_NOMEM, 0,
                            "cannot start worker thread %u of %u", p->n, n);
             pmci_pool_free(p);
@@ -215,12 +399,15 @@ void pmci_pool_free(pmci_pool *p)
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->wcv);
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->n; i++)
         pthread_join(p->th[i], NULL);
     if (p->efd >= 0)
         close(p->efd);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->wcv);
+    pthread_cond_destroy(&p->hcv);
     pthread_mutex_destroy(&p->mu);
     free(p->th);
     free(p);

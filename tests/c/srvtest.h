@@ -266,11 +266,13 @@ SRVTEST_UNUSED static void log_stderr(void *ap, int level, uint64_t conn,
 
 /* pool_linger_us for the THREADS runs (the pool's linger path). */
 static unsigned srvtest_linger_us;
+static unsigned srvtest_lead_us;
 
 SRVTEST_UNUSED static void base_config(pmc_server_config *cfg, app *a)
 {
     pmc_server_config_init(cfg);
     cfg->pool_linger_us = srvtest_linger_us;
+    cfg->pool_lead_us = srvtest_lead_us;
     cfg->handlers = &handlers;
     cfg->app = a;
     cfg->session.actions = PMC_ACT_ADDHDRS;

@@ -1023,6 +1023,81 @@ static void test_threads(void)
           "threads: hooks paired (%d/%d)", a.opens, a.closes);
 }
 
+/* Lead mode: the loop's thread blocks in a step, a pool thread takes the
+ * loop over, and the host's tick still runs on the thread that called
+ * pmc_server_run (it waits there once its step is done). */
+typedef struct leadapp {
+    tickapp ta;
+    pthread_t home;
+    atomic_int off_home; /* ticks run on another thread */
+} leadapp;
+
+static int on_lead_tick(void *ap)
+{
+    leadapp *la = ap;
+
+    if (!pthread_equal(pthread_self(), la->home))
+        atomic_fetch_add(&la->off_home, 1);
+    return on_tick(&la->ta);
+}
+
+static void test_lead(void)
+{
+    leadapp la;
+    pmc_server_config cfg;
+    tsrv t;
+    char p[128], spec[160];
+    conv_arg slow = {0}, fast = {0};
+    pthread_t ts, tf;
+    int pfd[2];
+
+    memset(&la, 0, sizeof la);
+    base_config(&cfg, &la.ta.a);
+    cfg.model = PMC_MODEL_THREADS;
+    cfg.threads = 2;
+    cfg.pool_lead_us = 1000;
+    cfg.tick = on_lead_tick;
+    cfg.tick_interval_ms = 0;
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    cfg.wake_fd = pfd[0];
+    atomic_store(&la.ta.stop_at, 2);
+    atomic_store(&la.ta.a.slow_ms, 600);
+    path_in(p, sizeof p, "lead.sock");
+    snprintf(spec, sizeof spec, "unix:%s", p);
+    if (srv_start(&t, &cfg, spec) < 0)
+        return;
+    la.home = t.th;
+    slow.path = fast.path = p;
+    slow.helo = "slow";
+    fast.helo = "fast";
+    pthread_create(&ts, NULL, conv_thread, &slow);
+    sleep_ms(100); /* the loop's own thread is in the slow helo */
+    pthread_create(&tf, NULL, conv_thread, &fast);
+    pthread_join(tf, NULL);
+    CHECK(fast.code == 'c' && fast.ms < 300,
+          "lead: a pool thread took the loop over (%lld ms)", fast.ms);
+    if (write(pfd[1], "\x0f", 1) != 1) /* a tick while it leads */
+        perror("write");
+    pthread_join(ts, NULL);
+    CHECK(slow.code == 'c' && slow.ms >= 600, "lead: the slow one finished");
+    sleep_ms(100);
+    CHECK(la.ta.ticks == 1 && t.running,
+          "lead: the tick ran once the home thread was free");
+    if (write(pfd[1], "\x02", 1) != 1)
+        perror("write");
+    pthread_join(t.th, NULL);
+    t.running = 0;
+    CHECK(la.ta.ticks == 2 && la.off_home == 0,
+          "lead: ticks ran on the home thread only, and stopped it");
+    CHECK(t.rc == PMC_OK && la.ta.a.opens == 2 && la.ta.a.closes == 2,
+          "lead: run returned on its thread, hooks paired (%d/%d)",
+          la.ta.a.opens, la.ta.a.closes);
+    srv_stop(&t, 0);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
 int main(void)
 {
     int fds0 = count_fds(), fds1;
@@ -1066,6 +1141,18 @@ int main(void)
     test_drain(PMC_MODEL_THREADS, "threads+linger");
     test_threads();
     srvtest_linger_us = 0;
+    /* Again in lead mode: steps on the loop's thread, the loop handed to
+     * a pool thread when one blocks (test_threads blocks one for 2 s). */
+    srvtest_lead_us = 2000;
+    test_basic(PMC_MODEL_THREADS, "threads+lead");
+    test_tcp_and_adopt(PMC_MODEL_THREADS, "threads+lead");
+    test_pipelined_split(PMC_MODEL_THREADS, "threads+lead");
+    test_big_reply(PMC_MODEL_THREADS, "threads+lead");
+    test_drain(PMC_MODEL_THREADS, "threads+lead");
+    test_tick();
+    test_threads();
+    srvtest_lead_us = 0;
+    test_lead();
     fds1 = count_fds();
     CHECK(fds0 == fds1, "no leaked descriptors (%d before, %d after)", fds0,
           fds1);

@@ -17,7 +17,23 @@
 #include <string.h>
 
 #if PY_VERSION_HEX < 0x03090000
-#define PyObject_Vectorcall _PyObject_Vectorcall
+/* 3.8 has vectorcall only under a private name: call with a tuple. */
+static PyObject *vectorcall38(PyObject *f, PyObject *const *args,
+                              size_t nargsf, PyObject *kw)
+{
+    Py_ssize_t i, n = (Py_ssize_t)(nargsf & ~PY_VECTORCALL_ARGUMENTS_OFFSET);
+    PyObject *t = PyTuple_New(n), *res;
+
+    (void)kw;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
+    res = PyObject_Call(f, t, NULL);
+    Py_DECREF(t);
+    return res;
+}
+#define PyObject_Vectorcall vectorcall38
 #endif
 
 typedef struct {
@@ -48,7 +64,13 @@ static int lookup_attr(PyObject *o, PyObject *name, PyObject **res)
 #if PY_VERSION_HEX >= 0x030D0000
     return PyObject_GetOptionalAttr(o, name, res);
 #else
-    return _PyObject_LookupAttr(o, name, res);
+    *res = PyObject_GetAttr(o, name);
+    if (*res != NULL)
+        return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+        return -1;
+    PyErr_Clear();
+    return 0;
 #endif
 }
 
@@ -170,19 +192,22 @@ static PyObject *decode_or_keep(PyObject *b, const char *errors)
     return s;
 }
 
-/* obj.name as the interpreter's method calls look it up: 1 with the
- * type's function in *m when obj.name would be that function bound to obj
- * (no bound method is made), 0 with the attribute itself, -1 on error. */
+/* obj.name: 1 with the function in *m when obj.name is a function bound
+ * to obj (the class's, or one set on the instance as a bound method), 0
+ * with the attribute itself, -1 on error. */
 static int get_method(PyObject *obj, PyObject *name, PyObject **m)
 {
-#if PY_VERSION_HEX < 0x030D0000
-    int r = _PyObject_GetMethod(obj, name, m);
+    PyObject *a = PyObject_GetAttr(obj, name);
 
-    return *m == NULL ? -1 : r;
-#else
-    *m = PyObject_GetAttr(obj, name);
-    return *m == NULL ? -1 : 0;
-#endif
+    *m = a;
+    if (a == NULL)
+        return -1;
+    if (Py_TYPE(a) == &PyMethod_Type && PyMethod_GET_SELF(a) == obj) {
+        *m = Py_NewRef(PyMethod_GET_FUNCTION(a));
+        Py_DECREF(a);
+        return 1;
+    }
+    return 0;
 }
 
 /* m(*args) for what get_method gave: unbound ones get obj first.  args

@@ -36,16 +36,6 @@ static void make_key(void)
     (void)pthread_key_create(&kept_key, drop_kept);
 }
 
-/* The running thread state, without the checks of PyThreadState_Get. */
-static PyThreadState *current_ts(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#else
-    return _PyThreadState_UncheckedGet();
-#endif
-}
-
 int pym_gil_take(void)
 {
     PyThreadState *ts = PyGILState_GetThisThreadState();
@@ -54,7 +44,7 @@ int pym_gil_take(void)
     /* The usual case, a thread that has its state and does not hold the
      * GIL: take it with that state, skipping PyGILState_Ensure's nesting
      * count, which only the kept reference uses here. */
-    if (ts != NULL && current_ts() == NULL) {
+    if (ts != NULL && !PyGILState_Check()) {
         PyEval_RestoreThread(ts);
         return PYM_GIL_SAVE;
     }

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #ifdef PYM_HAVE_SERVER
-#ifndef PYM_POOL_LINGER_US
-#define PYM_POOL_LINGER_US 1000
+#ifndef PYM_POOL_LEAD_US
+#define PYM_POOL_LEAD_US 2000
 #endif
 static pmc_server *running;   /* guarded by the GIL */
 static PyObject *main_exc;    /* exception to raise from main() */
@@ -411,10 +411,12 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.tick_interval_ms = 200;
     cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
     cfg.threads = threads;
-    /* Callbacks take turns on the GIL anyway: a pool thread that has
-     * nothing else to do waits a moment for its connection's next command
-     * rather than handing it back to the loop thread (pmcore.h). */
-    cfg.pool_linger_us = PYM_POOL_LINGER_US;
+    /* Callbacks take turns on the GIL anyway, so handing each command to
+     * a pool thread and back cost more than the callback: the loop's
+     * thread runs them itself, and a pool thread takes the loop over when
+     * one has run for PYM_POOL_LEAD_US (it blocks, or is slow), so only
+     * its own connection waits (pmcore.h, pool_lead_us). */
+    cfg.pool_lead_us = PYM_POOL_LEAD_US;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
         cfg.workers = workers;
