@@ -124,7 +124,7 @@ bench-core: $(BUILD)/bench/bench_core
 # `make demo` (the README's first command) lives in mk/cli.mk.
 
 clean:
-	rm -rf build build-asan build-fuzz python/build
+	rm -rf build build-asan build-tsan build-fuzz python/build
 	if [ -f perl/Makefile ]; then $(MAKE) -C perl clean >/dev/null; fi
 
 help:
@@ -132,6 +132,7 @@ help:
 	@echo "make test            symbol check, bindings (when present), C suites"
 	@echo "make test-asan       C suites with ASan+UBSan in build-asan/"
 	@echo "make test-valgrind   C suites under valgrind memcheck"
+	@echo "make test-tsan       the server suite under ThreadSanitizer"
 	@echo "make fuzz [FUZZ_SECONDS=60]  libFuzzer targets, seeded from tests/vectors"
 	@echo "make bench-core      session throughput and instructions per message"
 	@echo "make demo            Perl and Python sample milters driven by pmilter-test"

@@ -1045,7 +1045,8 @@ PMC_API pmc_status pmc_client_message(pmc_client *c, pmc_str from,
  * In the other models they all run on one thread.  tick and reload run on
  * the loop thread, possibly while handlers run on pool threads; log may be
  * called from any thread at once and must be thread-safe.  THREADS with
- * pool_lead_us moves the loop itself between threads (see there).
+ * pool_lead_us runs the loop itself on the pool threads, and tick and
+ * reload on the calling thread (see there).
  */
 
 /* Socket families of a parsed spec. */
@@ -1184,20 +1185,21 @@ typedef struct pmc_server_config {
      * through the loop thread.  For bindings whose callbacks serialize
      * anyway (a GIL).  Default 0: every step goes back to the loop. */
     unsigned pool_linger_us;
-    /* THREADS, lead mode: when nonzero, the thread running the event loop
-     * runs each step itself (no hand-off, as in LOOP), and a pool thread
-     * watches it: a step still running after about this long
-     * (microseconds; the watcher looks every pool_lead_us, so between one
-     * and two of them) makes the watcher take the event loop over, so a
-     * handler that blocks stalls only its own connection, as in the
-     * classic pool.  The loop then moves between threads: handlers,
-     * conn_open/close, log and reload run on whichever thread leads; tick
-     * always runs on the thread that called pmc_server_run (when another
-     * thread leads, that thread waits in pmc_server_run for ticks).  Up to
-     * threads + 1 handlers may block at once.  pool_linger_us is unused in
-     * this mode.  For bindings whose handlers serialize on a lock (a GIL),
-     * where the classic pool's hand-offs cost more than the handlers.
-     * Default 0: the classic pool. */
+    /* THREADS, lead mode: when nonzero, the event loop runs on a pool
+     * thread (the leader), which runs each step itself: no hand-off
+     * between threads per command, as in LOOP.  Another pool thread
+     * watches it, and when a step has run this long (microseconds) it
+     * takes the event loop over, so a handler that blocks holds only its
+     * own connection; the blocked thread rejoins the pool when its
+     * handler returns.  The pool has threads + 1 threads: up to `threads`
+     * handlers may block at once while the loop still runs (one more, and
+     * everything waits until one returns).  Handlers, conn_open/close and
+     * log run on pool threads; tick and reload run on the thread that
+     * called pmc_server_run, which only waits for them, so they run on
+     * time whatever the handlers do (they may run while a handler does).
+     * pool_linger_us is unused in this mode.  For bindings whose handlers
+     * serialize on a lock (a GIL), where the classic pool's hand-offs cost
+     * more than the handlers.  Default 0: the classic pool. */
     unsigned pool_lead_us;
     unsigned workers;       /* PREFORK: worker processes; 0 = 4 */
     /* PREFORK: concurrent connections per worker; 1 reproduces

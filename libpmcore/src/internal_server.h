@@ -266,19 +266,22 @@ PMCI_HIDDEN int pmci_pool_fd(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_submit(pmci_pool *p, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_pool_done(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_free(pmci_pool *p);
-/* Lead mode (pool_lead_us): the loop's thread runs steps itself. */
+PMCI_HIDDEN void pmci_pool_join(pmci_pool *p);
+/* Lead mode (pool_lead_us): a pool thread runs the loop and the steps. */
 PMCI_HIDDEN int pmci_pool_leads(const pmci_pool *p);
-PMCI_HIDDEN int pmci_pool_is_home(const pmci_pool *p);
 /* Run c's step as the leader: 1 when still leading after it (the caller
  * goes on with the loop), 0 when a follower took the loop over meanwhile
  * (c went to the done list; the caller is a follower now). */
 PMCI_HIDDEN int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c);
-/* The loop ended on a follower: wake the home thread and the others. */
+/* The loop ended: wake the home thread and the followers. */
 PMCI_HIDDEN void pmci_pool_over(pmci_pool *p);
-/* A tick for the home thread, which runs the host's tick hook. */
-PMCI_HIDDEN void pmci_pool_tick_home(pmci_pool *p);
-/* The home thread after losing the lead: run ticks until the loop ends. */
-PMCI_HIDDEN void pmci_pool_home_follow(pmci_pool *p, pmc_server *srv);
+/* Hooks the home thread runs for the leader: */
+#define PMCI_DUE_TICK 1u
+#define PMCI_DUE_RELOAD 2u
+PMCI_HIDDEN void pmci_pool_home(pmci_pool *p, unsigned what);
+/* The home thread: start a leader, then run tick and reload for it until
+ * the loop is over. */
+PMCI_HIDDEN void pmci_pool_lead_run(pmci_pool *p, pmc_server *srv);
 
 /* procs.c */
 PMCI_HIDDEN pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err);

@@ -327,9 +327,9 @@ static void run_tick(pmci_loop *l)
     const pmc_server_config *cfg = &l->srv->cfg;
 
     /* The host's hooks for its signals run on its own thread. */
-    if (l->lead && !pmci_pool_is_home(l->pool)) {
+    if (l->lead) {
         if (cfg->tick)
-            pmci_pool_tick_home(l->pool);
+            pmci_pool_home(l->pool, PMCI_DUE_TICK);
         return;
     }
     if (cfg->tick && cfg->tick(cfg->app) != 0)
@@ -385,7 +385,9 @@ static void wake_event(pmci_loop *l)
     reloads = atomic_exchange(&l->srv->reload_req, 0);
     if (reloads > 0 && !l->stopping && !l->srv->is_child) {
         pmci_log(l->srv, PMC_LOG_NOTICE, 0, NULL, "reload requested");
-        if (l->srv->cfg.reload)
+        if (l->lead)
+            pmci_pool_home(l->pool, PMCI_DUE_RELOAD);
+        else if (l->srv->cfg.reload)
             l->srv->cfg.reload(l->srv->cfg.app);
         if (l->srv->cfg.model == PMC_MODEL_PREFORK) {
             l->srv->gen++;
@@ -688,10 +690,7 @@ pmc_status pmci_loop_run(pmci_loop *l)
     if (atomic_load(&l->srv->stop_req) > 0)
         wake_event(l);
     if (l->lead) {
-        if (pmci_loop_lead(l))
-            pmci_pool_home_follow(l->pool, l->srv);
-        else
-            pmci_pool_over(l->pool);
+        pmci_pool_lead_run(l->pool, l->srv);
     } else {
         while (!finished(l)) {
             if (round_once(l) < 0)
@@ -713,6 +712,18 @@ void pmci_loop_fini(pmci_loop *l)
             pmci_conn_finish(c);
             pmci_conn_free(c);
         }
+    if (l->pool) {
+        pmci_conn *c;
+        /* Steps that ended after the loop did (it failed): their
+         * threads are joined now. */
+        pmci_pool_join(l->pool);
+        while ((c = pmci_pool_done(l->pool)) || (c = l->runq)) {
+            if (c == l->runq && !(l->runq = c->qnext))
+                l->runq_tail = NULL;
+            pmci_conn_finish(c);
+            pmci_conn_free(c);
+        }
+    }
     free_dead(l);
     free(l->tab);
     l->tab = NULL;

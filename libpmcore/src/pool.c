@@ -4,16 +4,19 @@
  * mutex, so a connection is never on two threads and its steps stay in
  * order (the loop submits it again only after it came back).
  *
- * Lead mode (pool_lead_us) turns that around: the thread that runs the
- * loop (the leader) runs the steps itself, so a command costs no thread
- * hand-off, and the pool's threads are followers.  One of them, the
- * watcher, looks at the leader every pool_lead_us: when the leader has
- * been in the same step since the last look, the watcher takes the loop
- * over and leads from then on, and the old leader, once its step returns,
- * hands its connection in through the done list and becomes a follower.
- * The loop's state passes between threads only through the compare and
- * swap on `lead`, which either the leader (step done) or the watcher
- * (take over) wins, never both. */
+ * Lead mode (pool_lead_us) turns that around: the pool thread that runs
+ * the loop (the leader) runs the steps itself, so a command costs no
+ * thread hand-off, and the other pool threads are followers.  One of them,
+ * the watcher, looks at the leader every pool_lead_us: when the leader has
+ * been in the same step for that long, the watcher takes the loop over and
+ * leads from then on, and the old leader, once its step returns, hands its
+ * connection in through the done list and becomes a follower.  Within the
+ * run, the loop's state passes between threads only through the compare
+ * and swap on `lead`, which either the leader (step done) or the watcher
+ * (take over) wins, never both; the start and the end go through the
+ * mutex.  The thread that called pmc_server_run (home) never leads: it
+ * waits for the host's tick and reload, which must run there and on time
+ * whatever the handlers do (Python runs its signal handlers in tick). */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
@@ -46,11 +49,11 @@ struct pmci_pool {
     uint64_t seq;        /* the leader's step count (the leader's) */
     atomic_int dozing;   /* the watcher waits for a step to start */
     int watching;        /* a follower is the watcher (under mu) */
+    int start;           /* a follower is to start leading (under mu) */
     int over;            /* the loop has ended (under mu) */
-    int tick_due;        /* the home thread owes a tick (under mu) */
-    pthread_t home;      /* the thread that called pmc_server_run */
-    pthread_cond_t wcv;  /* the watcher sleeps on it */
-    pthread_cond_t hcv;  /* the home thread follows on it */
+    unsigned due;        /* PMCI_DUE_* the home thread owes (under mu) */
+    pthread_cond_t wcv;  /* the watcher sleeps on it (CLOCK_MONOTONIC) */
+    pthread_cond_t hcv;  /* the home thread waits on it */
 };
 
 static void push(pmci_conn **head, pmci_conn **tail, pmci_conn *c)
@@ -188,12 +191,21 @@ static void *worker(void *arg)
 
 /* --- lead mode --- */
 
-/* Polls without a step in between before the watcher dozes. */
+/* Looks that found the leader between steps, in a row, before the
+ * watcher dozes. */
 #define DOZE_AFTER 100
+
+static long long mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void deadline_in(struct timespec *ts, unsigned us)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_nsec += (long)(us % 1000000) * 1000;
     ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
     ts->tv_nsec %= 1000000000;
@@ -204,6 +216,7 @@ static void deadline_in(struct timespec *ts, unsigned us)
 static int watch_leader(pmci_pool *p)
 {
     uint64_t seen = 0, s;
+    long long seen_at = 0;
     unsigned quiet = 0;
     struct timespec ts;
 
@@ -213,30 +226,38 @@ static int watch_leader(pmci_pool *p)
         if (p->stop || p->over)
             break;
         s = atomic_load(&p->lead);
-        if ((s & 1) && s == seen &&
+        if (!(s & 1)) {
+            seen = 0;
+            if (++quiet < DOZE_AFTER)
+                continue;
+            /* No step for a while (an idle server): sleep until the
+             * leader starts one instead of waking every pool_lead_us.
+             * The leader stores `lead` and then reads `dozing`; this
+             * stores `dozing` and then reads `lead`: one of the two sees
+             * the other. */
+            atomic_store(&p->dozing, 1);
+            if (atomic_load(&p->lead) & 1)
+                atomic_store(&p->dozing, 0);
+            while (atomic_load(&p->dozing) && !p->stop && !p->over)
+                pthread_cond_wait(&p->wcv, &p->mu);
+            quiet = 0;
+            continue;
+        }
+        quiet = 0;
+        if (s != seen) { /* a new step since the last look */
+            seen = s;
+            seen_at = mono_us();
+            continue;
+        }
+        /* The same step: take over once it has run pool_lead_us (a
+         * wake-up may come early). */
+        if (mono_us() - seen_at >= (long long)p->lead_us &&
             atomic_compare_exchange_strong(&p->lead, &s, 0)) {
             p->watching = 0;
             pthread_cond_signal(&p->cv); /* another follower watches */
             pthread_mutex_unlock(&p->mu);
             return 1;
         }
-        seen = s;
-        if (s & 1 || ++quiet < DOZE_AFTER) {
-            if (s & 1)
-                quiet = 0;
-            continue;
-        }
-        /* No step for a while (an idle server): sleep until the leader
-         * starts one instead of waking every pool_lead_us.  The leader
-         * stores `lead` and then reads `dozing`; this stores `dozing` and
-         * then reads `lead`: one of the two sees the other. */
-        atomic_store(&p->dozing, 1);
-        if (atomic_load(&p->lead) & 1)
-            atomic_store(&p->dozing, 0);
-        while (atomic_load(&p->dozing) && !p->stop && !p->over)
-            pthread_cond_wait(&p->wcv, &p->mu);
-        quiet = 0;
-        seen = 0;
     }
     return 0;
 }
@@ -247,14 +268,18 @@ static void *follower(void *arg)
 
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (p->watching || p->over) {
+        if (p->start) { /* the first leader */
+            p->start = 0;
+            pthread_mutex_unlock(&p->mu);
+        } else if (p->watching || p->over) {
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
-        }
-        p->watching = 1;
-        if (!watch_leader(p)) {
-            p->watching = 0;
-            continue;
+        } else {
+            p->watching = 1;
+            if (!watch_leader(p)) {
+                p->watching = 0;
+                continue;
+            }
         }
         if (!pmci_loop_lead(p->loop))
             pmci_pool_over(p);
@@ -267,11 +292,6 @@ static void *follower(void *arg)
 int pmci_pool_leads(const pmci_pool *p)
 {
     return p->lead_us != 0;
-}
-
-int pmci_pool_is_home(const pmci_pool *p)
-{
-    return pthread_equal(pthread_self(), p->home);
 }
 
 int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c)
@@ -302,27 +322,33 @@ void pmci_pool_over(pmci_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-void pmci_pool_tick_home(pmci_pool *p)
+void pmci_pool_home(pmci_pool *p, unsigned what)
 {
     pthread_mutex_lock(&p->mu);
-    p->tick_due = 1;
-    pthread_cond_broadcast(&p->hcv);
+    p->due |= what;
+    pthread_cond_signal(&p->hcv);
     pthread_mutex_unlock(&p->mu);
 }
 
-void pmci_pool_home_follow(pmci_pool *p, pmc_server *srv)
+void pmci_pool_lead_run(pmci_pool *p, pmc_server *srv)
 {
     const pmc_server_config *cfg = &srv->cfg;
+    unsigned due;
 
     pthread_mutex_lock(&p->mu);
+    p->start = 1;
+    pthread_cond_signal(&p->cv);
     while (!p->over) {
-        if (!p->tick_due) {
+        if (!p->due) {
             pthread_cond_wait(&p->hcv, &p->mu);
             continue;
         }
-        p->tick_due = 0;
+        due = p->due;
+        p->due = 0;
         pthread_mutex_unlock(&p->mu);
-        if (cfg->tick && cfg->tick(cfg->app) != 0)
+        if ((due & PMCI_DUE_RELOAD) && cfg->reload)
+            cfg->reload(cfg->app);
+        if ((due & PMCI_DUE_TICK) && cfg->tick && cfg->tick(cfg->app) != 0)
             pmc_server_stop(srv, cfg->drain_timeout_ms);
         pthread_mutex_lock(&p->mu);
     }
@@ -334,6 +360,9 @@ pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n, pmc_error *err)
     const pmc_server_config *cfg = &l->srv->cfg;
     pmci_pool *p = calloc(1, sizeof *p);
 
+    /* Lead mode: n handlers may block and one thread still leads. */
+    if (cfg->pool_lead_us)
+        n++;
     if (!p || !(p->th = calloc(n, sizeof *p->th))) {
         free(p);
         pmci_set_error(err, PMC_ERR_NOMEM, 0, "out of memory");
@@ -343,12 +372,17 @@ pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n, pmc_error *err)
     p->epfd = l->ep;
     p->lead_us = cfg->pool_lead_us;
     p->loop = l;
-    p->home = pthread_self();
     atomic_init(&p->lead, 0);
     atomic_init(&p->dozing, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    pthread_cond_init(&p->wcv, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->wcv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     pthread_cond_init(&p->hcv, NULL);
     p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->efd < 0) {
@@ -392,10 +426,8 @@ pmci_conn *pmci_pool_done(pmci_pool *p)
 
 /* Only when nothing is submitted or running: the loop waits for every
  * connection to come back before it ends. */
-void pmci_pool_free(pmci_pool *p)
+void pmci_pool_join(pmci_pool *p)
 {
-    if (!p)
-        return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
@@ -403,6 +435,14 @@ void pmci_pool_free(pmci_pool *p)
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->n; i++)
         pthread_join(p->th[i], NULL);
+    p->n = 0;
+}
+
+void pmci_pool_free(pmci_pool *p)
+{
+    if (!p)
+        return;
+    pmci_pool_join(p);
     if (p->efd >= 0)
         close(p->efd);
     pthread_cond_destroy(&p->cv);

@@ -837,13 +837,17 @@ static void test_tick(void)
 
 /* pmc_server_stop from a signal handler, delivered to the loop thread
  * itself so its epoll_wait is interrupted. */
-static pmc_server *volatile sig_srv;
+static pmc_server *_Atomic sig_srv;
 
 static void on_usr1(int sig)
 {
+    int e = errno; /* a handler must leave errno as it found it */
+    pmc_server *srv = atomic_load(&sig_srv);
+
     (void)sig;
-    if (sig_srv)
-        pmc_server_stop(sig_srv, 0);
+    if (srv)
+        pmc_server_stop(srv, 0);
+    errno = e;
 }
 
 static void test_signal_stop(void)
@@ -865,13 +869,13 @@ static void test_signal_stop(void)
     sa.sa_handler = on_usr1;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, &old);
-    sig_srv = t.srv;
+    atomic_store(&sig_srv, t.srv);
     sleep_ms(50);
     t0 = now_ms();
     pthread_kill(t.th, SIGUSR1);
     pthread_join(t.th, NULL);
     t.running = 0;
-    sig_srv = NULL;
+    atomic_store(&sig_srv, NULL);
     sigaction(SIGUSR1, &old, NULL);
     CHECK(t.rc == PMC_OK && now_ms() - t0 < 1000,
           "stop from a signal handler on the loop thread");
@@ -1023,9 +1027,9 @@ static void test_threads(void)
           "threads: hooks paired (%d/%d)", a.opens, a.closes);
 }
 
-/* Lead mode: the loop's thread blocks in a step, a pool thread takes the
- * loop over, and the host's tick still runs on the thread that called
- * pmc_server_run (it waits there once its step is done). */
+/* Lead mode: the leading pool thread blocks in a step, the other one
+ * (threads = 1 makes two) takes the loop over, and the host's tick runs
+ * on the thread that called pmc_server_run, at once. */
 typedef struct leadapp {
     tickapp ta;
     pthread_t home;
@@ -1054,7 +1058,7 @@ static void test_lead(void)
     memset(&la, 0, sizeof la);
     base_config(&cfg, &la.ta.a);
     cfg.model = PMC_MODEL_THREADS;
-    cfg.threads = 2;
+    cfg.threads = 1;
     cfg.pool_lead_us = 1000;
     cfg.tick = on_lead_tick;
     cfg.tick_interval_ms = 0;
@@ -1072,18 +1076,18 @@ static void test_lead(void)
     slow.helo = "slow";
     fast.helo = "fast";
     pthread_create(&ts, NULL, conv_thread, &slow);
-    sleep_ms(100); /* the loop's own thread is in the slow helo */
+    sleep_ms(100); /* the leader is in the slow helo */
     pthread_create(&tf, NULL, conv_thread, &fast);
     pthread_join(tf, NULL);
     CHECK(fast.code == 'c' && fast.ms < 300,
-          "lead: a pool thread took the loop over (%lld ms)", fast.ms);
-    if (write(pfd[1], "\x0f", 1) != 1) /* a tick while it leads */
+          "lead: the other thread took the loop over (%lld ms)", fast.ms);
+    if (write(pfd[1], "\x0f", 1) != 1) /* a tick while one blocks */
         perror("write");
-    pthread_join(ts, NULL);
-    CHECK(slow.code == 'c' && slow.ms >= 600, "lead: the slow one finished");
     sleep_ms(100);
     CHECK(la.ta.ticks == 1 && t.running,
-          "lead: the tick ran once the home thread was free");
+          "lead: the tick ran while a handler blocked");
+    pthread_join(ts, NULL);
+    CHECK(slow.code == 'c' && slow.ms >= 600, "lead: the slow one finished");
     if (write(pfd[1], "\x02", 1) != 1)
         perror("write");
     pthread_join(t.th, NULL);

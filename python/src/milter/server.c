@@ -412,10 +412,11 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
     cfg.threads = threads;
     /* Callbacks take turns on the GIL anyway, so handing each command to
-     * a pool thread and back cost more than the callback: the loop's
-     * thread runs them itself, and a pool thread takes the loop over when
-     * one has run for PYM_POOL_LEAD_US (it blocks, or is slow), so only
-     * its own connection waits (pmcore.h, pool_lead_us). */
+     * a pool thread and back cost more than the callback: the pool thread
+     * running the loop runs them itself, and another takes the loop over
+     * when one has run for PYM_POOL_LEAD_US (it blocks, or is slow), so
+     * only its own connection waits (pmcore.h, pool_lead_us).  This
+     * thread runs the tick (signal handlers) only. */
     cfg.pool_lead_us = PYM_POOL_LEAD_US;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
