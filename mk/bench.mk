@@ -7,6 +7,7 @@ BENCH_DRIVER := $(BUILD)/bench/pmc-load
 BENCH_DRIVER_SRCS := $(wildcard bench/driver/*.c)
 BENCH_PMC_MILTER := $(BUILD)/bench/milter_pmcore
 BENCH_LIBMILTER_MILTER := $(BUILD)/bench/milter_libmilter
+BENCH_PINGPONG := $(BUILD)/bench/pmc-pingpong
 # libmilter's header is not -Wextra clean, so its milter gets plain flags.
 BENCH_LIBMILTER_CFLAGS = -std=gnu11 $(OPT) -g -Wall -pthread
 
@@ -28,7 +29,13 @@ $(BENCH_LIBMILTER_MILTER): bench/c/milter_libmilter.c
 	    exit 1; }
 	$(CC) $(BENCH_LIBMILTER_CFLAGS) $< -lmilter -o $@
 
-bench-c-milters: $(BENCH_DRIVER) $(BENCH_PMC_MILTER) $(BENCH_LIBMILTER_MILTER)
+# The transport floor: a null server making the same round trips.
+$(BENCH_PINGPONG): bench/c/pingpong.c
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< -o $@
+
+bench-c-milters: $(BENCH_DRIVER) $(BENCH_PMC_MILTER) $(BENCH_LIBMILTER_MILTER) \
+                 $(BENCH_PINGPONG)
 
 bench-c: bench-c-milters
 	$(PY) bench/c/run.py --build $(BUILD)

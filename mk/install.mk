@@ -4,3 +4,8 @@
 test-install:
 	tests/install/cpanm.sh
 EXTRA_TESTS += tests/install/cpanm.sh
+
+# The Python package on each CPython 3.8-3.13 installed here (CI runs it).
+.PHONY: test-pythons
+test-pythons:
+	BUILD=$(CURDIR)/$(BUILD) tests/python-versions.sh

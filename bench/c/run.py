@@ -20,6 +20,8 @@ import argparse
 import datetime
 import json
 import os
+import statistics
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,7 +159,9 @@ def main():
         out.append(bl.summary_table(res, milters, ref, metrics[:3]))
         if len(metrics) > 3:
             out.append(bl.markdown_tables(res, milters, ref, metrics[3:]))
-    out.append(acceptance(r_main, r_nr))
+    fl = floor(os.path.join(b, "pmc-pingpong"), conns, rounds, dur)
+    out.append(floor_table(fl))
+    out.append(acceptance(r_main, r_nr, fl))
     out.append(top_syscalls(r_main + r_nr))
     text = "\n".join(out)
     print(text)
@@ -172,7 +176,47 @@ def main():
     return 0 if ok else 1
 
 
-def acceptance(r_main, r_nr):
+def floor(pingpong, conns, rounds, dur):
+    """The transport floor: pmc-pingpong (a null server making the same 18
+    round trips per message) on unix and TCP, interleaved, medians of
+    msgs/s by (transport, conn)."""
+    print("== transport floor (pmc-pingpong)", file=sys.stderr, flush=True)
+    runs = {}
+    for rnd in range(rounds):
+        for conn in conns:
+            for t in ("unix", "tcp"):
+                p = subprocess.run([pingpong, t, str(conn), str(dur)],
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    print(f"  pmc-pingpong {t} {conn}: {p.stderr.strip()}",
+                          file=sys.stderr)
+                    continue
+                v = json.loads(p.stdout)["msgs_per_s"]
+                runs.setdefault((t, conn), []).append(v)
+                print(f"  round {rnd + 1} {t:4} conn {conn:<2} "
+                      f"{v:10.0f} msgs/s", file=sys.stderr)
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def floor_table(fl):
+    lines = ["## Transport floor (no milter)", "",
+             "pmc-pingpong: a null server answering the 18 request/reply "
+             "round trips of one message as pmc-load makes them (no "
+             "protocol, no work), so msgs/s is what the kernel allows; "
+             "TCP/unix here bounds any milter's TCP/unix from below, the "
+             "more so the less work the milter does per message.", "",
+             "| conn | unix msgs/s | TCP msgs/s | TCP/unix |",
+             "|---:|---:|---:|---:|"]
+    for conn in sorted({c for _, c in fl}):
+        u, t = fl.get(("unix", conn)), fl.get(("tcp", conn))
+        if u and t:
+            lines.append(f"| {conn} | {u:,.0f} | {t:,.0f} | {t / u:.2f} |"
+                         .replace(",", " "))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def acceptance(r_main, r_nr, fl):
     """The issue's targets, checked on this run's figures."""
     acc = bl.Acceptance("Acceptance (issue 3), this run")
     row = acc.row
@@ -207,6 +251,10 @@ def acceptance(r_main, r_nr):
             row(f"{PMC} TCP/unix msgs/s, conn {conn} 4 KiB reused",
                 t.value("msgs_per_s") / u.value("msgs_per_s"), "≥ 0.80",
                 lambda v: v >= 0.8)
+        fu, ft = fl.get(("unix", conn)), fl.get(("tcp", conn))
+        if fu and ft:
+            row(f"transport floor TCP/unix (no milter), conn {conn}",
+                ft / fu, "–", None)
     return acc.markdown()
 
 
