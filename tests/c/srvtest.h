@@ -264,7 +264,8 @@ SRVTEST_UNUSED static void log_stderr(void *ap, int level, uint64_t conn,
             (unsigned long long)conn, qid ? qid : "-", msg);
 }
 
-/* pool_linger_us for the THREADS runs (the pool's linger path). */
+/* pool_linger_us and pool_lead_us for the THREADS runs (the pool's linger
+ * path, and its lead mode). */
 static unsigned srvtest_linger_us;
 static unsigned srvtest_lead_us;
 
