@@ -570,12 +570,13 @@ static void free_dead(pmci_loop *l)
 }
 
 /* One round: wait, handle the events, re-read, expire, reap.  -1 when
- * epoll failed (the loop ends). */
+ * epoll failed (the loop ends).  In lead mode the run queue is empty
+ * here: pmci_loop_lead runs it out first. */
 static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
     long long now = pmci_now_ms();
-    int n = epoll_wait(l->ep, ev, 64, l->runq ? 0 : wait_ms(l, now));
+    int n = epoll_wait(l->ep, ev, 64, wait_ms(l, now));
 
     if (n < 0 && errno != EINTR) {
         pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");
@@ -717,9 +718,7 @@ void pmci_loop_fini(pmci_loop *l)
         /* Steps that ended after the loop did (it failed): their
          * threads are joined now. */
         pmci_pool_join(l->pool);
-        while ((c = pmci_pool_done(l->pool)) || (c = l->runq)) {
-            if (c == l->runq && !(l->runq = c->qnext))
-                l->runq_tail = NULL;
+        while ((c = pmci_pool_done(l->pool))) {
             pmci_conn_finish(c);
             pmci_conn_free(c);
         }
