@@ -1,7 +1,8 @@
-# make test-tsan: the server suite (the THREADS pool and its lead mode move
+# make test-tsan: the server suites (the THREADS pool and its lead mode move
 # connections and the event loop between threads) under ThreadSanitizer.
 .PHONY: test-tsan
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
-	    build-tsan/tests/test_server
+	    build-tsan/tests/test_server build-tsan/tests/test_server_eof
 	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server_eof

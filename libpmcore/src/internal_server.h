@@ -91,6 +91,8 @@ struct pmci_conn {
     int rd_pending;      /* input may be waiting: read when possible */
     int want_out;        /* EPOLLOUT is registered */
     int eof_seen;
+    int hup;             /* epoll reported the peer's end (RDHUP, HUP or
+                            ERR): keep reading until read says so */
     int tlist;           /* which timeout list holds it, or -1 */
     long long deadline;
     pmci_conn *tprev, *tnext;

@@ -116,7 +116,10 @@ static void end_conn(pmci_loop *l, pmci_conn *c, pmc_status why)
 }
 
 /* Read once, up to the buffer's size; a short read on a stream socket
- * means it is drained, which edge-triggered epoll needs to know.  0 when
+ * means it is drained, which edge-triggered epoll needs to know.  But when
+ * the peer's end came in the same edge as its last bytes, epoll will not
+ * report it again: the read that returns 0 (or the reset) is still owed,
+ * so the connection stays marked for one more read after its step.  0 when
  * nothing was there, 1 with *job set (input or end of stream), 2 when the
  * connection was ended (a read error) and went to a step for that. */
 static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
@@ -132,6 +135,7 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
             break;
     }
     if (n > 0) {
+        c->rd_pending = c->hup;
         if (n == PMCI_SRV_RBUF && !c->on_again) {
             /* There may be more: come back after the other ready
              * connections had their turn. */
@@ -265,6 +269,8 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 
 static void conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
 {
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->hup = 1;
     if (c->busy || c->finished) {
         c->rd_pending = 1;
         return;

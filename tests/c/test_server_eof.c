@@ -1,0 +1,290 @@
+/*
+ * The peer's end, wherever it comes: a conversation cut at every byte
+ * offset by a FIN, a half-close or a reset, in each threading model, over
+ * TCP (where the end often arrives in the same epoll edge as the last
+ * bytes, which is what used to leave connections open), and ends that come
+ * while a handler runs or while a large reply is being written.  After each
+ * case the connection must be released: conn_close and the session's close
+ * handler ran once, the server's counters say nothing is active, and the
+ * process holds no more descriptors than before.
+ */
+#include "srvtest.h"
+
+enum end_kind { END_FIN, END_HALF, END_RESET };
+static const char *const end_name[] = {"FIN", "half-close", "reset"};
+
+/* Wait until every connection opened so far has closed. */
+static int settled(app *a, pmc_server *srv, int ms)
+{
+    long long end = now_ms() + ms;
+    pmc_server_stats st;
+
+    for (;;) {
+        pmc_server_stats_get(srv, &st);
+        if (atomic_load(&a->closes) == atomic_load(&a->opens) &&
+            st.conn_active == 0)
+            return 1;
+        if (now_ms() > end)
+            return 0;
+        sleep_ms(1);
+    }
+}
+
+static void end_conn(int fd, enum end_kind how)
+{
+    if (how == END_RESET) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else if (how == END_HALF) {
+        shutdown(fd, SHUT_WR);
+        return;
+    }
+    close(fd);
+}
+
+/* One connection that sends n bytes of conv and ends; 1 when released. */
+static int one_case(app *a, tsrv *t, uint16_t port, const uint8_t *conv,
+                    size_t n, enum end_kind how)
+{
+    int fd = dial_inet("127.0.0.1", port), ok = 1;
+
+    if (fd < 0)
+        return 0;
+    /* One send, so the bytes and the end tend to share one segment
+     * train and one epoll edge. */
+    if (n && send(fd, conv, n, MSG_NOSIGNAL) != (ssize_t)n)
+        ok = 0;
+    end_conn(fd, how);
+    if (how == END_HALF) {
+        /* The peer still reads: the server must close its side. */
+        ok &= wait_closed(fd, 2000);
+        close(fd);
+    }
+    return ok && settled(a, t->srv, 2000);
+}
+
+static void every_offset(pmc_server_model model, unsigned lead_us,
+                         const char *label)
+{
+    app a;
+    pmc_server_config cfg;
+    tsrv t;
+    pmc_buf conv = {0};
+    int lfd, fds0, fds_srv;
+    uint16_t port;
+
+    memset(&a, 0, sizeof a);
+    base_config(&cfg, &a);
+    cfg.model = model;
+    cfg.threads = 2;
+    cfg.pool_lead_us = lead_us;
+    raw_conversation(&conv);
+    fds0 = count_fds();
+    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
+    if (lfd < 0) {
+        CHECK(0, "%s: server started", label);
+        pmc_buf_free(&conv);
+        return;
+    }
+    port = port_of(lfd);
+    /* Let the server set up (epoll, pool) before counting its own. */
+    full_conv(dial_inet("127.0.0.1", port), NULL);
+    settled(&a, t.srv, 2000);
+    fds_srv = count_fds();
+    for (int how = END_FIN; how <= END_RESET; how++) {
+        size_t bad = 0, first_bad = 0;
+        int fds;
+        for (size_t n = 0; n < conv.len; n++)
+            if (!one_case(&a, &t, port, conv.data, n, (enum end_kind)how) &&
+                bad++ == 0)
+                first_bad = n;
+        CHECK(bad == 0,
+              "%s: %s at every offset of %zu: %zu left open (first at %zu)",
+              label, end_name[how], conv.len, bad, first_bad);
+        fds = count_fds();
+        CHECK(fds == fds_srv, "%s: %s: descriptors back (%d, baseline %d)",
+              label, end_name[how], fds, fds_srv);
+    }
+    CHECK(a.close_h == a.opens,
+          "%s: the close handler ran once per connection (%d of %d)", label,
+          (int)a.close_h, (int)a.opens);
+    CHECK(srv_stop(&t, 0) == PMC_OK, "%s: stopped", label);
+    CHECK(count_fds() == fds0, "%s: no descriptor left after stop", label);
+    pmc_buf_free(&conv);
+}
+
+/* Length of the conversation up to and including its first EOM. */
+static size_t through_first_eom(const pmc_buf *b)
+{
+    size_t at = 0;
+
+    while (at + 5 <= b->len) {
+        uint32_t len = (uint32_t)b->data[at] << 24 |
+                       (uint32_t)b->data[at + 1] << 16 |
+                       (uint32_t)b->data[at + 2] << 8 | b->data[at + 3];
+        char cmd = (char)b->data[at + 4];
+        at += 4 + len;
+        if (cmd == 'E')
+            return at;
+    }
+    return b->len;
+}
+
+/* Ends while the EOM handler runs, and while a 4 MiB reply is being
+ * written to a peer that stopped reading. */
+static void busy_ends(pmc_server_model model, unsigned lead_us,
+                      const char *label)
+{
+    app a;
+    pmc_server_config cfg;
+    tsrv t;
+    pmc_buf conv = {0};
+    int lfd;
+    uint16_t port;
+    size_t n;
+
+    memset(&a, 0, sizeof a);
+    base_config(&cfg, &a);
+    cfg.model = model;
+    cfg.threads = 2;
+    cfg.pool_lead_us = lead_us;
+    cfg.session.actions = PMC_ACT_ADDHDRS | PMC_ACT_CHGBODY;
+    raw_conversation(&conv);
+    n = through_first_eom(&conv);
+    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
+    if (lfd < 0) {
+        CHECK(0, "%s: server started", label);
+        pmc_buf_free(&conv);
+        return;
+    }
+    port = port_of(lfd);
+
+    atomic_store(&a.eom_ms, 100);
+    for (int how = END_FIN; how <= END_RESET; how++)
+        CHECK(one_case(&a, &t, port, conv.data, n, (enum end_kind)how),
+              "%s: %s while the EOM handler runs: released", label,
+              end_name[how]);
+    atomic_store(&a.eom_ms, 0);
+
+    atomic_store(&a.big_body, 4 << 20);
+    for (int how = END_FIN; how <= END_RESET; how += 2) {
+        int fd = dial_inet("127.0.0.1", port);
+        int small = 4096;
+        CHECK(fd >= 0, "%s: connected", label);
+        if (fd < 0)
+            break;
+        /* A small receive window, so the reply cannot all be sent. */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        CHECK(send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
+              "%s: sent", label);
+        sleep_ms(100);
+        end_conn(fd, (enum end_kind)how);
+        CHECK(settled(&a, t.srv, 2000),
+              "%s: %s while a large reply is written: released", label,
+              end_name[how]);
+    }
+    /* A half-closed peer that still reads gets the whole reply, then the
+     * end. */
+    {
+        int fd = dial_inet("127.0.0.1", port);
+        static uint8_t sink[8 << 20];
+        size_t got;
+        CHECK(fd >= 0 && send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
+              "%s: sent", label);
+        shutdown(fd, SHUT_WR);
+        got = read_all(fd, sink, sizeof sink, 3000);
+        CHECK(got > (4u << 20), "%s: half-closed peer read the reply (%zu)",
+              label, got);
+        close(fd);
+        CHECK(settled(&a, t.srv, 2000), "%s: then released", label);
+    }
+    atomic_store(&a.big_body, 0);
+    CHECK(a.close_h == a.opens,
+          "%s: close handler once per connection (%d of %d)", label,
+          (int)a.close_h, (int)a.opens);
+    srv_stop(&t, 0);
+    pmc_buf_free(&conv);
+}
+
+/* A stop with a peer that went away inside a message does not wait for
+ * the drain deadline. */
+static void stop_after_gone(pmc_server_model model, unsigned lead_us,
+                            const char *label)
+{
+    app a;
+    pmc_server_config cfg;
+    tsrv t;
+    pmc_buf conv = {0};
+    int lfd, fd;
+    long long t0;
+
+    memset(&a, 0, sizeof a);
+    base_config(&cfg, &a);
+    cfg.model = model;
+    cfg.threads = 2;
+    cfg.pool_lead_us = lead_us;
+    raw_conversation(&conv);
+    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
+    if (lfd < 0) {
+        CHECK(0, "%s: server started", label);
+        pmc_buf_free(&conv);
+        return;
+    }
+    fd = dial_inet("127.0.0.1", port_of(lfd));
+    /* OPTNEG through the first RCPT, and a macro packet, then FIN. */
+    {
+        static const uint8_t mac[] = {0, 0, 0, 7, 'D', 'R',
+                                      'i', 0, 'Q', '1', 0};
+        size_t upto = 0;
+        int seen = 0;
+        while (upto + 5 <= conv.len) {
+            uint32_t len = (uint32_t)conv.data[upto + 3];
+            char cmd = (char)conv.data[upto + 4];
+            upto += 4 + len;
+            if (cmd == 'R' && ++seen == 1)
+                break;
+        }
+        CHECK(send(fd, conv.data, upto, MSG_NOSIGNAL) == (ssize_t)upto &&
+                  send(fd, mac, sizeof mac, MSG_NOSIGNAL) ==
+                      (ssize_t)sizeof mac,
+              "%s: sent", label);
+    }
+    sleep_ms(50);
+    close(fd);
+    sleep_ms(50);
+    t0 = now_ms();
+    pmc_server_stop(t.srv, 10000);
+    pthread_join(t.th, NULL);
+    t.running = 0;
+    CHECK(now_ms() - t0 < 2000, "%s: stop with a gone peer took %lld ms",
+          label, now_ms() - t0);
+    CHECK(a.aborts >= 1 && a.closes == 1, "%s: abort and close ran", label);
+    srv_stop(&t, 0);
+    pmc_buf_free(&conv);
+}
+
+int main(void)
+{
+    int fds0 = count_fds();
+    static const struct {
+        pmc_server_model model;
+        unsigned lead_us;
+        const char *label;
+    } models[] = {
+        {PMC_MODEL_LOOP, 0, "loop"},
+        {PMC_MODEL_THREADS, 0, "threads"},
+        {PMC_MODEL_THREADS, 2000, "threads+lead"},
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        every_offset(models[i].model, models[i].lead_us, models[i].label);
+        busy_ends(models[i].model, models[i].lead_us, models[i].label);
+        stop_after_gone(models[i].model, models[i].lead_us, models[i].label);
+    }
+    CHECK(count_fds() == fds0, "no leaked descriptors (%d before, %d after)",
+          fds0, count_fds());
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
