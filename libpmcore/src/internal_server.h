@@ -126,6 +126,8 @@ typedef struct pmci_child {
     int told;            /* asked to drain */
     long long kill_at;   /* SIGKILL if still alive then; 0 = never */
     long long started;
+    uint64_t conns;      /* PREFORK: its open connections, as its reports
+                            tell (they lag by at most one event) */
     struct pmci_child *next;
 } pmci_child;
 
@@ -179,6 +181,9 @@ typedef struct pmci_loop {
     long long drain_deadline;
     int drain_expired;
     long long next_tick;
+    unsigned closed_since_trim; /* connections ended since the heap was
+                                   last given back */
+    long long trim_at;   /* when to give it back; 0 = not planned */
     pmci_tlist tl[2];    /* 0 idle, 1 read */
     pmci_conn *again;    /* conns whose last read filled the buffer */
     pmci_conn *dead;     /* finished, freed after the current events */

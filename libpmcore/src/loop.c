@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -232,6 +233,7 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         c->qnext = l->dead;
         l->dead = c;
         l->active--;
+        l->closed_since_trim++;
         if (l->srv->control_fd >= 0)
             pmci_worker_report(l->srv);
         pmci_accept_update(l);
@@ -430,6 +432,30 @@ static void control_event(pmci_loop *l)
     begin_stop(l, ms);
 }
 
+/* Give freed memory back to the system once the server has gone (mostly)
+ * idle after connections closed: the allocator keeps what a burst of
+ * connections used, and a milter runs for months.  At most once a second,
+ * so a server that keeps closing connections pays next to nothing. */
+#define PMCI_TRIM_DELAY_MS 1000
+#define PMCI_TRIM_AFTER 128 /* closes that are worth a trim while busy */
+
+static void trim_heap(pmci_loop *l, long long now)
+{
+    if (!l->trim_at) {
+        if (l->closed_since_trim &&
+            (l->active == 0 || l->closed_since_trim >= PMCI_TRIM_AFTER))
+            l->trim_at = now + PMCI_TRIM_DELAY_MS;
+        return;
+    }
+    if (now < l->trim_at)
+        return;
+    l->trim_at = 0;
+    l->closed_since_trim = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
@@ -465,6 +491,7 @@ static void expire(pmci_loop *l, long long now)
         l->next_tick = now + l->srv->cfg.tick_interval_ms;
         run_tick(l);
     }
+    trim_heap(l, now);
 }
 
 static int wait_ms(pmci_loop *l, long long now)
@@ -482,6 +509,8 @@ static int wait_ms(pmci_loop *l, long long now)
         t = l->backoff_until;
     if (l->next_tick && l->next_tick < t)
         t = l->next_tick;
+    if (l->trim_at && l->trim_at < t)
+        t = l->trim_at;
     if (l->srv->children || l->respawn_at) {
         long long c = pmci_children_timer(l);
         if (c < t)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -192,6 +193,7 @@ void pmci_child_event(pmci_loop *l, pmci_child *ch)
         pmci_stats msg;
         ssize_t n = recv(ch->it.fd, &msg, sizeof msg, MSG_DONTWAIT);
         if (n == (ssize_t)sizeof msg) {
+            ch->conns += msg.conn_active; /* a delta; wraps when negative */
             pmci_stats_merge(l->srv, &msg);
             continue;
         }
@@ -209,18 +211,41 @@ void pmci_child_event(pmci_loop *l, pmci_child *ch)
     }
 }
 
-static void reaped(pmci_loop *l, pmci_child *ch, int status)
+/* A child that died (a signal, a failure) takes its connections with it:
+ * say which, how, and what was lost, and stop counting them as open. */
+static void report_death(pmci_loop *l, pmci_child *ch, int status)
 {
     pmc_server *srv = l->srv;
+    /* FORK: the master counts the child's one connection itself. */
+    uint64_t lost = l->accept_mode == 2 ? 1 : ch->conns;
+    char how[96];
+
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof how, "was killed by signal %d (%s)",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(how, sizeof how, "exited with status %d",
+                 WEXITSTATUS(status));
+    /* A report can lag one event: never "lose" more than were open. */
+    if ((int64_t)lost < 0)
+        lost = 0;
+    pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
+             "%s %ld %s; %llu connection(s) lost%s",
+             l->accept_mode == 2 ? "connection process" : "worker",
+             (long)ch->pid, how, (unsigned long long)lost,
+             l->accept_mode == 2 || l->stopping ? "" : "; replacing it");
+    if (l->accept_mode != 2)
+        l->st.conn_active -= lost;
+}
+
+static void reaped(pmci_loop *l, pmci_child *ch, int status)
+{
     long long now = pmci_now_ms();
     int bad = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 
     l->st.workers_exited++;
     if (bad)
-        pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
-                 "child %ld ended with %s %d", (long)ch->pid,
-                 WIFSIGNALED(status) ? "signal" : "status",
-                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        report_death(l, ch, status);
     if (l->accept_mode == 2) {
         l->active--;
         l->st.conn_active--;
@@ -229,7 +254,7 @@ static void reaped(pmci_loop *l, pmci_child *ch, int status)
         /* Dying at once again and again must not become a fork storm. */
         l->respawn_at = now + 1000;
     }
-    pmci_stats_merge(srv, &l->st);
+    pmci_stats_merge(l->srv, &l->st);
 }
 
 void pmci_children_reap(pmci_loop *l, int force)

@@ -93,6 +93,35 @@ static void on_after_fork(void *ap)
     pipe_note(ap, 'a');
 }
 
+/* The master's warnings (a worker's death), kept for the checks. */
+static pthread_mutex_t warn_mu = PTHREAD_MUTEX_INITIALIZER;
+static char warned[1024];
+static pid_t test_pid;
+
+static void log_warnings(void *ap, int level, uint64_t conn, const char *qid,
+                         const char *msg)
+{
+    (void)ap;
+    (void)conn;
+    (void)qid;
+    if (level > PMC_LOG_WARNING || getpid() != test_pid)
+        return;
+    pthread_mutex_lock(&warn_mu);
+    snprintf(warned + strlen(warned), sizeof warned - strlen(warned),
+             "%s\n", msg);
+    pthread_mutex_unlock(&warn_mu);
+}
+
+static int warned_has(const char *what)
+{
+    int r;
+
+    pthread_mutex_lock(&warn_mu);
+    r = strstr(warned, what) != NULL;
+    pthread_mutex_unlock(&warn_mu);
+    return r;
+}
+
 static void proc_config(pmc_server_config *cfg, app *a)
 {
     base_config(cfg, a);
@@ -147,6 +176,9 @@ static void test_prefork(void)
     cfg.model = PMC_MODEL_PREFORK;
     cfg.workers = 2;
     cfg.max_conn_per_worker = 1;
+    test_pid = getpid();
+    cfg.log = log_warnings;
+    cfg.log_level = PMC_LOG_WARNING;
     snprintf(p, sizeof p, "%s/prefork.sock", dir);
     snprintf(spec, sizeof spec, "unix:%s", p);
     if (srv_start(&t, &cfg, spec) < 0)
@@ -176,14 +208,42 @@ static void test_prefork(void)
         cli_free(k2);
     }
 
-    /* A killed worker is replaced. */
-    kill((pid_t)w0, SIGKILL);
-    CHECK(wait_tag(&L, 'i', 3, 3000) == 3, "prefork: killed worker respawned");
-    CHECK(nth_pid(&L, 'i', 2) != w0 && nth_pid(&L, 'i', 2) != w1,
-          "prefork: new pid");
-    sleep_ms(100);
-    CHECK(!alive(w0), "prefork: dead worker reaped");
-    CHECK(full_conv(dial_unix(p), &hdr) == 'c', "prefork: still serving");
+    /* A killed worker is replaced, and says what it took with it: one
+     * connection each is open on both workers. */
+    {
+        cli *k1 = cli_new(dial_unix(p), 3000);
+        cli *k2 = cli_new(dial_unix(p), 3000);
+        char want[96];
+        CHECK(cli_hello(k1, "a") == PMC_OK && cli_hello(k2, "b") == PMC_OK,
+              "prefork: two connections held");
+        CHECK(wait_tag(&L, 'o', 5, 1000) == 5, "prefork: both opened");
+        sleep_ms(100); /* the workers' reports reach the master */
+        pmc_server_stats_get(t.srv, &s);
+        CHECK(s.conn_active == 2, "prefork: 2 active (%llu)",
+              (unsigned long long)s.conn_active);
+        kill((pid_t)w0, SIGKILL);
+        CHECK(wait_tag(&L, 'i', 3, 3000) == 3,
+              "prefork: killed worker respawned");
+        CHECK(nth_pid(&L, 'i', 2) != w0 && nth_pid(&L, 'i', 2) != w1,
+              "prefork: new pid");
+        sleep_ms(100);
+        CHECK(!alive(w0), "prefork: dead worker reaped");
+        snprintf(want, sizeof want, "worker %ld was killed by signal %d", w0,
+                 SIGKILL);
+        CHECK(warned_has(want) &&
+                  warned_has("1 connection(s) lost; replacing it"),
+              "prefork: the death was logged with pid, signal and loss: %s",
+              warned);
+        pmc_server_stats_get(t.srv, &s);
+        CHECK(s.conn_active == 1,
+              "prefork: the lost connection is no longer active (%llu)",
+              (unsigned long long)s.conn_active);
+        CHECK(full_conv(dial_unix(p), &hdr) == 'c', "prefork: still serving");
+        pmc_client_quit(k1->c);
+        pmc_client_quit(k2->c);
+        cli_free(k1);
+        cli_free(k2);
+    }
 
     /* Reload: new workers, old ones leave through child_exit. */
     pmc_server_reload(t.srv);
@@ -195,7 +255,7 @@ static void test_prefork(void)
     CHECK(full_conv(dial_unix(p), &hdr) == 'c', "prefork: served after reload");
     sleep_ms(100);
     pmc_server_stats_get(t.srv, &s);
-    CHECK(s.messages == 3 && s.conn_accepted == 5,
+    CHECK(s.messages == 3 && s.conn_accepted == 7,
           "prefork: workers report counters (messages %llu, accepted %llu)",
           (unsigned long long)s.messages,
           (unsigned long long)s.conn_accepted);
