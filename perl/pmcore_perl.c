@@ -387,11 +387,15 @@ static void pmp_set_ref(pTHX_ pmp_ctx *c, const char *key, SV *sv)
     (void)hv_store(c->hv, key, (I32)strlen(key), newRV_inc(sv), 0);
 }
 
-/* Negotiation.  In 1.27 mode the reply echoes the MTA's version (2 or 6
- * only) and actions and keeps offered & SMFIP_DEFAULTS; a negotiate
- * callback starts from the raw offer.  Otherwise the core's proposal
- * (derived NO* bits, the register() flags) is the starting point.  The core
- * then refuses bits the MTA did not offer. */
+/* Negotiation.  In 1.27 mode the reply echoes the MTA's actions and keeps
+ * offered & SMFIP_DEFAULTS; a negotiate callback starts from the raw offer.
+ * The version is the core's (libmilter's rule: the lower of the MTA's and
+ * 6), which equals the echo 1.27 gave to the 2 and 6 it accepted, so an MTA
+ * offering a future version is answered rather than turned away.  1.27's
+ * refusal of 3, 4 and 5 is kept: those are old MTAs that milters written
+ * for 1.27 never met.  Otherwise the core's proposal (derived NO* bits, the
+ * register() flags) is the starting point.  The core then refuses bits the
+ * MTA did not offer. */
 static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
 {
     pmp_ctx *c = CTX(ud);
@@ -400,7 +404,7 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
     int r;
 
     if (c->compat) {
-        if (n->mta_version != 2 && n->mta_version != 6) {
+        if (n->mta_version >= 3 && n->mta_version <= 5) {
             SV *msg = newSVpvf(
                 "SMFIC_OPTNEG: unsupported milter protocol version %lu\n",
                 (unsigned long)n->mta_version);
@@ -408,7 +412,6 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
             SvREFCNT_dec(msg);
             return PMC_REJECT;
         }
-        n->version = n->mta_version;
         n->actions = n->mta_actions;
         n->protocol = n->mta_protocol & PMP_DEFAULTS32;
     }
@@ -417,7 +420,7 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
         return PMC_CONTINUE;
     }
     /* Owned here (not mortal: see pmp_call) until read back below. */
-    v = newSVuv(c->compat ? n->mta_version : n->version);
+    v = newSVuv(n->version);
     a = newSVuv(c->compat ? n->mta_actions : n->actions);
     p = newSVuv(c->compat ? n->mta_protocol : n->protocol);
     pmp_set_ref(aTHX_ c, "milter_protocol_version_ref", v);

@@ -408,7 +408,7 @@ stream.  [04_fixes]
 [04_fixes]
 
 =item * Negotiation with numeric FLAGS is 1.27's: the MTA's version (2 or
-6) and actions are echoed, the protocol reply is C<offer & SMFIP_DEFAULTS>,
+6; see below for the others) and actions are echoed, the protocol reply is C<offer & SMFIP_DEFAULTS>,
 and a negotiate callback starts from the raw offer.  But bits the MTA did
 not offer never reach it: no-reply bits are dropped (and faked: the engine
 answers for the callback), NODATA and NOUNKNOWN are dropped, and any other
@@ -447,8 +447,11 @@ C<main>.  [06_dispatch]
 stale unix socket is replaced without 1.27's race, and C<inet6:PORT>
 without a host listens on the IPv6 wildcard (1.27: IPv4).  [01_api]
 
-=item * Version 3, 4 and 5 MTAs are refused, as in 1.27, but by ending the
-connection without a reply.  [02_context]
+=item * An MTA offering a version above 6 is answered with 6, as libmilter
+answers it (1.27 refused it); a negotiate callback's version reference
+then starts at 6.  Versions 0 and 1 are refused, as by libmilter.
+Version 3, 4 and 5 MTAs are refused, as in 1.27, but by ending the
+connection without a reply.  [02_context, 03_vectors]
 
 =back
 
