@@ -458,6 +458,21 @@ SIGTERM/SIGINT/SIGQUIT the built-in dispatchers stop gracefully: messages
 in flight finish; prefork then exits 0 as before, the others return from
 C<main>.  [06_dispatch]
 
+=item * C<exit> in a callback (or in the log sink, or in a C<%SIG> handler
+while a built-in dispatcher runs) no longer jumps out of the engine
+mid-step.  The connection whose callback exited gets the replies it was
+owed for earlier commands, whole, then a clean end of stream (the command
+being answered gets none); no callback runs after the exit in that
+process, not even C<close>; then the exit goes on: END blocks run and the
+process ends with exit's status.  Which process: the child of that
+connection under C<postfork> and C<ithread>, the worker under C<prefork>
+(the master replaces it, as in 1.27), the milter itself under C<loop>
+and C<sequential>, whose other connections are closed at once, cleanly.
+A C<%SIG> handler that exits in a C<prefork> or C<postfork> master lets
+the workers drain first.  (1.27: the MTA got nothing, not even the replies
+already due.)  C<POSIX::_exit> still ends the process on the spot.
+[11_exit]
+
 =item * C<setconn>: PERMS is applied to the socket before C<listen>, a
 stale unix socket is replaced without 1.27's race, and C<inet6:PORT>
 without a host listens on the IPv6 wildcard (1.27: IPv4).  A descriptor
