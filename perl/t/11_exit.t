@@ -119,12 +119,12 @@ my @MSG = (optneg(6, 0x1FF, 0x1FFFFF), $CONN, pkt('M', "<a\@b>\0"),
            pkt('B', "body\r\n"), pkt('E'), pkt('Q'));
 # What the MTA gets before the end of stream, by the callback that exits.
 my %owed = (negotiate => 'O', connect => 'O', envfrom => 'O,c',
-            eom => 'O,c,c,c,c,c,c,c');
+            eom => 'O,c,c,c,c,c,c,c', close => 'O,c,c,c,c,c,c,c,h,c');
 
 # The models that run each connection in a process of its own: that
 # process exits, the milter goes on.
 for my $d (qw(postfork ithread prefork)) {
-    for my $where (qw(negotiate connect envfrom eom)) {
+    for my $where (qw(negotiate connect envfrom eom close)) {
         my ($pid, $sock, $ev) = start(dispatcher => $d, where => $where);
         my ($codes, $left, $eof) = converse(mta($sock), @MSG);
         is($codes, $owed{$where}, "$d, exit in $where: the replies owed before it");
@@ -150,11 +150,11 @@ for my $d (qw(postfork ithread prefork)) {
 # One process for every connection: the milter itself exits, and another
 # connection it was serving gets a clean end of stream, never half a packet.
 for my $d (qw(loop sequential)) {
-    for my $where (qw(negotiate connect envfrom eom)) {
+    for my $where (qw(negotiate connect envfrom eom close)) {
         my ($pid, $sock, $ev) = start(dispatcher => $d, where => $where);
         my ($other, @pre);
         # (Only where the exiting callback comes after the other one's.)
-        if ($d eq 'loop' && $where =~ /^(envfrom|eom)$/) {
+        if ($d eq 'loop' && $where =~ /^(envfrom|eom|close)$/) {
             $other = mta($sock);
             syswrite $other, optneg(6, 0x1FF, 0x1FFFFF) . $CONN;
             my $b = '';
