@@ -206,4 +206,16 @@ dies_like { $q->auto_getconn('') } qr/^milter name not supplied\n\z/, 'auto_getc
 my $as = Sendmail::PMilter->new;
 warns_like { $as->auto_setconn('nomilter', $cf) } qr/^auto_setconn: no connection for nomilter found/, 'auto_setconn not found';
 ok($as->auto_setconn('other', $cf), 'auto_setconn binds');
+# A malformed S= in sendmail.cf: auto_setconn reports it, as setconn does.
+{
+    my $bad = "$dir/bad.cf";
+    open my $fh, '>', $bad or die "$bad: $!";
+    print $fh "Xbroken, S=tcp:25\n";
+    close $fh;
+    my $ab = Sendmail::PMilter->new;
+    my ($ok, $r);
+    warns_like { $ok = eval { $r = $ab->auto_setconn('broken', $bad); 1 } }
+        qr/^setconn: tcp:25: unknown protocol/, 'auto_setconn, malformed S=: the reason is warned';
+    ok($ok && !$r, 'auto_setconn, malformed S=: false, no die');
+}
 done_testing;
