@@ -1,6 +1,22 @@
 /* PMilter.xs - entry points only; the work is in pmcore_perl*.c. */
 #include "pmcore_perl.h"
 
+/* An exit() in a callback makes Perl unwind every scope, which may free
+ * the objects the running engine call still uses (a Context held only by a
+ * lexical, the pipe of a test): entry points that run callbacks hold them
+ * until the engine returns, then let an exit caught meanwhile go on.  Only
+ * one caught meanwhile: a DESTROY run by the release belongs to an exit
+ * still on its way out. */
+#define PMP_HOLD(rv) \
+    unsigned pmp_exits_ = pmp_exit_count(); \
+    SV *pmp_held_ = SvROK(rv) ? SvREFCNT_inc_simple_NN(SvRV(rv)) : NULL
+#define PMP_RELEASE() \
+    STMT_START { \
+        SvREFCNT_dec(pmp_held_); \
+        if (pmp_exit_count() != pmp_exits_) \
+            pmp_exit_resume(aTHX); \
+    } STMT_END
+
 MODULE = Sendmail::PMilter  PACKAGE = Sendmail::PMilter
 
 PROTOTYPES: DISABLE
@@ -32,7 +48,11 @@ _server_run(milter, fd, opts, tmpl)
     HV *opts
     SV *tmpl
   CODE:
-    RETVAL = SvREFCNT_inc(pmp_server_run(aTHX_ milter, fd, opts, tmpl));
+    {
+        PMP_HOLD(tmpl);
+        RETVAL = SvREFCNT_inc(pmp_server_run(aTHX_ milter, fd, opts, tmpl));
+        PMP_RELEASE();
+    }
   OUTPUT:
     RETVAL
 
@@ -122,8 +142,10 @@ _feed(ctx, bytes)
         pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
         STRLEN len;
         const char *p = SvPVbyte(bytes, len);
+        PMP_HOLD(ctx);
         RETVAL = pmp_status_sv(aTHX_
                      pmc_session_feed(pmp_open(aTHX_ c), p, len));
+        PMP_RELEASE();
     }
   OUTPUT:
     RETVAL
@@ -132,8 +154,12 @@ SV *
 _eof(ctx)
     SV *ctx
   CODE:
-    RETVAL = pmp_status_sv(aTHX_
-                 pmc_session_eof(pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1))));
+    {
+        PMP_HOLD(ctx);
+        RETVAL = pmp_status_sv(aTHX_
+                     pmc_session_eof(pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1))));
+        PMP_RELEASE();
+    }
   OUTPUT:
     RETVAL
 
@@ -158,8 +184,10 @@ _resume(ctx, verdict)
   CODE:
     {
         pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 1);
+        PMP_HOLD(ctx);
         RETVAL = pmp_status_sv(aTHX_ pmc_session_resume(pmp_open(aTHX_ c),
                                                         pmp_core_verdict(verdict)));
+        PMP_RELEASE();
     }
   OUTPUT:
     RETVAL
@@ -216,8 +244,10 @@ _serve_fd(ctx, fd)
   CODE:
     {
         SV *why;
+        PMP_HOLD(ctx);
         (void)pmp_serve_fd(aTHX_ pmp_ctx_get(aTHX_ ctx, 1), fd, &why);
         RETVAL = SvREFCNT_inc(why);
+        PMP_RELEASE();
     }
   OUTPUT:
     RETVAL
@@ -245,9 +275,13 @@ call(self, op, ...)
     SV *self
     const char *op
   CODE:
-    RETVAL = SvREFCNT_inc(pmp_pipe_call(aTHX_
-                 INT2PTR(pmp_pipe *, SvIV(SvRV(self))), op, &ST(2),
-                 items - 2));
+    {
+        PMP_HOLD(self);
+        RETVAL = SvREFCNT_inc(pmp_pipe_call(aTHX_
+                     INT2PTR(pmp_pipe *, SvIV(SvRV(self))), op, &ST(2),
+                     items - 2));
+        PMP_RELEASE();
+    }
   OUTPUT:
     RETVAL
 
@@ -255,4 +289,9 @@ void
 DESTROY(self)
     SV *self
   CODE:
-    pmp_pipe_free(aTHX_ INT2PTR(pmp_pipe *, SvIV(SvRV(self))));
+    {
+        unsigned exits = pmp_exit_count();
+        pmp_pipe_free(aTHX_ INT2PTR(pmp_pipe *, SvIV(SvRV(self))));
+        if (pmp_exit_count() != exits) /* a close callback exited */
+            pmp_exit_resume(aTHX);
+    }

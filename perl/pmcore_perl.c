@@ -4,6 +4,8 @@
  * Every callback runs through call_sv(G_SCALAR|G_EVAL) inside
  * ENTER/SAVETMPS, so a Perl die never unwinds through a core frame: it is
  * logged and turned into the configured verdict (TEMPFAIL by default).
+ * An exit is caught as well (pmp_safe_call) and goes on once the engine
+ * has let go.
  */
 #include "pmcore_perl.h"
 
@@ -76,6 +78,83 @@ pmp_ctx *pmp_ctx_get(pTHX_ SV *ctx, int need)
     return NULL;
 }
 
+/* --- exit() in Perl code the engine runs ---------------------------------
+ *
+ * Perl's exit unwinds every Perl context and longjmps to the outermost
+ * JMPENV, past the engine's C frames.  Left alone, that abandons the engine
+ * mid-step: replies already made for earlier commands are never written,
+ * and the loop models cut their other connections wherever their output
+ * stood.  So every call into Perl from under the engine catches the jump
+ * (a JMPENV of its own around call_sv).  The connection whose callback
+ * exited is ended at once (its earlier replies are still written, then a
+ * clean close), no more Perl code runs for the engine, the server is asked
+ * to stop, and the exit goes on from the XS entry point that started the
+ * engine (pmp_exit_resume), or from the forked child once its connection
+ * is closed.
+ *
+ * One interpreter per process runs the engine, so plain statics do. */
+static unsigned pmp_exit_catches;  /* jumps caught so far */
+static int pmp_exiting;            /* an exit is waiting to go on */
+static int pmp_exit_status;        /* its status ($? when it was called) */
+static pmc_server *pmp_exit_srv;   /* the server this process runs, if any */
+
+int pmp_exit_pending(void) { return pmp_exiting; }
+unsigned pmp_exit_count(void) { return pmp_exit_catches; }
+void pmp_exit_server(pmc_server *srv) { pmp_exit_srv = srv; }
+
+/* Stop the server now: nothing of the milter may run any more, so there is
+ * nothing to drain for. */
+void pmp_exit_stop(void)
+{
+    if (pmp_exiting && pmp_exit_srv)
+        pmc_server_stop(pmp_exit_srv, 0);
+}
+
+void pmp_exit_resume(pTHX)
+{
+    if (!pmp_exiting)
+        return;
+    /* END blocks may use the module again, normally. */
+    pmp_exiting = 0;
+    pmp_exit_srv = NULL;
+    my_exit((U32)pmp_exit_status);
+}
+
+I32 pmp_safe_call(pTHX_ int how, const void *what, I32 flags)
+{
+    dJMPENV;
+    volatile I32 count = 0;
+    int ret;
+
+    JMPENV_PUSH(ret);
+    if (ret == 0) {
+        switch (how) {
+        case PMP_CALL_METHOD:
+            count = call_method((const char *)what, flags | G_EVAL);
+            break;
+        case PMP_CALL_PV:
+            count = call_pv((const char *)what, flags | G_EVAL);
+            break;
+        default:
+            count = call_sv((SV *)what, flags | G_EVAL);
+            break;
+        }
+    }
+    JMPENV_POP;
+    if (ret == 0)
+        return count;
+    /* G_EVAL catches die; anything else that jumps is not ours. */
+    if (ret != 1 && ret != 2)
+        JMPENV_JUMP(ret);
+    PL_curstash = PL_defstash;
+    pmp_exit_catches++;
+    if (!pmp_exiting) { /* a second exit keeps the first one's status */
+        pmp_exiting = 1;
+        pmp_exit_status = STATUS_UNIX;
+    }
+    return -1;
+}
+
 void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg)
 {
     if (c && c->log_cb) {
@@ -86,8 +165,12 @@ void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg)
         XPUSHs(sv_2mortal(newSViv(level)));
         XPUSHs(msg);
         PUTBACK;
-        /* A log sink that dies must not take the conversation down. */
-        call_sv(c->log_cb, G_DISCARD | G_EVAL);
+        /* A log sink that dies must not take the conversation down; one
+         * that exits has had Perl unwind our scope already. */
+        if (pmp_safe_call(aTHX_ PMP_CALL_SV, c->log_cb, G_DISCARD) < 0) {
+            pmp_exit_stop();
+            return;
+        }
         FREETMPS;
         LEAVE;
         return;
@@ -153,6 +236,24 @@ static int pmp_plain_sv(SV *sv)
            !SvMAGICAL(sv) && !SvREADONLY(sv);
 }
 
+/* A handler called after exit: no Perl runs.  The session ends from
+ * inside the handler, so the event gets no reply (the engine writes what
+ * earlier commands were owed, then closes).  Negotiation goes on to its
+ * reply (the core writes it before it sees the end): a complete packet
+ * all the same. */
+static int pmp_exited(pTHX_ pmp_ctx *c, pmc_session *s, pmc_event ev,
+                      SV **args, int n)
+{
+    int i;
+
+    PERL_UNUSED_ARG(c);
+    for (i = 0; i < n; i++)
+        SvREFCNT_dec(args[i]);
+    if (ev != PMC_EV_ABORT && ev != PMC_EV_CLOSE)
+        (void)pmc_session_end(s, PMC_OK);
+    return PMC_CONTINUE;
+}
+
 /* Call the Perl callback of 'ev' with ctx and args (owned SVs, which
  * this call frees; &PL_sv_undef may be among them). */
 static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
@@ -165,6 +266,8 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
 
     c->s = s;
     c->failed = 0;
+    if (pmp_exiting)
+        return pmp_exited(aTHX_ c, s, ev, args, n);
     ENTER;
     SAVETMPS;
     /* 1.27 keeps the name of the running callback in {cb}.  Set in place,
@@ -194,7 +297,15 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
     for (i = 0; i < n; i++)
         PUSHs(sv_2mortal(args[i]));
     PUTBACK;
-    count = call_sv(c->cb[ev], G_SCALAR | G_EVAL);
+    count = pmp_safe_call(aTHX_ PMP_CALL_SV, c->cb[ev], G_SCALAR);
+    if (count < 0) {
+        /* Perl has unwound our scope and freed our mortals. */
+        pmp_log(aTHX_ c, PMC_LOG_NOTICE, sv_2mortal(newSVpvf(
+            "exit(%d) in the %s callback: the connection is closed, then "
+            "the process exits\n", pmp_exit_status, pmc_event_name(ev))));
+        pmp_exit_stop();
+        return pmp_exited(aTHX_ c, s, ev, NULL, 0);
+    }
     SPAGAIN;
     rv = count > 0 ? POPs : &PL_sv_undef;
     PUTBACK;
@@ -387,11 +498,15 @@ static void pmp_set_ref(pTHX_ pmp_ctx *c, const char *key, SV *sv)
     (void)hv_store(c->hv, key, (I32)strlen(key), newRV_inc(sv), 0);
 }
 
-/* Negotiation.  In 1.27 mode the reply echoes the MTA's version (2 or 6
- * only) and actions and keeps offered & SMFIP_DEFAULTS; a negotiate
- * callback starts from the raw offer.  Otherwise the core's proposal
- * (derived NO* bits, the register() flags) is the starting point.  The core
- * then refuses bits the MTA did not offer. */
+/* Negotiation.  In 1.27 mode the reply echoes the MTA's actions and keeps
+ * offered & SMFIP_DEFAULTS; a negotiate callback starts from the raw offer.
+ * The version is the core's (libmilter's rule: the lower of the MTA's and
+ * 6), which equals the echo 1.27 gave to the 2 and 6 it accepted, so an MTA
+ * offering a future version is answered rather than turned away.  1.27's
+ * refusal of 3, 4 and 5 is kept: those are old MTAs that milters written
+ * for 1.27 never met.  Otherwise the core's proposal (derived NO* bits, the
+ * register() flags) is the starting point.  The core then refuses bits the
+ * MTA did not offer. */
 static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
 {
     pmp_ctx *c = CTX(ud);
@@ -400,7 +515,7 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
     int r;
 
     if (c->compat) {
-        if (n->mta_version != 2 && n->mta_version != 6) {
+        if (n->mta_version >= 3 && n->mta_version <= 5) {
             SV *msg = newSVpvf(
                 "SMFIC_OPTNEG: unsupported milter protocol version %lu\n",
                 (unsigned long)n->mta_version);
@@ -408,7 +523,6 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
             SvREFCNT_dec(msg);
             return PMC_REJECT;
         }
-        n->version = n->mta_version;
         n->actions = n->mta_actions;
         n->protocol = n->mta_protocol & PMP_DEFAULTS32;
     }
@@ -417,7 +531,7 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
         return PMC_CONTINUE;
     }
     /* Owned here (not mortal: see pmp_call) until read back below. */
-    v = newSVuv(c->compat ? n->mta_version : n->version);
+    v = newSVuv(n->version);
     a = newSVuv(c->compat ? n->mta_actions : n->actions);
     p = newSVuv(c->compat ? n->mta_protocol : n->protocol);
     pmp_set_ref(aTHX_ c, "milter_protocol_version_ref", v);

@@ -66,6 +66,22 @@ int pmp_listen(pTHX_ const char *spec, int mode, int backlog, SV **why);
 /* Run a built-in dispatcher's server on a listening descriptor. */
 SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv);
 
+/* Calls into Perl from under the engine: call_sv/call_method/call_pv
+ * with G_EVAL that also catch exit().  Returns the count, or -1 when the
+ * code called exit: Perl has then unwound every scope (callers must not
+ * FREETMPS/LEAVE what they entered before) and the exit is pending. */
+enum { PMP_CALL_SV, PMP_CALL_METHOD, PMP_CALL_PV };
+I32 pmp_safe_call(pTHX_ int how, const void *what, I32 flags);
+int pmp_exit_pending(void);
+/* Exits caught so far: a caller compares it around a call to learn
+ * whether an exit unwound its scope. */
+unsigned pmp_exit_count(void);
+/* The server of this process (NULL when none): stopped on an exit. */
+void pmp_exit_server(pmc_server *srv);
+void pmp_exit_stop(void);
+/* Go on with a pending exit (does not return); nothing if none. */
+void pmp_exit_resume(pTHX);
+
 /* Logging through the log callback or warn. */
 void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg);
 

@@ -40,6 +40,7 @@ static void pmp_conn_log(void *app, int level, uint64_t id, const char *qid,
 {
     pmp_ctx *c = app;
     dTHXa(c->perl);
+    unsigned exits = pmp_exit_count();
     PERL_UNUSED_ARG(id);
     /* In its own scope: inside the server loop nothing else frees
      * mortals. */
@@ -48,6 +49,8 @@ static void pmp_conn_log(void *app, int level, uint64_t id, const char *qid,
     pmp_log(aTHX_ c, level, sv_2mortal(newSVpvf("%s%s%s\n",
                                                 qid ? qid : "",
                                                 qid ? ": " : "", msg)));
+    if (pmp_exit_count() != exits)
+        return; /* the log sink exited: Perl unwound this scope */
     FREETMPS;
     LEAVE;
 }
@@ -91,6 +94,7 @@ typedef struct pmp_srv {
     SV *tmpl_rv;
     unsigned long requests;  /* connections of this process */
     pmc_server *srv;
+    pmc_server_model model;
 } pmp_srv;
 
 /* Call a method of the milter; returns its scalar result (mortal) or NULL
@@ -106,7 +110,11 @@ static SV *pmp_method(pTHX_ pmp_srv *m, const char *name, SV *a, SV *b)
     if (a) XPUSHs(a);
     if (b) XPUSHs(b);
     PUTBACK;
-    n = call_method(name, G_SCALAR | G_EVAL);
+    n = pmp_safe_call(aTHX_ PMP_CALL_METHOD, name, G_SCALAR);
+    if (n < 0) {
+        pmp_exit_stop();
+        return NULL;
+    }
     SPAGAIN;
     if (n > 0)
         rv = POPs;
@@ -125,12 +133,17 @@ static void *pmp_srv_open(void *app, const pmc_conn_info *ci)
     dTHXa(m->perl);
     pmp_ctx *c = NULL;
     SV *rv;
+    unsigned exits = pmp_exit_count();
 
     PERL_UNUSED_ARG(ci);
     m->requests++;
+    if (pmp_exit_pending())
+        return m->tmpl; /* its handlers end the session at once */
     ENTER;
     SAVETMPS;
     rv = pmp_method(aTHX_ m, "_server_context", NULL, NULL);
+    if (pmp_exit_count() != exits)
+        return m->tmpl;
     if (rv && SvROK(rv)) {
         SV **o = hv_fetchs((HV *)SvRV(rv), "pmcore", 0);
         pmp_ctx_attach(aTHX_ rv, m->tmpl->cbs_hv,
@@ -158,7 +171,10 @@ static void pmp_srv_close(void *app, void *ud)
 
 /* Perl runs %SIG handlers at safe points; calling a Perl sub under
  * G_EVAL gives them one, and a handler that dies cannot unwind through the
- * server's C frames.  _tick answers 1 (stop), 2 (reload) or 0. */
+ * server's C frames.  _tick answers 1 (stop), 2 (reload) or 0.  A handler
+ * that calls exit stops the server: at once where this process runs the
+ * callbacks (they cannot run any more), with the usual drain where
+ * worker processes do (prefork, postfork), before the exit goes on. */
 static int pmp_srv_tick(void *app)
 {
     pmp_srv *m = app;
@@ -166,11 +182,18 @@ static int pmp_srv_tick(void *app)
     dSP;
     int n, what = 0;
 
+    if (pmp_exit_pending())
+        return 0; /* the stop is under way */
     ENTER;
     SAVETMPS;
     PUSHMARK(SP);
     PUTBACK;
-    n = call_pv("Sendmail::PMilter::Dispatch::_tick", G_SCALAR | G_EVAL | G_NOARGS);
+    n = pmp_safe_call(aTHX_ PMP_CALL_PV, "Sendmail::PMilter::Dispatch::_tick",
+                      G_SCALAR | G_NOARGS);
+    if (n < 0) {
+        pmc_server_stop(m->srv, m->model == PMC_MODEL_LOOP ? 0 : -1);
+        return 0;
+    }
     SPAGAIN;
     if (n > 0) {
         SV *rv = POPs;
@@ -205,6 +228,8 @@ static int pmp_srv_child_init(void *app)
     SAVETMPS;
     rv = pmp_method(aTHX_ m, "_child_hook", sv_2mortal(newSVpvs("child_init")),
                     NULL);
+    /* A fresh worker that exits: nothing of the engine's is under way. */
+    pmp_exit_resume(aTHX);
     fail = rv == NULL;
     FREETMPS;
     LEAVE;
@@ -216,6 +241,9 @@ static void pmp_srv_child_exit(void *app)
     pmp_srv *m = app;
     dTHXa(m->perl);
 
+    /* The worker's connections are closed: the exit goes on (END blocks,
+     * its status), without the user's child_exit, as 1.27's would. */
+    pmp_exit_resume(aTHX);
     ENTER;
     SAVETMPS;
     (void)pmp_method(aTHX_ m, "_child_hook", sv_2mortal(newSVpvs("child_exit")),
@@ -224,17 +252,30 @@ static void pmp_srv_child_exit(void *app)
     LEAVE;
 }
 
+/* A postfork child whose connection is closed: an exit called in its
+ * callbacks goes on now.  Otherwise the engine ends the child. */
+static void pmp_srv_fork_exit(void *app)
+{
+    pmp_srv *m = app;
+    dTHXa(m->perl);
+
+    pmp_exit_resume(aTHX);
+}
+
 static void pmp_srv_log(void *app, int level, uint64_t id, const char *qid,
                         const char *msg)
 {
     pmp_srv *m = app;
     dTHXa(m->perl);
+    unsigned exits = pmp_exit_count();
     PERL_UNUSED_ARG(id);
     ENTER; /* as pmp_conn_log */
     SAVETMPS;
     pmp_log(aTHX_ m->tmpl, level, sv_2mortal(newSVpvf("%s%s%s\n",
                                                       qid ? qid : "",
                                                       qid ? ": " : "", msg)));
+    if (pmp_exit_count() != exits)
+        return;
     FREETMPS;
     LEAVE;
 }
@@ -283,9 +324,12 @@ SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv)
                                        cfg.drain_timeout_ms);
     cfg.tick = pmp_srv_tick;
     cfg.tick_interval_ms = (int)pmp_iv(aTHX_ opts, "tick_ms", 100);
+    m.model = cfg.model;
     if (cfg.model == PMC_MODEL_PREFORK) {
         cfg.child_init = pmp_srv_child_init;
         cfg.child_exit = pmp_srv_child_exit;
+    } else if (cfg.model == PMC_MODEL_FORK) {
+        cfg.child_exit = pmp_srv_fork_exit;
     }
     memset(&err, 0, sizeof err);
     m.srv = pmc_server_new(&cfg, &err);
@@ -293,8 +337,10 @@ SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv)
         return sv_2mortal(newSVpvf("%s (%s)", err.message,
                                    pmc_status_name(err.code)));
     st = pmc_server_add_fd(m.srv, fd, &err);
+    pmp_exit_server(m.srv);
     if (st == PMC_OK)
         st = pmc_server_run(m.srv, &err);
+    pmp_exit_server(NULL);
     pmc_server_free(m.srv);
     return st == PMC_OK ? &PL_sv_undef
                         : sv_2mortal(newSVpvf("%s (%s)", err.message,

@@ -2,6 +2,7 @@
 use strict;
 use warnings;
 use Test::More;
+use Errno ();
 use File::Temp qw(tempdir);
 use Sendmail::PMilter qw(:all);
 
@@ -93,10 +94,42 @@ is($n->get_max_interpreters, 0, 'get_max_interpreters default');
 is($n->get_max_requests, 0, 'get_max_requests default');
 
 # --- setconn ----------------------------------------------------------------
-dies_like { $n->setconn('nothing') } qr/^setconn: nothing: unspecified protocol/, 'setconn no protocol';
-dies_like { $n->setconn('inet6:25@::1') } qr/unspecified protocol/, 'inet6 host without brackets';
-dies_like { $n->setconn('tcp:25') } qr/^setconn: tcp:25: unknown protocol/, 'unknown protocol';
-dies_like { $n->setconn('unix:rel/path') } qr/^setconn: unix:rel\/path: path not absolute/, 'relative path';
+# A descriptor setconn cannot use: no die (1.27 croaked for the first
+# kinds), a false return, $! saying why and a warning with 1.27's text or
+# the engine's reason.
+my @bad = (
+    ['nothing',               qr/^setconn: nothing: unspecified protocol at /],
+    ['',                      qr/^setconn: : unspecified protocol at /],
+    [undef,                   qr/^setconn: : unspecified protocol at /],
+    ["\x00\xff\n garbage",     qr/^setconn: .*: unspecified protocol at /s],
+    ['inet6:25@::1',          qr/unspecified protocol/],
+    ['inet:25@',              qr/^setconn: inet:25\@: unspecified protocol/],
+    ['unix:',                 qr/^setconn: unix:: unspecified protocol/],
+    ['local:',                qr/^setconn: local:: unspecified protocol/],
+    ['tcp:25',                qr/^setconn: tcp:25: unknown protocol/],
+    ['inet4:25@127.0.0.1',    qr/^setconn: inet4:25\@127.0.0.1: unknown protocol/],
+    ['unix:rel/path',         qr/^setconn: unix:rel\/path: path not absolute/],
+    ['inet:notaport@127.0.0.1', qr/^setconn: inet:notaport\@127.0.0.1: \S.* at /],
+    ['inet:99999@127.0.0.1',  qr/^setconn: inet:99999\@127.0.0.1: port out of range/],
+    ['inet:-1@127.0.0.1',     qr/^setconn: inet:-1\@127.0.0.1: bad port/],
+    ['inet6:25@[zz::1]',      qr/^setconn: inet6:25\@\[zz::1\]: unspecified protocol/],
+    ['inet6:25@[fffff::1]',   qr/^setconn: inet6:25\@\[fffff::1\]: invalid IPv6 address/],
+);
+for my $case (@bad) {
+    my ($desc, $re) = @$case;
+    my $shown = defined $desc ? "'$desc'" : 'undef';
+    $shown =~ s/([^\x20-\x7e])/sprintf '\\x%02x', ord $1/ge;
+    my ($ok, $r, $errno);
+    my ($w) = warns_like { $ok = eval { $r = $n->setconn($desc); $errno = $! + 0; 1 } } $re,
+        "setconn $shown: the reason is warned";
+    ok($ok, "setconn $shown: no die") or diag($@);
+    ok(!$r, "setconn $shown: returns false");
+    is($errno, Errno::EINVAL(), "setconn $shown: \$! is EINVAL");
+    ok(!defined $n->{socket}, "setconn $shown: no socket set");
+}
+# A host name that does not resolve: the engine's reason, not errno's.
+warns_like { ok(!$n->setconn('inet:25@no-such-host.invalid'), 'unresolvable host: false') }
+    qr/^setconn: inet:25\@no-such-host.invalid: .*no-such-host.invalid/, 'unresolvable host: the reason names it';
 my $dir = tempdir(CLEANUP => 1);
 open my $f, '>', "$dir/file" or die; close $f;
 my ($r) = warns_like { $n->setconn("unix:$dir/file") } qr/^setconn: unix:\Q$dir\E\/file: File exists/, 'existing file: EEXIST';
@@ -173,4 +206,16 @@ dies_like { $q->auto_getconn('') } qr/^milter name not supplied\n\z/, 'auto_getc
 my $as = Sendmail::PMilter->new;
 warns_like { $as->auto_setconn('nomilter', $cf) } qr/^auto_setconn: no connection for nomilter found/, 'auto_setconn not found';
 ok($as->auto_setconn('other', $cf), 'auto_setconn binds');
+# A malformed S= in sendmail.cf: auto_setconn reports it, as setconn does.
+{
+    my $bad = "$dir/bad.cf";
+    open my $fh, '>', $bad or die "$bad: $!";
+    print $fh "Xbroken, S=tcp:25\n";
+    close $fh;
+    my $ab = Sendmail::PMilter->new;
+    my ($ok, $r);
+    warns_like { $ok = eval { $r = $ab->auto_setconn('broken', $bad); 1 } }
+        qr/^setconn: tcp:25: unknown protocol/, 'auto_setconn, malformed S=: the reason is warned';
+    ok($ok && !$r, 'auto_setconn, malformed S=: false, no die');
+}
 done_testing;

@@ -27,6 +27,27 @@ is_deeply([conv($ctx, optneg(3, 0x3F, 0x7F))], [], 'version 3 refused: no reply'
 like("@$log", qr/SMFIC_OPTNEG: unsupported milter protocol version 3/, 'version 3 logged');
 is(($ctx->_error)[0], 'NEGOTIATION', 'the connection ends');
 
+# An MTA offering a version above 6 gets 6, libmilter's answer (1.27 refused
+# everything but 2 and 6, so a future MTA could not use the milter at all).
+for my $v (7, 0xFFFFFFFF) {
+    ($ctx, $log) = ctx_for({ helo => sub { SMFIS_CONTINUE } }, 0);
+    is_deeply([conv($ctx, optneg($v, 0x1FF, 0x1FFFFF), $CONN)],
+        [['O', pack('N3', 6, 0x1FF, 0x800)], ['c', '']],
+        sprintf('version %u answered with 6, actions echoed; the conversation goes on', $v));
+    is("@$log", '', "version $v: nothing logged");
+}
+my @seen;
+($ctx) = ctx_for({ negotiate => sub { @seen = map { $$_ } @_[1 .. 3]; SMFIS_CONTINUE } }, 0);
+is_deeply([conv($ctx, optneg(9, 0x1FF, 0x1FFFFF))], [['O', pack('N3', 6, 0x1FF, 0x1FFFFF)]],
+    'version 9 with a negotiate callback: the reply says 6');
+is_deeply(\@seen, [6, 0x1FF, 0x1FFFFF], 'the version ref starts at 6, the masks at the raw offer');
+# Below 2 is refused, as libmilter does (the engine's rule).
+for my $v (0, 1) {
+    ($ctx) = ctx_for({}, 0);
+    is_deeply([conv($ctx, optneg($v, 0x3F, 0x7F))], [], "version $v refused: no reply");
+    is(($ctx->_error)[0], 'VERSION', "version $v: the connection ends");
+}
+
 my @neg;
 ($ctx) = ctx_for({ negotiate => sub {
     my ($c, $v, $a, $p) = @_;

@@ -193,33 +193,48 @@ sub get_max_requests ($)     { return $_[0]->{max_requests} || 0 }
 # setconn: 1.27's checks and texts; the socket itself comes from the
 # engine (pmc_listen: PERMS applied before listen, a stale unix socket
 # replaced without a race, inet6 without a host on the IPv6 wildcard).
+# A descriptor it cannot use is a failure like any other (1.27 croaked
+# for some): a milter reading its socket from a configuration file can
+# report it and go on.
 sub setconn ($$) {
     my ($this, $desc, $perms) = @_;
-    croak "setconn: $desc: unspecified protocol"
+    $desc = '' unless defined $desc;
+    my $fail = sub {
+        my ($why, $errno) = @_;
+        carp "setconn: $why";
+        $! = $errno;
+        return undef;
+    };
+    return $fail->("$desc: unspecified protocol", Errno::EINVAL)
         unless $desc =~ /^([^:]+):([^:@]+)(?:@([^:@]+|\[[0-9a-f:.]+\]))?$/;
     my ($proto, $where) = ($1, $2);
-    if ($proto eq 'local' || $proto eq 'unix') {
-        croak "setconn: $desc: path not absolute" unless $where =~ m{^/};
+    my $unix = $proto eq 'local' || $proto eq 'unix';
+    if ($unix) {
+        return $fail->("$desc: path not absolute", Errno::EINVAL)
+            unless $where =~ m{^/};
     } elsif ($proto ne 'inet' && $proto ne 'inet6') {
-        croak "setconn: $desc: unknown protocol";
+        return $fail->("$desc: unknown protocol", Errno::EINVAL);
     }
-    my $mode = ($proto eq 'local' || $proto eq 'unix') && $perms ? $perms : 0;
-    my $class = ($proto eq 'local' || $proto eq 'unix') ? 'IO::Socket::UNIX'
+    my $mode = $unix && $perms ? $perms : 0;
+    my $class = $unix ? 'IO::Socket::UNIX'
               : $proto eq 'inet' ? 'IO::Socket::INET' : 'IO::Socket::IP';
-    my ($fd) = _listen($desc, $mode, $this->{backlog} || 5);
+    # backlog 0: the engine listens with SOMAXCONN.
+    my ($fd, $why) = _listen($desc, $mode, $this->{backlog} || 0);
     if ($fd < 0) {
-        carp "setconn: $desc: $!";
-        return undef;
+        my $errno = $! + 0;
+        # 1.27's "DESC: $!" where the system error says it all; the
+        # engine's sentence (it starts with DESC) for a bad port, address
+        # or host name, which errno alone misdescribes.
+        my $sys = "$!";
+        return $fail->(index($why, $sys) >= 0 ? "$desc: $sys" : $why, $errno);
     }
     eval "require $class; 1" or $class = 'IO::Socket';
     require IO::Socket;
     my $sock = $class->new_from_fd($fd, 'r+');
     unless ($sock) {
-        my $err = $!;
+        my $err = $! + 0;
         POSIX::close($fd) if eval { require POSIX; 1 };
-        $! = $err;
-        carp "setconn: $desc: $!";
-        return undef;
+        return $fail->("$desc: " . ($! = $err), $err);
     }
     $sock->blocking(1);    # 1.27 dispatchers call a blocking accept
     ${*$sock}{pmcore_spec} = $desc;
@@ -408,7 +423,7 @@ stream.  [04_fixes]
 [04_fixes]
 
 =item * Negotiation with numeric FLAGS is 1.27's: the MTA's version (2 or
-6) and actions are echoed, the protocol reply is C<offer & SMFIP_DEFAULTS>,
+6; see below for the others) and actions are echoed, the protocol reply is C<offer & SMFIP_DEFAULTS>,
 and a negotiate callback starts from the raw offer.  But bits the MTA did
 not offer never reach it: no-reply bits are dropped (and faked: the engine
 answers for the callback), NODATA and NOUNKNOWN are dropped, and any other
@@ -443,12 +458,38 @@ SIGTERM/SIGINT/SIGQUIT the built-in dispatchers stop gracefully: messages
 in flight finish; prefork then exits 0 as before, the others return from
 C<main>.  [06_dispatch]
 
+=item * C<exit> in a callback (or in the log sink, or in a C<%SIG> handler
+while a built-in dispatcher runs) no longer jumps out of the engine
+mid-step.  The connection whose callback exited gets the replies it was
+owed for earlier commands, whole, then a clean end of stream (the command
+being answered gets none); no callback runs after the exit in that
+process, not even C<close>; then the exit goes on: END blocks run and the
+process ends with exit's status.  Which process: the child of that
+connection under C<postfork> and C<ithread>, the worker under C<prefork>
+(the master replaces it, as in 1.27), the milter itself under C<loop>
+and C<sequential>, whose other connections are closed at once, cleanly.
+A C<%SIG> handler that exits in a C<prefork> or C<postfork> master lets
+the workers drain first.  (1.27: the MTA got nothing, not even the replies
+already due.)  C<POSIX::_exit> still ends the process on the spot.
+[11_exit]
+
 =item * C<setconn>: PERMS is applied to the socket before C<listen>, a
 stale unix socket is replaced without 1.27's race, and C<inet6:PORT>
-without a host listens on the IPv6 wildcard (1.27: IPv4).  [01_api]
+without a host listens on the IPv6 wildcard (1.27: IPv4).  A descriptor
+it cannot use (no or an unknown scheme, an empty or relative path, a bad
+port or address) fails like any other setconn failure: a warning with the reason (1.27's texts, or the engine's sentence
+for a bad port, address or host name), C<$!> set (C<EINVAL> for a
+malformed descriptor) and undef returned; 1.27 croaked.  The listen
+backlog is the system's maximum (C<SOMAXCONN>) unless C<set_listen> asked
+for a number (1.27: 5, which turned MTA connections away, or left them
+waiting for a SYN retransmission, as soon as a few arrived at once).
+[01_api, 06_dispatch]
 
-=item * Version 3, 4 and 5 MTAs are refused, as in 1.27, but by ending the
-connection without a reply.  [02_context]
+=item * An MTA offering a version above 6 is answered with 6, as libmilter
+answers it (1.27 refused it); a negotiate callback's version reference
+then starts at 6.  Versions 0 and 1 are refused, as by libmilter.
+Version 3, 4 and 5 MTAs are refused, as in 1.27, but by ending the
+connection without a reply.  [02_context, 03_vectors]
 
 =back
 

@@ -234,6 +234,12 @@ inside a message, 7210 s between messages, 30 s to drain on stop.
 A connection served by a built-in dispatcher has no Perl socket object:
 C<< $ctx->{socket} >> is undef there.
 
+A callback that calls C<exit> ends the process that runs it (the
+connection's child under C<postfork> and C<ithread>, the worker under
+C<prefork>, the milter under C<loop> and C<sequential>) once its
+connection got what it was owed and was closed cleanly; see
+"COMPATIBILITY" in L<Sendmail::PMilter>.
+
 Signals: the engine installs no signal handler.  While a built-in
 dispatcher runs, TERM, INT and QUIT ask for a graceful stop and HUP for a
 reload; a handler you installed before C<main> is still called first.
