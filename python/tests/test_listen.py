@@ -37,10 +37,19 @@ def expect(e, spec, step, err, what=PREFIX):
 
 def serve_briefly():
     """Run main() on the socket opensocket() left for it, and stop it."""
-    t = threading.Timer(0.2, milter.stop)
+    done = threading.Event()
+
+    def stopper():
+        # stop() before main() runs does nothing: ask until it returned.
+        while not done.wait(0.05):
+            milter.stop()
+    t = threading.Thread(target=stopper)
     t.start()
-    assert milter.main() is None
-    t.join()
+    try:
+        assert milter.main() is None
+    finally:
+        done.set()
+        t.join()
 
 
 @pytest.mark.parametrize('spec, why', [
