@@ -1087,8 +1087,9 @@ PMC_API pmc_status pmc_sockspec_parse(const char *spec, pmc_sockspec *out,
  * (e.g. 0660; 0 = leave what the umask gives) is applied to the path after
  * bind and before listen, so no peer can connect under other permissions;
  * an existing path is handled safely: a socket nobody answers on (stale) is
- * removed and replaced, a socket with a live server fails with EADDRINUSE,
- * anything else fails with EEXIST.  Names are resolved with getaddrinfo
+ * removed and replaced, a socket with a live server (also one too busy to
+ * accept, its backlog full) fails with EADDRINUSE and a message saying
+ * another milter listens there, anything else fails with EEXIST.  Names are resolved with getaddrinfo
  * (which may block).  Returns the descriptor, owned by the caller, or -1
  * with err (may be NULL) holding PMC_ERR_ARGUMENT (bad spec) or PMC_ERR_IO
  * and a message naming the spec, the step and the system error

@@ -179,9 +179,16 @@ static int clear_stale(const char *spec, const char *path, pmc_error *err)
     r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     e = errno;
     close(fd);
-    /* EAGAIN is a live server with a full backlog. */
-    if (r == 0 || e == EAGAIN || e == EINPROGRESS)
-        return sys_fail(err, spec, "a server is already listening",
+    /* EAGAIN is a live server with a full backlog: a busy milter is the
+     * last one to take over. */
+    if (r == 0 || e == EINPROGRESS)
+        return sys_fail(err, spec,
+                        "another milter is already listening on this socket",
+                        EADDRINUSE);
+    if (e == EAGAIN)
+        return sys_fail(err, spec,
+                        "another milter is already listening on this socket "
+                        "(its backlog is full)",
                         EADDRINUSE);
     if (e != ECONNREFUSED)
         return sys_fail(err, spec, "probing the existing socket", e);

@@ -570,10 +570,12 @@ def runmilter(name, socketname, timeout=0, rmsock=True, workers=0,
             milter.main(inline=True)
         else:
             milter.main()
-    except milter.error:
+    except milter.error as e:
         if start_seq == _seq:
             raise
-        raise milter.error('out of thread resources')
+        # pymilter's guess for a failure once connections came in; the
+        # engine's own account of it follows, so the guess can be checked.
+        raise milter.error('out of thread resources: %s' % e) from e
 
 
 # A list (pymilter built a dict_keys here, which broke `import *`).

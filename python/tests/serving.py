@@ -23,8 +23,25 @@ class Client(object):
         return getattr(self.conn, name)
 
 
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+
+
+def default_stop_signals(ignore=()):
+    """For preexec_fn: the child starts with the stop signals at their
+    defaults (or ignored, for those in `ignore`) and unblocked, whatever
+    the test runner had.  An ignored signal survives exec: under nohup
+    SIGHUP is ignored, and a non-interactive shell's `cmd &` ignores SIGINT;
+    a milter started from there rightly keeps ignoring them, which is not
+    what a test of their default effect wants to see."""
+    def reset():
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN if s in ignore else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    return reset
+
+
 class Server(object):
-    def __init__(self, helper, mode, sock):
+    def __init__(self, helper, mode, sock, ignore=()):
         self.sock = sock
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join(
@@ -32,7 +49,7 @@ class Server(object):
         self.p = subprocess.Popen(
             [sys.executable, os.path.join(HERE, helper), mode, self.sock],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            text=True)
+            text=True, preexec_fn=default_stop_signals(ignore))
         line = self.p.stdout.readline()
         assert line.strip() == 'ready', (line, self.p.stderr.read())
 

@@ -1,5 +1,6 @@
 """A milter process for test_server.py: python3 srv_helper.py MODE SOCKET.
-Prints 'ready' once listening, and what main() did at the end."""
+SOCKET is a unix path or a full spec (inet:PORT@HOST).  Prints 'ready' once
+listening, and what main() did at the end."""
 import os
 import signal
 import sys
@@ -68,7 +69,7 @@ class Order(Milter.Base):
 
 def serve():
     Milter.factory = Order if MODE == 'order' else M
-    milter.setconn('unix:' + SOCK)
+    milter.setconn(SOCK if ':' in SOCK else 'unix:' + SOCK)
     cb = Milter._callbacks()
     for k in ('connect', 'envfrom', 'envrcpt', 'header', 'eoh', 'body',
               'eom', 'abort', 'close'):

@@ -9,8 +9,9 @@ import serving
 import pytest
 
 
-def Server(mode, tmp_path):
-    return serving.Server('srv_helper.py', mode, str(tmp_path / 'm.sock'))
+def Server(mode, tmp_path, **kw):
+    return serving.Server('srv_helper.py', mode, str(tmp_path / 'm.sock'),
+                          **kw)
 
 
 def quit_after_stop(c):
@@ -33,8 +34,8 @@ def message(c, sender=b'<a@x>'):
 def server(tmp_path):
     made = []
 
-    def make(mode):
-        s = Server(mode, tmp_path)
+    def make(mode, **kw):
+        s = Server(mode, tmp_path, **kw)
         made.append(s)
         return s
     yield make
@@ -64,6 +65,22 @@ def test_sighup_returns(server):
     s.p.send_signal(signal.SIGHUP)
     rc, out, err = s.finish()
     assert rc == 0 and 'main returned None' in out, err
+
+
+def test_inherited_ignored_sighup_stays_ignored(server):
+    """Started under nohup (SIGHUP ignored), the milter outlives a hangup:
+    main() only stops on SIGHUP left at its default."""
+    s = server('hup', ignore=(signal.SIGHUP,))
+    c0 = s.client()
+    c0.quit()
+    s.p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)                         # more than two ticks
+    assert s.p.poll() is None
+    c = s.client()
+    assert message(c)[2] == [('h', 0, b'X-Served', b'hup')]
+    c.quit()
+    rc, out, err = s.stop()
+    assert rc == 0 and 'main returned None' in out, (out, err)
 
 
 def test_sigint_raises_keyboardinterrupt_promptly(server):

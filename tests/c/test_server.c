@@ -114,7 +114,8 @@ static void test_listen_unix(void)
     /* A live server keeps its path. */
     fd2 = pmc_listen(spec, 0, 0, &e);
     CHECK(fd2 < 0 && errno == EADDRINUSE && strstr(e.message, spec) &&
-              strstr(e.message, "already listening"),
+              strstr(e.message, "another milter is already listening") &&
+              strstr(e.message, "Address already in use"),
           "live socket refused: %s", e.message);
     c = dial_unix(p);
     CHECK(c >= 0, "the first server still answers");
@@ -150,6 +151,62 @@ static void test_listen_unix(void)
     fd = pmc_listen("bogus:1", 0, 0, &e);
     CHECK(fd < 0 && errno == EINVAL && e.code == PMC_ERR_ARGUMENT,
           "unknown scheme: %s", e.message);
+}
+
+/* A live server too busy to accept: its backlog is full, so a probing
+ * connect gets EAGAIN instead of a connection.  It must still count as
+ * live, or a second instance would unlink the path of a loaded milter. */
+static void test_listen_unix_full_backlog(void)
+{
+    char p[100], spec[160]; /* p fits sun_path */
+    struct sockaddr_un sa;
+    pmc_error e;
+    int fd, fd2, c, queued[64], n = 0, r = 0;
+
+    path_in(p, sizeof p, "busy.sock");
+    snprintf(spec, sizeof spec, "unix:%s", p);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+              listen(fd, 1) == 0,
+          "busy listener: %s", strerror(errno));
+    /* Nobody accepts: queue connections until the kernel refuses one. */
+    while (n < 64) {
+        c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        r = connect(c, (struct sockaddr *)&sa, sizeof sa);
+        if (r != 0) {
+            int err = errno;
+            close(c);
+            errno = err;
+            break;
+        }
+        queued[n++] = c;
+    }
+    CHECK(r != 0 && errno == EAGAIN && n >= 1,
+          "backlog filled after %d connections (last: %s)", n,
+          strerror(errno));
+    fd2 = pmc_listen(spec, 0, 0, &e);
+    CHECK(fd2 < 0 && errno == EADDRINUSE && strstr(e.message, spec) &&
+              strstr(e.message, "another milter is already listening") &&
+              strstr(e.message, "backlog is full"),
+          "busy live socket refused: %s", e.message);
+    if (fd2 >= 0)
+        close(fd2);
+    /* The path is still the busy server's: once it accepts, it answers. */
+    for (int i = 0; i < n; i++) {
+        c = accept(fd, NULL, NULL);
+        if (c >= 0)
+            close(c);
+        close(queued[i]);
+    }
+    c = dial_unix(p);
+    CHECK(c >= 0, "the busy server kept its path: %s", strerror(errno));
+    if (c >= 0)
+        close(c);
+    close(fd);
+    unlink(p);
 }
 
 static void test_listen_inet(void)
@@ -1116,6 +1173,7 @@ int main(void)
     }
     test_parse();
     test_listen_unix();
+    test_listen_unix_full_backlog();
     test_listen_inet();
     test_basic(PMC_MODEL_LOOP, "loop");
     test_basic(PMC_MODEL_THREADS, "threads");

@@ -176,7 +176,8 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "register(name, unknown=None, data=None, negotiate=None)"},
     {"opensocket", pym_opensocket, METH_VARARGS,
-     "opensocket(rmsock): listen now (remove a stale unix socket)."},
+     "opensocket(rmsock): listen now.  An existing unix socket is replaced\n"
+     "only if no milter answers on it (rmsock or not)."},
     {"main", (PyCFunction)(void (*)(void))pym_main,
      METH_VARARGS | METH_KEYWORDS,
      "main(*, threads=0, workers=0): serve until stopped (stop(),\n"

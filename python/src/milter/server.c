@@ -9,10 +9,10 @@
  * stop main() gracefully (drain) as pymilter's libmilter did. */
 #include "pym.h"
 
-#include <limits.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef PYM_HAVE_SERVER
@@ -96,6 +96,44 @@ static void log_line(void *app, int level, uint64_t id, const char *qid,
                 qid ? " " : "", qid ? qid : "", msg);
 }
 
+/* milter.error("<what>: <why>").  pymilter's fixed words come first so
+ * code matching them keeps working; the rest is what an operator needs to
+ * fix the setup (for the core's failures its sentence: the spec, the step
+ * and the system error).  'reason' holds <why> alone, 'errno' the system
+ * error, or None when no system call failed (a bad spec, a misuse). */
+static PyObject *server_error(const char *what, const char *why,
+                              int sys_errno)
+{
+    PyObject *msg = PyUnicode_FromFormat("%s: %s", what, why), *exc, *v;
+
+    if (msg == NULL)
+        return NULL;
+    exc = PyObject_CallFunctionObjArgs(pym.error, msg, NULL);
+    Py_DECREF(msg);
+    if (exc == NULL)
+        return NULL;
+    /* The core cuts a long spec at a byte count, maybe inside a UTF-8
+     * sequence: 'replace' as PyUnicode_FromFormat does above. */
+    v = PyUnicode_DecodeUTF8(why, (Py_ssize_t)strlen(why), "replace");
+    if (v != NULL)
+        PyObject_SetAttrString(exc, "reason", v);
+    Py_XDECREF(v);
+    if (sys_errno > 0) {
+        v = PyLong_FromLong(sys_errno);
+    } else {
+        v = Py_None;
+        Py_INCREF(v);
+    }
+    if (v != NULL)
+        PyObject_SetAttrString(exc, "errno", v);
+    Py_XDECREF(v);
+    PyErr_Clear(); /* an attribute that failed to set is no reason to hide
+                      the error itself */
+    PyErr_SetObject(pym.error, exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
 /* pymilter's specs: "PATH" (no colon) means unix; the rest (including
  * libmilter's inet:PORT@[IPv4]) goes to the core as is. */
 static PyObject *core_spec(const char *errmsg)
@@ -103,7 +141,7 @@ static PyObject *core_spec(const char *errmsg)
     const char *s;
 
     if (pym.conn_spec == NULL) {
-        pym_error(errmsg);
+        server_error(errmsg, "no socket spec (call setconn() first)", 0);
         return NULL;
     }
     s = PyUnicode_AsUTF8(pym.conn_spec);
@@ -118,49 +156,40 @@ PyObject *pym_opensocket(PyObject *self, PyObject *args)
 {
     unsigned char rm;
     PyObject *spec;
-    pmc_sockspec ss;
     pmc_error err;
-    struct stat st;
-    int fd;
+    int fd, e;
 
     (void)self;
+    /* rmsock is pymilter's; it no longer matters: libmilter unlinked the
+     * path even if a live milter listened there, so a second instance
+     * silently took its socket over.  The core replaces a stale socket and
+     * refuses a live one, with or without it. */
     if (!PyArg_ParseTuple(args, "b:opensocket", &rm))
         return NULL;
+    if (running)
+        return server_error("cannot opensocket", "main() is running", 0);
+    if (listen_fd >= 0)
+        return server_error("cannot opensocket",
+                            "a socket is already open for main()", 0);
     spec = core_spec("cannot opensocket");
     if (spec == NULL)
         return NULL;
-    if (listen_fd >= 0 || running) {
-        Py_DECREF(spec);
-        return pym_error("cannot opensocket");
-    }
-    /* rmsock: remove an existing unix socket file, live or not, as
-     * libmilter did (pmc_listen itself only replaces stale ones). */
-    if (rm && pmc_sockspec_parse(PyBytes_AS_STRING(spec), &ss, NULL) ==
-                  PMC_OK && ss.family == PMC_SOCK_UNIX &&
-        lstat(ss.path, &st) == 0 && S_ISSOCK(st.st_mode))
-        (void)unlink(ss.path);
+    memset(&err, 0, sizeof err);
     fd = pmc_listen(PyBytes_AS_STRING(spec), 0,
                     pym.backlog > 0 ? pym.backlog : 0, &err);
+    e = errno;
     Py_DECREF(spec);
-    if (fd < 0) {
-        PyObject *exc = PyObject_CallFunction(pym.error, "s",
-                                              "cannot opensocket");
-        if (exc != NULL) {
-            PyObject *r = PyUnicode_FromString(err.message);
-            if (r != NULL)
-                PyObject_SetAttrString(exc, "reason", r);
-            Py_XDECREF(r);
-            PyErr_SetObject(pym.error, exc);
-            Py_DECREF(exc);
-        }
-        return NULL;
-    }
+    if (fd < 0)
+        return server_error("cannot opensocket", err.message,
+                            err.code == PMC_ERR_IO ? e : 0);
     listen_fd = fd;
     Py_RETURN_NONE;
 }
 
 /* SIGTERM/SIGHUP left at SIG_DFL get a handler that stops main()
- * gracefully; returns the previous handlers to restore (or NULL). */
+ * gracefully; returns the previous handlers to restore (or NULL).  One
+ * found ignored stays ignored: inherited from nohup, that is the operator
+ * asking the milter to outlive a hangup. */
 static PyObject *install_default_stops(PyObject *sigmod, PyObject *stopper)
 {
     static const char *const names[] = {"SIGTERM", "SIGHUP"};
@@ -391,6 +420,7 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     pmc_status st;
     PyObject *spec;
     sigstate ss;
+    int e;
 
     (void)self;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|$IIp:main", kwlist,
@@ -436,15 +466,20 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.wake_fd = ss.pfd[0];
     srv = pmc_server_new(&cfg, &err);
     if (srv == NULL) {
+        server_error("cannot run main", err.message, 0);
         signals_restore(&ss);
-        return pym_error("cannot run main");
+        return NULL;
     }
     if (listen_fd >= 0) {
         st = pmc_server_add_fd(srv, listen_fd, &err);
+        e = errno;
+        if (st != PMC_OK) /* the server did not take it */
+            close(listen_fd);
         listen_fd = -1;
     } else if ((spec = core_spec("cannot run main")) != NULL) {
         st = pmc_server_listen(srv, PyBytes_AS_STRING(spec), 0, &err) < 0
                  ? PMC_ERR_IO : PMC_OK;
+        e = errno;
         Py_DECREF(spec);
     } else {
         pmc_server_free(srv);
@@ -452,9 +487,11 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     }
     if (st != PMC_OK) {
+        server_error("cannot run main", err.message,
+                     err.code == PMC_ERR_IO ? e : 0);
         pmc_server_free(srv);
         signals_restore(&ss);
-        return pym_error("cannot run main");
+        return NULL;
     }
     running = srv;
     Py_BEGIN_ALLOW_THREADS
@@ -475,7 +512,7 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     }
     if (st != PMC_OK)
-        return pym_error("cannot run main");
+        return server_error("cannot run main", err.message, 0);
     Py_RETURN_NONE;
 }
 
