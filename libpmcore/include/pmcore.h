@@ -538,6 +538,8 @@ typedef struct pmc_session_stats {
     uint64_t callback_errors;  /* invalid verdicts from handlers */
     uint64_t noreply_violations; /* verdicts swallowed because of NR */
     uint64_t macros_ignored;   /* MACRO packets for stages not kept */
+    uint64_t commands_ignored; /* commands dropped unanswered because they
+                                  came out of order (docs/state-table.md) */
 } pmc_session_stats;
 PMC_API const pmc_session_stats *pmc_session_stats_get(const pmc_session *s);
 

@@ -58,7 +58,10 @@ my @conv = (
     [basic => [$OPT, pkt('D', 'C', "j\0mx\0"), $CONN, pkt('H', "helo\0"), @MSG,
                pkt('U', "HELP\0"), pkt('A'), pkt('Q')], ['quit']],
     [basic_eof => [$OPT, $CONN, @MSG, 'EOF'], ['eof'], 'basic'],
-    [replies => [$OPT, $CONN, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('R', "<r>\0"), pkt('E'), pkt('Q')], ['quit']],
+    [replies => [$OPT, $CONN, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('M', "<b>\0"), pkt('R', "<r>\0"),
+                 pkt('E'), pkt('Q')], ['quit']],
+    [order => [$OPT, $CONN, pkt('H', "x\0"), pkt('B', "early\r\n"), pkt('E'), pkt('R', "<r>\0"), @MSG,
+               pkt('Q')], ['order', 'quit'], 'basic'],
     [mods => [$OPT, $CONN, @MSG, pkt('Q')], ['quit']],
     [negotiate => [optneg(2, 0x3F, 0x7F), $CONN, pkt('Q')], ['unoffered', 'quit']],
     [dies => [$OPT, $CONN, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('Q')], ['die']],
@@ -146,6 +149,8 @@ my %fix = (
                     eq join('', map { $_->[1] } grep { $_->[0] eq 'b' } @$o)
                  && !grep { $_->[0] eq 'b' && length $_->[1] > 65535 } @$o },
     insheader => sub { my ($p, $o, $cmd) = @_; codes($p) eq 'ct' && codes($o) eq 'ic' },
+    # A message command with no message open: 1.27 answered it, we drop it.
+    order => sub { my ($p, $o, $cmd) = @_; $cmd =~ /^[RBE]$/ && @$p && !@$o },
 );
 
 # Where each fix is documented: a phrase of the COMPATIBILITY section of
@@ -160,6 +165,7 @@ my %documented = (
     percent    => 'in the text is doubled on the wire',
     chunks     => 'data is sent in chunks of at most 65535 bytes',
     insheader  => 'accepts an empty or',
+    order      => 'dropped with no callback and no reply',
 );
 my $compat = do {
     open my $fh, '<', "$ours/Sendmail/PMilter.pm" or die "$ours: $!";

@@ -1,0 +1,108 @@
+/*
+ * Out-of-order commands get what libmilter's state table gives them, so a
+ * filter moved from libmilter to pmcore sees the same events from the same
+ * MTA bytes.  docs/state-table.md is the prose of this file, including where
+ * pmcore departs from libmilter on purpose.
+ */
+#include "order.h"
+
+#define M(st) (1u << PMCI_ST_##st)
+
+const uint16_t pmci_next_states[PMCI_ST_COUNT] = {
+    [PMCI_ST_INIT] = M(OPTS),
+    [PMCI_ST_OPTS] = M(CONN) | M(UNKN),
+    [PMCI_ST_CONN] = M(HELO) | M(MAIL) | M(UNKN),
+    [PMCI_ST_HELO] = M(HELO) | M(MAIL) | M(UNKN),
+    [PMCI_ST_MAIL] = M(RCPT) | M(ABRT) | M(UNKN),
+    [PMCI_ST_RCPT] = M(HDRS) | M(EOHS) | M(DATA) | M(BODY) | M(ENDM) |
+                     M(RCPT) | M(ABRT) | M(UNKN),
+    [PMCI_ST_DATA] = M(EOHS) | M(HDRS) | M(ABRT),
+    [PMCI_ST_HDRS] = M(EOHS) | M(HDRS) | M(ABRT),
+    [PMCI_ST_EOHS] = M(BODY) | M(ENDM) | M(ABRT),
+    [PMCI_ST_BODY] = M(ENDM) | M(BODY) | M(ABRT),
+    [PMCI_ST_ENDM] = M(QUIT) | M(MAIL) | M(UNKN) | M(Q_NC),
+    [PMCI_ST_QUIT] = 0,
+    /* Nothing follows ABORT directly: every later command goes through the
+     * recovery below, which is what lets MAIL come next. */
+    [PMCI_ST_ABRT] = 0,
+    [PMCI_ST_UNKN] = M(HELO) | M(MAIL) | M(RCPT) | M(ABRT) | M(DATA) |
+                     M(BODY) | M(UNKN) | M(QUIT) | M(Q_NC),
+    [PMCI_ST_Q_NC] = M(CONN) | M(UNKN),
+};
+
+/* The protocol bit that tells the MTA not to send the command that enters
+ * each state: a state the MTA will not send may be passed over. */
+static const uint32_t skip_bit[PMCI_ST_COUNT] = {
+    [PMCI_ST_CONN] = PMC_P_NOCONNECT, [PMCI_ST_HELO] = PMC_P_NOHELO,
+    [PMCI_ST_MAIL] = PMC_P_NOMAIL,    [PMCI_ST_RCPT] = PMC_P_NORCPT,
+    [PMCI_ST_DATA] = PMC_P_NODATA,    [PMCI_ST_HDRS] = PMC_P_NOHDRS,
+    [PMCI_ST_EOHS] = PMC_P_NOEOH,     [PMCI_ST_BODY] = PMC_P_NOBODY,
+    [PMCI_ST_UNKN] = PMC_P_NOUNKNOWN,
+};
+
+/* May 'to' follow 'from', passing over the states after 'from' that this
+ * session told the MTA not to send?  The bits are the ones this session
+ * sent, never a table shared with other sessions: libmilter marks skips in
+ * a process-wide table that only grows, so one filter's negotiation loosens
+ * the order for every later connection. */
+static int reachable(const pmc_session *s, int from, int to)
+{
+    for (int st = from;;) {
+        if (pmci_next_states[st] & (1u << to))
+            return 1;
+        if (++st >= PMCI_ST_COUNT || !(s->protocol & skip_bit[st]))
+            return 0;
+    }
+}
+
+int pmci_order_recover(pmc_session *s, int to)
+{
+    if (reachable(s, s->state, to)) {
+        s->state = to;
+        return 1;
+    }
+    /* Out of order: whatever message was open is over, and the command is
+     * tried again as if the MTA had just said HELO. */
+    pmci_run_abort(s);
+    s->state = PMCI_ST_HELO;
+    if (!reachable(s, PMCI_ST_HELO, to)) {
+        /* Dropped with no handler and no reply, as libmilter drops it:
+         * MTAs are tuned against that, and a handler run here would see a
+         * message with no beginning. */
+        s->stats.commands_ignored++;
+        return 0;
+    }
+    s->state = to;
+    return 1;
+}
+
+int pmci_order_abort(pmc_session *s)
+{
+    /* Inside a message ABORT is always in order.  Elsewhere libmilter
+     * drops it but still moves to HELO, and right after OPTNEG or QUIT_NC
+     * that makes it drop the CONNECT which follows; ABORT anywhere must be
+     * harmless (docs/state-table.md), so a dropped one changes nothing. */
+    if (!reachable(s, s->state, PMCI_ST_ABRT)) {
+        s->stats.commands_ignored++;
+        return 0;
+    }
+    s->state = PMCI_ST_ABRT;
+    return 1;
+}
+
+void pmci_order_verdict(pmc_session *s, pmc_event ev, int v)
+{
+    switch (v) {
+    case PMC_ACCEPT:
+        s->state = PMCI_ST_HELO;
+        break;
+    case PMC_REJECT: case PMC_TEMPFAIL: case PMC_DISCARD:
+        /* A refused recipient or unknown command leaves the transaction
+         * as it was; any other refusal ends it. */
+        if (ev != PMC_EV_ENVRCPT && ev != PMC_EV_UNKNOWN)
+            s->state = PMCI_ST_HELO;
+        break;
+    default:
+        break;
+    }
+}
