@@ -448,6 +448,12 @@ PMC_API void pmc_session_free(pmc_session *s);
  * bytes are appended to the output buffer.  The bytes are not kept after the
  * call returns (what is needed is copied).
  *
+ * Commands that come out of order are handled as libmilter's state table
+ * handles them, with the differences docs/state-table.md lists: a message
+ * that is open ends with abort, and a command that cannot follow even HELO
+ * is dropped with no handler and no reply (counted in
+ * pmc_session_stats.commands_ignored).
+ *
  * Returns PMC_OK while the conversation goes on (also when a handler returned
  * PMC_PENDING: bytes fed meanwhile are queued), PMC_ERR_CLOSED once the MTA
  * said QUIT (the output may still hold bytes to send; then close the
