@@ -790,10 +790,16 @@ typedef struct pmc_result {
     int awaited;         /* 1 when the client read the filter's final reply
                             (code is then nonzero); 0 when nothing was sent,
                             when the filter negotiated the event's NR_* bit,
-                            and for ABORT, which has no reply */
+                            when it drops the command (dropped), and for
+                            ABORT, which has no reply */
     pmc_ended ended;     /* what code ended: set from the reply even with
                             ignore_verdicts (which only makes the client
                             send regardless) */
+    int dropped;         /* 1 when, with ignore_verdicts, the command was
+                            sent out of order (after a verdict that ended
+                            the message) and the filter drops it unanswered,
+                            as the session does (docs/state-table.md); the
+                            client then does not wait for a reply */
 } pmc_result;
 
 /* Values a transport's send and recv return on failure. */

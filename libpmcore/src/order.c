@@ -45,64 +45,100 @@ static const uint32_t skip_bit[PMCI_ST_COUNT] = {
  * sent, never a table shared with other sessions: libmilter marks skips in
  * a process-wide table that only grows, so one filter's negotiation loosens
  * the order for every later connection. */
-static int reachable(const pmc_session *s, int from, int to)
+static int reachable(uint32_t protocol, int from, int to)
 {
     for (int st = from;;) {
         if (pmci_next_states[st] & (1u << to))
             return 1;
-        if (++st >= PMCI_ST_COUNT || !(s->protocol & skip_bit[st]))
+        if (++st >= PMCI_ST_COUNT || !(protocol & skip_bit[st]))
             return 0;
     }
 }
 
-int pmci_order_recover(pmc_session *s, int to)
+enum pmci_order_result pmci_order_move(int *state, uint32_t protocol, int to)
 {
-    if (reachable(s, s->state, to)) {
-        s->state = to;
-        return 1;
+    if (reachable(protocol, *state, to)) {
+        *state = to;
+        return PMCI_ORDER_IN;
     }
     /* Out of order: whatever message was open is over, and the command is
      * tried again as if the MTA had just said HELO. */
-    pmci_run_abort(s);
-    s->state = PMCI_ST_HELO;
-    if (!reachable(s, PMCI_ST_HELO, to)) {
+    *state = PMCI_ST_HELO;
+    if (!reachable(protocol, PMCI_ST_HELO, to))
+        return PMCI_ORDER_DROP;
+    *state = to;
+    return PMCI_ORDER_RESET;
+}
+
+int pmci_order_state_of(uint8_t cmd)
+{
+    switch (cmd) {
+    case 'C': return PMCI_ST_CONN;
+    case 'H': return PMCI_ST_HELO;
+    case 'M': return PMCI_ST_MAIL;
+    case 'R': return PMCI_ST_RCPT;
+    case 'T': return PMCI_ST_DATA;
+    case 'L': return PMCI_ST_HDRS;
+    case 'N': return PMCI_ST_EOHS;
+    case 'B': return PMCI_ST_BODY;
+    case 'E': return PMCI_ST_ENDM;
+    case 'U': return PMCI_ST_UNKN;
+    default: return -1;
+    }
+}
+
+int pmci_order_abort_move(int *state, uint32_t protocol)
+{
+    /* Inside a message ABORT is always in order.  Elsewhere libmilter
+     * drops it but still moves to HELO, and right after OPTNEG or QUIT_NC
+     * that makes it drop the CONNECT which follows; ABORT anywhere must be
+     * harmless (docs/state-table.md), so a dropped one changes nothing. */
+    if (!reachable(protocol, *state, PMCI_ST_ABRT))
+        return 0;
+    *state = PMCI_ST_ABRT;
+    return 1;
+}
+
+void pmci_order_after_verdict(int *state, int ended)
+{
+    /* A refused recipient or unknown command leaves the transaction as it
+     * was; any other refusal, and any ACCEPT, ends it. */
+    if (ended == 1 ||
+        (ended == 2 && *state != PMCI_ST_RCPT && *state != PMCI_ST_UNKN))
+        *state = PMCI_ST_HELO;
+}
+
+int pmci_order_recover(pmc_session *s, int to)
+{
+    enum pmci_order_result r = pmci_order_move(&s->state, s->protocol, to);
+
+    if (r != PMCI_ORDER_IN)
+        pmci_run_abort(s);
+    if (r == PMCI_ORDER_DROP) {
         /* Dropped with no handler and no reply, as libmilter drops it:
          * MTAs are tuned against that, and a handler run here would see a
          * message with no beginning. */
         s->stats.commands_ignored++;
         return 0;
     }
-    s->state = to;
     return 1;
 }
 
 int pmci_order_abort(pmc_session *s)
 {
-    /* Inside a message ABORT is always in order.  Elsewhere libmilter
-     * drops it but still moves to HELO, and right after OPTNEG or QUIT_NC
-     * that makes it drop the CONNECT which follows; ABORT anywhere must be
-     * harmless (docs/state-table.md), so a dropped one changes nothing. */
-    if (!reachable(s, s->state, PMCI_ST_ABRT)) {
+    if (!pmci_order_abort_move(&s->state, s->protocol)) {
         s->stats.commands_ignored++;
         return 0;
     }
-    s->state = PMCI_ST_ABRT;
     return 1;
 }
 
-void pmci_order_verdict(pmc_session *s, pmc_event ev, int v)
+void pmci_order_verdict(pmc_session *s, int v)
 {
-    switch (v) {
-    case PMC_ACCEPT:
-        s->state = PMCI_ST_HELO;
-        break;
-    case PMC_REJECT: case PMC_TEMPFAIL: case PMC_DISCARD:
-        /* A refused recipient or unknown command leaves the transaction
-         * as it was; any other refusal ends it. */
-        if (ev != PMC_EV_ENVRCPT && ev != PMC_EV_UNKNOWN)
-            s->state = PMCI_ST_HELO;
-        break;
-    default:
-        break;
-    }
+    pmci_order_after_verdict(&s->state,
+                             v == PMC_ACCEPT ? 1
+                             : v == PMC_REJECT || v == PMC_TEMPFAIL ||
+                                     v == PMC_DISCARD
+                                 ? 2
+                                 : 0);
 }

@@ -287,7 +287,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
      * rejection concerns that command only (libmilter's CT_IGNO).  Only a
      * verdict the MTA heard moves the conversation: one swallowed by NR
      * returned above, and the MTA goes on with the message. */
-    pmci_order_verdict(s, ev, v);
+    pmci_order_verdict(s, v);
     if (ev == PMC_EV_EOM || s->pending_eob) {
         s->in_msg = 0;
         s->pending_eob = 0;
