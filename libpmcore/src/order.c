@@ -22,8 +22,9 @@ const uint16_t pmci_next_states[PMCI_ST_COUNT] = {
     [PMCI_ST_BODY] = M(ENDM) | M(BODY) | M(ABRT),
     [PMCI_ST_ENDM] = M(QUIT) | M(MAIL) | M(UNKN) | M(Q_NC),
     [PMCI_ST_QUIT] = 0,
-    /* Nothing follows ABORT directly: every later command goes through the
-     * recovery below, which is what lets MAIL come next. */
+    /* Nothing follows ABORT directly: a later command gets in only by a
+     * skip (NOUNKNOWN) or through the recovery below, which is what lets
+     * MAIL come next. */
     [PMCI_ST_ABRT] = 0,
     [PMCI_ST_UNKN] = M(HELO) | M(MAIL) | M(RCPT) | M(ABRT) | M(DATA) |
                      M(BODY) | M(UNKN) | M(QUIT) | M(Q_NC),
@@ -40,11 +41,11 @@ static const uint32_t skip_bit[PMCI_ST_COUNT] = {
     [PMCI_ST_UNKN] = PMC_P_NOUNKNOWN,
 };
 
-/* May 'to' follow 'from', passing over the states after 'from' that this
- * session told the MTA not to send?  The bits are the ones this session
- * sent, never a table shared with other sessions: libmilter marks skips in
- * a process-wide table that only grows, so one filter's negotiation loosens
- * the order for every later connection. */
+/* May 'to' follow 'from', passing over the states after 'from' that
+ * 'protocol' tells the MTA not to send?  The bits are those of one session
+ * (the ones it sent), never a table shared with other sessions: libmilter
+ * marks skips in a process-wide table that only grows, so one filter's
+ * negotiation loosens the order for every later connection. */
 static int reachable(uint32_t protocol, int from, int to)
 {
     for (int st = from;;) {

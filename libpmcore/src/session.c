@@ -405,9 +405,9 @@ dispatch(pmc_session *s, const pmc_packet *p)
         pmci_run_abort(s);
         run_close(s);
         s->connected = 0;
-        /* Also out of order: libmilter would drop it and then the new
-         * CONNECT too, and the MTA would wait for replies that never
-         * come (docs/state-table.md). */
+        /* Taken in any state: libmilter takes it only after EOM or
+         * UNKNOWN, and elsewhere drops it and then the new CONNECT too,
+         * leaving the MTA waiting for replies (docs/state-table.md §7). */
         s->state = PMCI_ST_Q_NC;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_CONNECT);
         return PMC_OK;
@@ -434,6 +434,8 @@ dispatch(pmc_session *s, const pmc_packet *p)
             return PMC_OK;
         if ((st = pmci_parse_string(s, p, &c.a, "the HELO name")) != PMC_OK)
             return st;
+        /* Only after UNKNOWN can a message still be open here: libmilter
+         * forgets it without abort, we end it (docs/state-table.md §7). */
         pmci_run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return handle(s, PMC_EV_HELO, &c);
@@ -443,6 +445,7 @@ dispatch(pmc_session *s, const pmc_packet *p)
             return PMC_OK;
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
+        /* As for HELO: an open message here came through UNKNOWN. */
         pmci_run_abort(s);
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
