@@ -448,6 +448,12 @@ PMC_API void pmc_session_free(pmc_session *s);
  * bytes are appended to the output buffer.  The bytes are not kept after the
  * call returns (what is needed is copied).
  *
+ * Commands that come out of order are handled as libmilter's state table
+ * handles them, with the differences docs/state-table.md lists: a message
+ * that is open ends with abort, and a command that cannot follow even HELO
+ * is dropped with no handler and no reply (counted in
+ * pmc_session_stats.commands_ignored).
+ *
  * Returns PMC_OK while the conversation goes on (also when a handler returned
  * PMC_PENDING: bytes fed meanwhile are queued), PMC_ERR_CLOSED once the MTA
  * said QUIT (the output may still hold bytes to send; then close the
@@ -538,6 +544,8 @@ typedef struct pmc_session_stats {
     uint64_t callback_errors;  /* invalid verdicts from handlers */
     uint64_t noreply_violations; /* verdicts swallowed because of NR */
     uint64_t macros_ignored;   /* MACRO packets for stages not kept */
+    uint64_t commands_ignored; /* commands dropped unanswered because they
+                                  came out of order (docs/state-table.md) */
 } pmc_session_stats;
 PMC_API const pmc_session_stats *pmc_session_stats_get(const pmc_session *s);
 
@@ -782,10 +790,16 @@ typedef struct pmc_result {
     int awaited;         /* 1 when the client read the filter's final reply
                             (code is then nonzero); 0 when nothing was sent,
                             when the filter negotiated the event's NR_* bit,
-                            and for ABORT, which has no reply */
+                            when it drops the command (dropped), and for
+                            ABORT, which has no reply */
     pmc_ended ended;     /* what code ended: set from the reply even with
                             ignore_verdicts (which only makes the client
                             send regardless) */
+    int dropped;         /* 1 when, with ignore_verdicts, the command was
+                            sent out of order (after a verdict that ended
+                            the message) and the filter drops it unanswered,
+                            as the session does (docs/state-table.md); the
+                            client then does not wait for a reply */
 } pmc_result;
 
 /* Values a transport's send and recv return on failure. */

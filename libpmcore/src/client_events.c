@@ -1,6 +1,7 @@
 /* Client events: what an MTA sends for each SMTP step, with the quirks of
  * its personality, and the state its verdicts leave behind. */
 #include "internal_client.h"
+#include "order.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -144,12 +145,27 @@ static pmc_status run(pmc_client *c, const ev_desc *d, const pmc_part *parts,
     if ((st = pmci_cli_flush(c)) != PMC_OK)
         return st;
     r->sent = 1;
+    /* The filter drops a command out of order without a word, and waiting
+     * for its reply would only wait for the timeout.  Only ignore_verdicts
+     * sends such commands on purpose (after a verdict that ended the
+     * message); other callers are trusted to call in an MTA's order. */
+    if (pmci_order_move(&c->filter_state, c->protocol,
+                        pmci_order_state_of(d->cmd)) == PMCI_ORDER_DROP &&
+        c->cfg.ignore_verdicts) {
+        r->dropped = 1;
+        return PMC_OK;
+    }
     if (c->protocol & d->nr_bit)
         return PMC_OK;
     r->awaited = 1;
     st = pmci_cli_await(c, d->cmd, d->ev, r);
-    if (st == PMC_OK)
+    if (st == PMC_OK) {
         r->ended = after_verdict(c, d, r->code);
+        pmci_order_after_verdict(&c->filter_state,
+                                 r->code == 'a' ? 1
+                                 : one_of(r->code, "rtdy") ? 2
+                                                            : 0);
+    }
     return st;
 }
 
@@ -174,6 +190,7 @@ static pmc_status add_abort(pmc_client *c)
 {
     if (pmc_encode(&c->out, 'A', NULL, 0) != PMC_OK)
         return nomem(c);
+    (void)pmci_order_abort_move(&c->filter_state, c->protocol);
     c->txn = c->in_msg = c->msg_done = 0;
     c->skip_cmd = 0;
     return PMC_OK;
@@ -443,6 +460,8 @@ static pmc_status quit(pmc_client *c, uint8_t cmd)
     if (cmd == 'Q') {
         c->state = PMCI_CLI_QUIT;
         pmci_cli_close_transport(c);
+    } else {
+        c->filter_state = PMCI_ST_Q_NC;
     }
     return st;
 }

@@ -1,5 +1,6 @@
 /* Client: OPTNEG and the filter's answer to it. */
 #include "internal_client.h"
+#include "order.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,7 +122,9 @@ pmc_status pmc_client_negotiate(pmc_client *c, pmc_result *r)
         return st;
     r->sent = r->awaited = 1;
     st = pmci_cli_await(c, 'O', PMC_EV_NEGOTIATE, r);
-    if (st == PMC_OK)
+    if (st == PMC_OK) {
         c->state = PMCI_CLI_READY;
+        c->filter_state = PMCI_ST_OPTS;
+    }
     return st;
 }

@@ -160,6 +160,7 @@ struct pmc_session {
     int conn_open;       /* close is owed */
     int connected;       /* CONNECT seen since the last QUIT_NC */
     int in_msg;          /* inside a transaction: abort is owed on reset */
+    int state;           /* enum pmci_state (order.h) */
     int closed;
     int in_handler;
     pmc_event cur_event; /* PMC_EV_COUNT outside handlers */
@@ -185,5 +186,8 @@ PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
                                  const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
+/* Inside a message, forget its edits and run the abort handler; outside
+ * one, nothing. */
+PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
 
 #endif

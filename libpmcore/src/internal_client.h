@@ -45,6 +45,8 @@ struct pmc_client {
     int txn;       /* MAIL sent and no ABORT since (Postfix's ABORT rule) */
     int in_msg;    /* message in progress (Sendmail's ABORT rule) */
     uint8_t skip_cmd; /* command letter being skipped after 's', or 0 */
+    int filter_state; /* where the filter stands (order.h), to know which
+                         commands it will drop unanswered */
 
     /* Results of the current command. */
     pmc_buf store;

@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 #include "commands.h"
+#include "order.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,9 +74,9 @@ static void forget_message_edits(pmc_session *s)
     s->reply_class = 0;
 }
 
-/* Inside a message, forget its edits and run abort: the message is over
- * without an EOM. */
-static void run_abort(pmc_session *s)
+/* A message that ends without an EOM ends with abort, however it ended:
+ * a filter that keeps per-message state frees it in eom or abort. */
+void pmci_run_abort(pmc_session *s)
 {
     if (!s->in_msg)
         return;
@@ -113,7 +114,7 @@ static void shut(pmc_session *s)
     s->pending = 0;
     s->pending_eob = 0;
     forget_message_edits(s);
-    run_abort(s);
+    pmci_run_abort(s);
     run_close(s);
 }
 
@@ -283,7 +284,10 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
     s->reply_class = 0;
 
     /* A verdict ends the message, except at RCPT and UNKNOWN where a
-     * rejection concerns that command only (libmilter's CT_IGNO). */
+     * rejection concerns that command only (libmilter's CT_IGNO).  Only a
+     * verdict the MTA heard moves the conversation: one swallowed by NR
+     * returned above, and the MTA goes on with the message. */
+    pmci_order_verdict(s, v);
     if (ev == PMC_EV_EOM || s->pending_eob) {
         s->in_msg = 0;
         s->pending_eob = 0;
@@ -382,50 +386,74 @@ dispatch(pmc_session *s, const pmc_packet *p)
         return pmci_macros_store(s, slot, p);
     }
     case 'A':
-        run_abort(s);
+        /* An ABORT the table drops still forgets the message's macros:
+         * a reset to HELO is what ABORT means wherever it comes. */
+        if (pmci_order_abort(s))
+            pmci_run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return PMC_OK;
     case 'Q':
+        /* QUIT ends the session from any state (libmilter drops one out
+         * of order and ends at the EOF that follows: the same handlers
+         * run, and nothing the MTA sends after its QUIT is read). */
+        s->state = PMCI_ST_QUIT;
         s->close_reason = PMC_CLOSE_QUIT;
         shut(s);
         return PMC_ERR_CLOSED;
     case 'K':
         s->close_reason = PMC_CLOSE_QUIT_NC;
-        run_abort(s);
+        pmci_run_abort(s);
         run_close(s);
         s->connected = 0;
+        /* Taken in any state: libmilter takes it only after EOM or
+         * UNKNOWN, and elsewhere drops it and then the new CONNECT too,
+         * leaving the MTA waiting for replies (docs/state-table.md §7). */
+        s->state = PMCI_ST_Q_NC;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_CONNECT);
         return PMC_OK;
     case 'C':
         s->conn_open = 1;
-        if ((st = pmci_parse_connect(s, p, &c.ci)) != PMC_OK)
-            return st;
+        /* Ends the session where libmilter would drop it: a new client
+         * under the filter's feet with no close between is not something
+         * to carry on from (docs/state-table.md). */
         if (s->connected)
             return pmci_fail(s, PMC_ERR_SEQUENCE,
                              "a second CONNECT at offset %llu without "
                              "QUIT_NC",
                              (unsigned long long)p->offset);
-        run_abort(s);
+        if (!pmci_order_admit(s, PMCI_ST_CONN))
+            return PMC_OK;
+        if ((st = pmci_parse_connect(s, p, &c.ci)) != PMC_OK)
+            return st;
         s->connected = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_HELO);
         return handle(s, PMC_EV_CONNECT, &c);
     case 'H':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_HELO))
+            return PMC_OK;
         if ((st = pmci_parse_string(s, p, &c.a, "the HELO name")) != PMC_OK)
             return st;
-        run_abort(s);
+        /* Only after UNKNOWN can a message still be open here: libmilter
+         * forgets it without abort, we end it (docs/state-table.md §7). */
+        pmci_run_abort(s);
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_MAIL);
         return handle(s, PMC_EV_HELO, &c);
     case 'M':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_MAIL))
+            return PMC_OK;
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
-        run_abort(s);
+        /* As for HELO: an open message here came through UNKNOWN. */
+        pmci_run_abort(s);
         s->in_msg = 1;
         pmci_macros_clear_from(&s->macros, PMCI_SLOT_RCPT);
         return handle(s, PMC_EV_ENVFROM, &c);
     case 'R':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_RCPT))
+            return PMC_OK;
         if ((st = pmci_parse_args(s, p, &c.args)) != PMC_OK)
             return st;
         s->in_msg = 1;
@@ -433,26 +461,36 @@ dispatch(pmc_session *s, const pmc_packet *p)
         return handle(s, PMC_EV_ENVRCPT, &c);
     case 'T':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_DATA))
+            return PMC_OK;
         s->in_msg = 1;
         return handle(s, PMC_EV_DATA, &c);
     case 'L':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_HDRS))
+            return PMC_OK;
         if ((st = pmci_parse_header(s, p, &c)) != PMC_OK)
             return st;
         s->in_msg = 1;
         return handle(s, PMC_EV_HEADER, &c);
     case 'N':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_EOHS))
+            return PMC_OK;
         s->in_msg = 1;
         return handle(s, PMC_EV_EOH, &c);
     case 'B':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_BODY))
+            return PMC_OK;
         c.a.ptr = (const char *)p->payload;
         c.a.len = p->len;
         s->in_msg = 1;
         return handle(s, PMC_EV_BODY, &c);
     case 'E':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_ENDM))
+            return PMC_OK;
         s->in_msg = 1;
         if (p->len > 0 && s->h->body) {
             int v;
@@ -469,6 +507,8 @@ dispatch(pmc_session *s, const pmc_packet *p)
         return handle(s, PMC_EV_EOM, &c);
     case 'U':
         s->conn_open = 1;
+        if (!pmci_order_admit(s, PMCI_ST_UNKN))
+            return PMC_OK;
         if ((st = pmci_parse_string(s, p, &c.a, "the command line")) !=
             PMC_OK)
             return st;
@@ -486,8 +526,16 @@ __attribute__((noinline)) static pmc_status before_optneg(pmc_session *s,
 {
     s->cur_offset = p->offset;
     s->stats.packets_in++;
-    if (p->cmd == 'O')
-        return pmci_negotiate(s, p->payload, p->len);
+    if (p->cmd == 'O') {
+        pmc_status st = pmci_negotiate(s, p->payload, p->len);
+
+        if (st == PMC_OK)
+            s->state = PMCI_ST_OPTS;
+        return st;
+    }
+    /* libmilter would run HELO and MAIL handlers here, for a filter whose
+     * protocol was never agreed; what comes first on a milter port that
+     * is not OPTNEG is more likely not milter at all (docs/state-table.md). */
     return pmci_fail(s, PMC_ERR_SEQUENCE,
                      "command '%c' at offset %llu came before OPTNEG", p->cmd,
                      (unsigned long long)p->offset);

@@ -78,8 +78,9 @@ static const char *why(const pmc_session *s)
         return e->message;
     if (!pmc_session_is_closed(s))
         return "the in-process session has nothing to send and is still "
-               "open, so no reply can come (a pending handler, or a reply "
-               "the filter does not owe)";
+               "open, so no reply can come (a pending handler, a reply "
+               "the filter does not owe, or a command it dropped as out of "
+               "order: docs/state-table.md)";
     return NULL;
 }
 

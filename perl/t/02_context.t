@@ -175,8 +175,8 @@ like($undef_log->[0], qr/^invalid callback return undef from helo/, '... logged 
     $c->replacebody("new body\r\n");
     $c->chgfrom('<s@x>');
     $c->setsender('<t@x>');
-    SMFIS_ACCEPT } }, SMFI_CURR_ACTS, pkt('M', "<a>\0"), pkt('E'));
-is_deeply([map { [$_->[0], $_->[1]] } @$out[2 .. $#$out]], [
+    SMFIS_ACCEPT } }, SMFI_CURR_ACTS, pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
+is_deeply([map { [$_->[0], $_->[1]] } @$out[3 .. $#$out]], [
     ['h', "X-A\0v1\0"], ['h', "X-E\0\0"], ['i', pack('N', 0) . "X-I\0v2\0"],
     ['i', pack('N', 5) . "X-I2\0v3\0"], ['m', pack('N', 2) . "Subject\0new\0"],
     ['m', pack('N', 1) . "X-Del\0\0"], ['+', "<n\@x>\0"], ['2', "<p\@x>\0NOTIFY=NEVER\0"],
@@ -224,7 +224,7 @@ for my $c (@checks) {
     $want{$name} = $want;
 }
 my %cbs = map { my $list = $by_event{$_}; ($_ => sub { $_->(@_) for @$list; SMFIS_CONTINUE }) } keys %by_event;
-replies_for(\%cbs, 0, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('E'));
+replies_for(\%cbs, 0, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
 for my $name (map { $_->[1] } @checks) {
     if (ref $want{$name}) { like($die{$name}, $want{$name}, "die text: $name") }
     else                  { is($die{$name}, $want{$name}, "die text: $name") }
@@ -232,7 +232,8 @@ for my $name (map { $_->[1] } @checks) {
 
 my $value_die;
 replies_for({ eom => sub { $value_die = eval { $_[0]->addheader('X', undef); 1 } ? 'ok' : $@;
-                           SMFIS_CONTINUE } }, SMFIF_ADDHDRS, pkt('M', "<a>\0"), pkt('E'));
+                           SMFIS_CONTINUE } }, SMFIF_ADDHDRS, pkt('M', "<a>\0"), pkt('R', "<b>\0"),
+           pkt('E'));
 is($value_die, "addheader: no header value\n", 'die text: addheader-value (checked after the flag)');
 
 my @w;
@@ -271,7 +272,7 @@ replies_for({
     helo => sub { $_[0]->setreply(550, '5.1.1', 'x'); SMFIS_REJECT },
 }, SMFIF_ADDHDRS,
     pkt('D', "C", "j\0mx.example\0"), pkt('D', "M", "i\0Q123\0{mail_addr}\0a\@b\0"),
-    pkt('M', "<a>\0"), pkt('E'));
+    pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
 is($seen{priv}, 1, 'setpriv/getpriv');
 is($seen{i}, 'Q123', 'getsymval');
 is($seen{braced}, 'Q123', 'getsymval tries the other brace form');

@@ -61,18 +61,18 @@ is(length $ctx->_output, 0, 'end of stream: no reply (1.27 wrote c c)');
 my $body = join '', map { chr(65 + $_ % 26) x 1000 } 0 .. 199;
 ($ctx) = ctx_for({ eom => sub { $_[0]->replacebody($body); $_[0]->addheader('X', 'y');
                                 SMFIS_CONTINUE } }, SMFI_CURR_ACTS);
-my @r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('E'));
+my @r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
 my @b = grep { $_->[0] eq 'b' } @r;
 ok(@b >= 4 && !grep({ length $_->[1] > 65535 } @b), 'replacebody chunks <= 65535 bytes');
 is(join('', map { $_->[1] } @b), $body, 'chunks join to the body');
-is(codes(@r[3 .. $#r]), 'h ' . join(' ', ('b') x @b) . ' c', 'body chunks contiguous, after other mods, before the reply');
+is(codes(@r[4 .. $#r]), 'h ' . join(' ', ('b') x @b) . ' c', 'body chunks contiguous, after other mods, before the reply');
 
 # insheader with '' and '0'.
 ($ctx) = ctx_for({ eom => sub { $_[0]->insheader('X-E', ''); $_[0]->insheader('X-Z', '0', 2);
                                 SMFIS_CONTINUE } }, SMFIF_ADDHDRS);
-@r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('E'));
-is_deeply([@{ $r[3] }], ['i', pack('N', 0) . "X-E\0\0"], 'insheader with an empty value');
-is_deeply([@{ $r[4] }], ['i', pack('N', 2) . "X-Z\0" . "0\0"], 'insheader with value 0');
+@r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
+is_deeply([@{ $r[4] }], ['i', pack('N', 0) . "X-E\0\0"], 'insheader with an empty value');
+is_deeply([@{ $r[5] }], ['i', pack('N', 2) . "X-Z\0" . "0\0"], 'insheader with value 0');
 
 # setreply: every valid enhanced code; the invalid ones refused.
 my %codes = ('5.7.123' => 1, '5.123.1' => 1, '5.1.1' => 1, '5.10.10' => 1,
@@ -103,9 +103,9 @@ is_deeply($r[2], ['y', "451 4.3.0 only\0"], 'setmlreply sends no empty lines');
 my $wide;
 ($ctx) = ctx_for({ eom => sub { $wide = eval { $_[0]->addheader('X', "\x{263a}"); 1 } ? 'ok' : $@;
                                 SMFIS_CONTINUE } }, SMFIF_ADDHDRS);
-@r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('E'));
+@r = conv($ctx, @start, pkt('M', "<a>\0"), pkt('R', "<b>\0"), pkt('E'));
 like($wide, qr/Wide character/, 'a wide character dies');
-is(codes(@r), 'O c c c', '... and nothing was queued');
+is(codes(@r), 'O c c c c', '... and nothing was queued');
 
 # Maximum packet size.
 ($ctx) = ctx_for({}, 0);

@@ -33,7 +33,7 @@ my %cb = (
     close   => sub { $calls++; SMFIS_CONTINUE },
 );
 my $msg = pkt('D', 'M', "i\0Q1\0") . pkt('M', "<a\@b>\0SIZE=1\0") . pkt('R', "<c\@d>\0")
-        . pkt('L', "Subject\0hello\0") . pkt('B', "body\r\n") . pkt('E');
+        . pkt('L', "Subject\0hello\0") . pkt('N') . pkt('B', "body\r\n") . pkt('E');
 my $open = optneg(6, 0x1FF, 0x1FFFFF) . pkt('C', "h\0", '4', pack('n', 25), "1.2.3.4\0")
          . pkt('H', "x\0");
 
@@ -87,6 +87,7 @@ cmp_ok($after - $before, '<', 1024, "RSS grew by less than 1 MiB ($before KiB ->
             $p->call('mail', '<a@b>');
             $p->call('rcpt', '<c@d>');
             $p->call('header', 'Subject', "message $_");
+            $p->call('eoh');
             $p->call('body', $body);
             my $r = $p->call('eom');
             $ok++ if $r->{status} eq 'OK';

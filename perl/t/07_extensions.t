@@ -73,8 +73,9 @@ conv($ctx, optneg(6, 0x1FF, 0x1FFFFF), pkt('D', 'M', "i\0from-M\0"), pkt('M', "<
      pkt('D', 'E', "i\0from-E\0"), pkt('E'));
 is($i, 'from-E', 'hash form: the latest stage wins');
 ($ctx) = ctx_for({ eom => sub { $i = $_[0]->getsymval('i'); SMFIS_CONTINUE } }, 0);
+undef $i;
 conv($ctx, optneg(6, 0x1FF, 0x1FFFFF), pkt('D', 'M', "i\0from-M\0"), pkt('M', "<a>\0"),
-     pkt('D', 'E', "i\0from-E\0"), pkt('E'));
+     pkt('R', "<b>\0"), pkt('D', 'E', "i\0from-E\0"), pkt('E'));
 is($i, 'from-M', 'numeric FLAGS: 1.27 order (earliest stage first)');
 
 # The quit hook (undocumented in 1.27) runs before close on a clean end.

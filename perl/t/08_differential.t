@@ -58,7 +58,10 @@ my @conv = (
     [basic => [$OPT, pkt('D', 'C', "j\0mx\0"), $CONN, pkt('H', "helo\0"), @MSG,
                pkt('U', "HELP\0"), pkt('A'), pkt('Q')], ['quit']],
     [basic_eof => [$OPT, $CONN, @MSG, 'EOF'], ['eof'], 'basic'],
-    [replies => [$OPT, $CONN, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('R', "<r>\0"), pkt('E'), pkt('Q')], ['quit']],
+    [replies => [$OPT, $CONN, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('M', "<b>\0"), pkt('R', "<r>\0"),
+                 pkt('E'), pkt('Q')], ['quit']],
+    [order => [$OPT, $CONN, pkt('H', "x\0"), pkt('B', "early\r\n"), pkt('E'), pkt('R', "<r>\0"), @MSG,
+               pkt('Q')], ['order', 'quit'], 'basic'],
     [mods => [$OPT, $CONN, @MSG, pkt('Q')], ['quit']],
     [negotiate => [optneg(2, 0x3F, 0x7F), $CONN, pkt('Q')], ['unoffered', 'quit']],
     [future_version => [optneg(7, 0x1FF, 0x1FFFFF), $CONN, pkt('Q')], ['version7'], 'basic'],
@@ -153,6 +156,8 @@ my %fix = (
         return 0 if $after || $cmd ne 'O' || codes($p) ne 'ct' || codes($o) ne 'O';
         my ($v, $a) = unpack 'N2', $o->[0][1];
         $v == 6 && $a == 0x1FF },
+    # A message command with no message open: 1.27 answered it, we drop it.
+    order => sub { my ($p, $o, $cmd) = @_; $cmd =~ /^[RBE]$/ && @$p && !@$o },
 );
 
 # Where each fix is documented: a phrase of the COMPATIBILITY section of
@@ -168,6 +173,7 @@ my %documented = (
     chunks     => 'data is sent in chunks of at most 65535 bytes',
     insheader  => 'accepts an empty or',
     version7   => 'An MTA offering a version above 6 is answered with 6',
+    order      => 'dropped with no callback and no reply',
 );
 my $compat = do {
     open my $fh, '<', "$ours/Sendmail/PMilter.pm" or die "$ours: $!";

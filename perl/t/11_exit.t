@@ -139,7 +139,7 @@ for my $d (qw(postfork ithread prefork)) {
         # The master logs it once it has reaped the child: wait for that.
         my $seen;
         for (1 .. 250) {
-            last if $seen = grep { $_ eq "log: child $child ended with status 3" } events($ev);
+            last if $seen = grep { /^log: (?:worker|connection process) $child exited with status 3;/ } events($ev);
             usleep(20_000);
         }
         ok($seen, "$d, exit in $where: the master saw the exit status");

@@ -213,6 +213,7 @@ def test_testctx_async_milter():
     assert ctx._msg['X-Async'] == 'QID7'
     # @noreply headers: each coroutine ran right after its header was sent
     assert AsyncMilter.seen == ['From', 'Subject']
+    assert ctx._envfrom('<a@x>') == Milter.CONTINUE
     assert ctx._envrcpt('<bad@x>') == Milter.REJECT
     assert ctx._reply == ('550', '5.7.1', 'not you')
     ctx._close()
@@ -275,7 +276,7 @@ def test_raw_pending_then_eof_closes_the_coroutine(recwarn):
     def pkt(cmd, payload=b''):
         return struct.pack('!L', len(payload) + 1) + cmd + payload
     c.feed(pkt(b'O', struct.pack('!LLL', 6, 0x1ff, 0x1fffff)))
-    c.feed(pkt(b'M', b'<a@x>\0') + pkt(b'E'))
+    c.feed(pkt(b'M', b'<a@x>\0') + pkt(b'R', b'<b@x>\0') + pkt(b'E'))
     assert c.pending() and ran == []
     assert c.eof() == 'OK' and c.closed()
     assert ran == []                          # never ran, and no warning

@@ -45,13 +45,13 @@ def test_argument_types():
     c = conn_with(cbs)
     c.connect('mx.example', '4', 25, '192.0.2.1')
     c.helo(b'client.example')
+    c.unknown(b'XYZZY arg')
     c.mail([b'<a@example.org>', b'SIZE=10', b'BODY=8BITMIME'])
     c.rcpt([b'<b@example.net>', b'NOTIFY=NEVER'])
     c.data()
     c.header(b'Subject', b'hi \xe9')
     c.eoh()
     c.body(b'a\0b\r\n')
-    c.unknown(b'XYZZY arg')
     c.eom()
     assert seen['connect'] == ('mx.example', socket.AF_INET,
                                ('192.0.2.1', 25))
@@ -99,6 +99,7 @@ def test_non_utf8_never_fails():
     c.mail([b'<a@b>'])
     c.rcpt([b'<c@d>'])
     assert c.header(b'X-N\xe4me', b'v')[0] == 'c'
+    c.eoh()
     assert c.eom()[0] == 'c'
     assert seen[0] == 'h\udcffst'
     assert seen[1:] == ['he\udcfflo', 'BAD \udcfe', 'X-N\udce4me',

@@ -122,12 +122,13 @@ def test_register_positional_order_and_name_copy():
     conn = milter._TestConn()
     conn.negotiate()
     conn.connect('h', '4', 25, '1.2.3.4')
-    conn.data()
     conn.unknown(b'HELP')
     conn.mail([b'<a@b>'])
     conn.rcpt([b'<c@d>'])
+    conn.data()
+    conn.eoh()
     r = conn.eom()
-    assert seen == ['data', 'unknown']
+    assert seen == ['unknown', 'data']
     assert r[0] == 'y'
     assert r[1] == b'451 4.3.0 pymilter: untrapped exception in dynamic'
 

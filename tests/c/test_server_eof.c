@@ -13,7 +13,11 @@
 enum end_kind { END_FIN, END_HALF, END_RESET };
 static const char *const end_name[] = {"FIN", "half-close", "reset"};
 
-/* Wait until every connection opened so far has closed. */
+/* Connections made so far: the server may not have accepted the last one
+ * yet when its peer is already gone, so its own counters cannot say. */
+static int dialed;
+
+/* Wait until every connection made so far has been closed by the server. */
 static int settled(app *a, pmc_server *srv, int ms)
 {
     long long end = now_ms() + ms;
@@ -21,8 +25,8 @@ static int settled(app *a, pmc_server *srv, int ms)
 
     for (;;) {
         pmc_server_stats_get(srv, &st);
-        if (atomic_load(&a->closes) == atomic_load(&a->opens) &&
-            st.conn_active == 0)
+        if (atomic_load(&a->closes) == dialed &&
+            atomic_load(&a->opens) == dialed && st.conn_active == 0)
             return 1;
         if (now_ms() > end)
             return 0;
@@ -50,6 +54,7 @@ static int one_case(app *a, tsrv *t, uint16_t port, const uint8_t *conv,
 
     if (fd < 0)
         return 0;
+    dialed++;
     /* One send, so the bytes and the end tend to share one segment
      * train and one epoll edge. */
     if (n && send(fd, conv, n, MSG_NOSIGNAL) != (ssize_t)n)
@@ -74,6 +79,7 @@ static void every_offset(pmc_server_model model, unsigned lead_us,
     uint16_t port;
 
     memset(&a, 0, sizeof a);
+    dialed = 0;
     base_config(&cfg, &a);
     cfg.model = model;
     cfg.threads = 2;
@@ -89,6 +95,7 @@ static void every_offset(pmc_server_model model, unsigned lead_us,
     port = port_of(lfd);
     /* Let the server set up (epoll, pool) before counting its own. */
     full_conv(dial_inet("127.0.0.1", port), NULL);
+    dialed++;
     settled(&a, t.srv, 2000);
     fds_srv = count_fds();
     for (int how = END_FIN; how <= END_RESET; how++) {
@@ -144,6 +151,7 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
     size_t n;
 
     memset(&a, 0, sizeof a);
+    dialed = 0;
     base_config(&cfg, &a);
     cfg.model = model;
     cfg.threads = 2;
@@ -173,6 +181,7 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
         CHECK(fd >= 0, "%s: connected", label);
         if (fd < 0)
             break;
+        dialed++;
         /* A small receive window, so the reply cannot all be sent. */
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         CHECK(send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
@@ -191,6 +200,7 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
         size_t got;
         CHECK(fd >= 0 && send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
               "%s: sent", label);
+        dialed++;
         shutdown(fd, SHUT_WR);
         got = read_all(fd, sink, sizeof sink, 3000);
         CHECK(got > (4u << 20), "%s: half-closed peer read the reply (%zu)",
@@ -219,6 +229,7 @@ static void stop_after_gone(pmc_server_model model, unsigned lead_us,
     long long t0;
 
     memset(&a, 0, sizeof a);
+    dialed = 0;
     base_config(&cfg, &a);
     cfg.model = model;
     cfg.threads = 2;

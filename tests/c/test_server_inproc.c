@@ -198,6 +198,7 @@ static void test_wait_hook(void)
             abort();
         pmc_encode(&b, 'O', opt, 12);
         pmc_encode(&b, 'M', "<a@x>", 6);
+        pmc_encode(&b, 'R', "<b@x>", 6);
         pmc_encode(&b, 'L', "A\0" "1", 4);
         pmc_encode(&b, 'L', "B\0" "2", 4);
         pmc_encode(&b, 'L', "C\0" "3", 4);
@@ -206,9 +207,10 @@ static void test_wait_hook(void)
         CHECK(tr.send(tr.ctx, b.data, b.len) == 0 && d.headers == 1 &&
                   pmc_session_is_pending(s),
               "first header pending, the rest queued");
-        /* What is there (O, and 'c' for MAIL) comes without a wait. */
+        /* What is there (O, and 'c' for MAIL and RCPT) comes without a
+         * wait. */
         n = tr.recv(tr.ctx, out, sizeof out);
-        CHECK(n == 13 + 4 + 5 && d.waits == 1,
+        CHECK(n == 13 + 4 + 5 + 5 && d.waits == 1,
               "output first, no wait for it (%ld bytes, waits %d)", n,
               d.waits);
         d.answer = 1;

@@ -609,6 +609,76 @@ static void test_end(void)
     CHECK(strcmp(pmc_event_name(PMC_EV_EOM), "eom") == 0, "event names");
 }
 
+/* ---- order of commands (docs/state-table.md) ------------------------- */
+
+static int eoms;
+
+static int go_on(pmc_session *s, void *ud, const pmc_args *a)
+{
+    (void)s; (void)ud; (void)a;
+    return PMC_CONTINUE;
+}
+
+static int count_eom(pmc_session *s, void *ud)
+{
+    (void)s; (void)ud;
+    eoms++;
+    return PMC_CONTINUE;
+}
+
+static void test_order(void)
+{
+    /* Without an envrcpt handler the session asks for NORCPT, and EOM may
+     * then follow MAIL; with one it may not.  Two sessions side by side in
+     * one process: a skip one of them negotiated must not loosen the other
+     * (libmilter's skip marks are process-wide). */
+    static const pmc_handlers skips = {.envfrom = go_on, .eom = count_eom};
+    static const pmc_handlers all = {.envfrom = go_on, .envrcpt = go_on,
+                                     .eom = count_eom};
+    pmc_session *a = pmc_session_new(&skips, NULL, NULL);
+    pmc_session *b = pmc_session_new(&all, NULL, NULL);
+    pmc_buf neg = {0}, mail = {0}, eom = {0}, body = {0};
+    char got[16];
+
+    optneg(&neg, 6, PMC_ACT_ALL, PMC_P_ALL_V6);
+    put(&mail, 'M', "<a@b>\0", 6);
+    put(&eom, 'E', NULL, 0);
+    put(&body, 'B', "x", 1);
+    pmc_session_feed(a, neg.data, neg.len);
+    pmc_session_feed(b, neg.data, neg.len);
+    pmc_session_feed(a, mail.data, mail.len);
+    pmc_session_feed(b, mail.data, mail.len);
+    codes(a, got, sizeof got);
+    codes(b, got, sizeof got);
+    eoms = 0;
+    pmc_session_feed(a, eom.data, eom.len);
+    codes(a, got, sizeof got);
+    CHECK(eoms == 1 && strcmp(got, "c") == 0 &&
+              pmc_session_stats_get(a)->commands_ignored == 0,
+          "order: NORCPT granted, EOM after MAIL is in order");
+    pmc_session_feed(b, eom.data, eom.len);
+    codes(b, got, sizeof got);
+    CHECK(eoms == 1 && got[0] == 0 &&
+              pmc_session_stats_get(b)->commands_ignored == 1,
+          "order: the other session did not get the skip: EOM dropped, "
+          "counted, unanswered");
+    pmc_session_feed(b, body.data, body.len);
+    codes(b, got, sizeof got);
+    CHECK(got[0] == 0 && pmc_session_stats_get(b)->commands_ignored == 2,
+          "order: a body chunk with no message is dropped too");
+    pmc_session_feed(b, mail.data, mail.len);
+    codes(b, got, sizeof got);
+    CHECK(strcmp(got, "c") == 0, "order: MAIL after them is answered");
+    pmc_session_eof(a);
+    pmc_session_eof(b);
+    pmc_session_free(a);
+    pmc_session_free(b);
+    pmc_buf_free(&neg);
+    pmc_buf_free(&mail);
+    pmc_buf_free(&eom);
+    pmc_buf_free(&body);
+}
+
 int main(void)
 {
     test_decoder();
@@ -620,6 +690,7 @@ int main(void)
     test_empty_body();
     test_macros();
     test_end();
+    test_order();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

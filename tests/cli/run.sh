@@ -274,7 +274,9 @@ fi
 run "ignore verdicts" 1 --ignore-verdicts -f spammer@example.net \
     "unix:$T/pmt.sock" &&
     has "ignore verdicts: RCPT sent after a rejected MAIL" \
-        "-> RCPT        <recipient@example.com>"
+        "-> RCPT        <recipient@example.com>" &&
+    has "ignore verdicts: the filter drops it, no wait for a reply" \
+        "out of order: the filter drops it"
 
 # --- TCP ---------------------------------------------------------------------
 run "inet socket" 0 -r bob@example.com "inet:$PORT@127.0.0.1" &&

@@ -83,6 +83,8 @@ static const char *why_no_reply(const evd *d, const pmc_result *r)
 {
     if (!r->sent || r->awaited)
         return NULL;
+    if (r->dropped)
+        return "out of order: the filter drops it (docs/state-table.md)";
     if (d->nr_name == NULL) {
         snprintf(reason, sizeof reason, "%s has none", d->name);
         return reason;

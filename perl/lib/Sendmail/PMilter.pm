@@ -491,6 +491,14 @@ then starts at 6.  Versions 0 and 1 are refused, as by libmilter.
 Version 3, 4 and 5 MTAs are refused, as in 1.27, but by ending the
 connection without a reply.  [02_context, 03_vectors]
 
+=item * Commands out of order get what libmilter's state table gives them
+(F<docs/state-table.md> in the libpmcore sources): one that cannot follow
+the previous command ends the open message (the abort callback runs) and
+is handled as if it had followed HELO, or, where it could not follow HELO
+either (a body chunk straight after HELO, EOM without MAIL), it is dropped
+with no callback and no reply.  1.27 ran the callback and answered
+whatever came.  [03_vectors, 08_differential]
+
 =back
 
 =head1 SEE ALSO

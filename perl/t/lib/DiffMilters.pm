@@ -14,7 +14,9 @@ my %milters = (
     }, SMFI_CURR_ACTS],
     replies => [{
         helo => sub { $_[0]->setreply(550, '5.7.1', 'go away'); SMFIS_REJECT },
-        envfrom => sub { SMFIS_TEMPFAIL },
+        # Only the first sender is refused: a refused MAIL ends the
+        # transaction, so the second message carries RCPT and EOM.
+        envfrom => do { my $n = 0; sub { $n++ ? SMFIS_CONTINUE : SMFIS_TEMPFAIL } },
         envrcpt => sub { $_[0]->setreply(451, '4.3.0', 'later'); SMFIS_TEMPFAIL },
         eom => sub { SMFIS_DISCARD },
     }, 0],
