@@ -37,8 +37,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuz
 SUITES = $(foreach b,$(TEST_BINS),'$(b)') \
          $(if $(VECRUN),'$(VECRUN) $(VEC_ARGS) tests/vectors')
 
-.PHONY: all test test-c test-asan test-valgrind fuzz fuzz-build bench-core \
-        demo clean help
+.PHONY: all test test-c test-c-prove test-asan test-valgrind fuzz fuzz-build \
+        bench-core demo clean help
 all: $(LIB)
 
 # --- library ---------------------------------------------------------------
@@ -103,6 +103,13 @@ test: $(LIB) $(TEST_BINS) $(VECRUN) $(BUILD)/examples/hello_milter
 test-c: $(TEST_BINS) $(VECRUN)
 	tests/run_c_suites.sh $(SUITES)
 
+# The same suites under prove: every binary prints TAP (tests/c/tap.h), so
+# prove runs one as it is, e.g. `prove -v build/tests/test_session`;
+# tests/c/vectors.t gives the vector runner its directory.
+test-c-prove: $(TEST_BINS) $(VECRUN)
+	BUILD=$(BUILD) VEC_ARGS="$(VEC_ARGS)" \
+	    prove $(TEST_BINS) $(if $(VECRUN),tests/c/vectors.t)
+
 test-asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) BUILD=build-asan CC=$(SAN_CC) OPT=-O1 SAN="$(SANITIZE)" test-c
@@ -130,6 +137,7 @@ clean:
 help:
 	@echo "make                 build $(LIB)"
 	@echo "make test            symbol check, bindings (when present), C suites"
+	@echo "make test-c-prove    C suites under prove (they print TAP)"
 	@echo "make test-asan       C suites with ASan+UBSan in build-asan/"
 	@echo "make test-valgrind   C suites under valgrind memcheck"
 	@echo "make test-tsan       the server suite under ThreadSanitizer"

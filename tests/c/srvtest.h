@@ -25,23 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tap.h"
+
 /* Not every program uses every helper. */
 #define SRVTEST_UNUSED __attribute__((unused))
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("not ok (%s:%d): ", __FILE__, __LINE__);                \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-            fflush(stdout);                                                \
-        }                                                                  \
-    } while (0)
 
 SRVTEST_UNUSED static long long now_ms(void)
 {
@@ -314,12 +301,12 @@ static int srv_start(tsrv *t, const pmc_server_config *cfg, const char *spec)
     memset(t, 0, sizeof *t);
     t->srv = pmc_server_new(cfg, &e);
     if (!t->srv) {
-        printf("pmc_server_new: %s\n", e.message);
+        DIAG("pmc_server_new: %s", e.message);
         return -1;
     }
     fd = pmc_server_listen(t->srv, spec, 0, &e);
     if (fd < 0) {
-        printf("pmc_server_listen: %s\n", e.message);
+        DIAG("pmc_server_listen: %s", e.message);
         pmc_server_free(t->srv);
         t->srv = NULL;
         return -1;
@@ -480,8 +467,7 @@ SRVTEST_UNUSED static int cli_message(cli *k, int *hdr)
     }
     if (st != PMC_OK) {
         const pmc_error *e = pmc_client_error(k->c);
-        printf("# client: %s: %s\n", pmc_status_name(st),
-               e ? e->message : "?");
+        DIAG("client: %s: %s", pmc_status_name(st), e ? e->message : "?");
         return -1;
     }
     return r.code;

@@ -18,19 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-static void check(int ok, const char *name, int line)
-{
-    if (ok) {
-        passed++;
-        printf("ok - %s\n", name);
-    } else {
-        failed++;
-        printf("FAIL - %s (line %d)\n", name, line);
-    }
-}
-#define CHECK(cond, name) check((cond) != 0, (name), __LINE__)
+#include "tap.h"
 
 /* Payload from a string literal with embedded NULs. */
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -143,8 +131,8 @@ static int same(const pmc_buf *got, const pmc_buf *want)
     for (i = 0; i < got->len && i < want->len; i++)
         if (got->data[i] != want->data[i])
             break;
-    printf("# bytes differ at %zu (got %zu bytes, want %zu)\n", i, got->len,
-           want->len);
+    DIAG("bytes differ at %zu (got %zu bytes, want %zu)", i, got->len,
+         want->len);
     return 0;
 }
 
@@ -272,7 +260,7 @@ static void test_negotiate(void)
                bad[i].n);
         CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_BAD_REPLY &&
                   pmc_client_error(c)->code == PMC_ERR_BAD_REPLY,
-              bad[i].name);
+              "%s", bad[i].name);
         pmc_client_free(c);
         fake_free(&f);
     }
@@ -291,7 +279,7 @@ static void test_negotiate(void)
     reply(&f.replies, 'c');
     CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_BAD_REPLY,
           "negotiate: 'c' is no answer to OPTNEG (progress before is fine)");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     fake_free(&f);
 
@@ -522,7 +510,7 @@ static void test_no_nr(void)
         snprintf(name, sizeof name, "version %u: DATA %s, UNKNOWN %s",
                  (unsigned)v, v >= 4 ? "sent" : "not sent",
                  v >= 3 ? "sent" : "not sent");
-        CHECK(data_sent == (v >= 4) && unk_sent == (v >= 3), name);
+        CHECK(data_sent == (v >= 4) && unk_sent == (v >= 3), "%s", name);
         pmc_client_free(c);
         fake_free(&f);
     }
@@ -625,7 +613,7 @@ static void test_skip(void)
     reply(&f.replies, 's');
     CHECK(pmc_client_header(c, STR("A"), STR("1"), &r) == PMC_ERR_BAD_REPLY,
           "sendmail: SKIP at a header is a bad reply");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     fake_free(&f);
 
@@ -798,8 +786,8 @@ static void test_report_sent(void)
         }
         if (!answered(&r, (uint8_t)cases[i].code) ||
             r.ended != cases[i].want) {
-            printf("# case %zu: %c '%c' ended %d\n", i, cases[i].at,
-                   cases[i].code, (int)r.ended);
+            DIAG("case %zu: %c '%c' ended %d", i, cases[i].at, cases[i].code,
+                 (int)r.ended);
             ok = 0;
         }
         done(c, &f);
@@ -882,7 +870,7 @@ static void test_state(void)
         snprintf(name, sizeof name, "state %s: REJECT at RCPT: message "
                  "open, ABORT owed", pn);
         CHECK(!s.message_ended && !s.connection_ended && s.abort_owed &&
-                  mail_aborts(c, &f) == 1, name);
+                  mail_aborts(c, &f) == 1, "%s", name);
 
         done(c, &f);
         c = negotiated(&f, (pmc_personality)pers, 6, 0);
@@ -895,11 +883,11 @@ static void test_state(void)
                  "ended, ABORT %s", pn, pers ? "not owed" : "owed");
         CHECK(s.message_ended && !s.connection_ended &&
                   s.abort_owed == !pers && mail_aborts(c, &f) == !pers,
-              name);
+              "%s", name);
         s = state_of(c);
         snprintf(name, sizeof name, "state %s: the next MAIL clears "
                  "message_ended", pn);
-        CHECK(!s.message_ended && s.abort_owed, name);
+        CHECK(!s.message_ended && s.abort_owed, "%s", name);
 
         /* After EOM only Postfix owes ABORT. */
         reply(&f.replies, 'c');
@@ -908,12 +896,12 @@ static void test_state(void)
         snprintf(name, sizeof name, "state %s: after EOM ABORT %s", pn,
                  pers ? "not owed" : "owed");
         CHECK(!s.message_ended && s.abort_owed == !pers &&
-                  mail_aborts(c, &f) == !pers, name);
+                  mail_aborts(c, &f) == !pers, "%s", name);
         pmc_client_abort(c);
         s = state_of(c);
         snprintf(name, sizeof name, "state %s: nothing owed after ABORT",
                  pn);
-        CHECK(!s.abort_owed && mail_aborts(c, &f) == 0, name);
+        CHECK(!s.abort_owed && mail_aborts(c, &f) == 0, "%s", name);
         done(c, &f);
 
         /* REJECT at CONNECT: the connection is over, no ABORT. */
@@ -927,14 +915,14 @@ static void test_state(void)
                  "connection ended, no ABORT", pn);
         CHECK(s.connection_ended && !s.message_ended && !s.abort_owed &&
                   f.sent.len == 0 && unsent_as(&r, PMC_UNSENT_CONN_ENDED),
-              name);
+              "%s", name);
         st = pmc_client_quit_nc(c);
         s = state_of(c);
         snprintf(name, sizeof name, "state %s: QUIT_NC (no ABORT) starts "
                  "afresh", pn);
         CHECK(st == PMC_OK && !s.connection_ended && !s.message_ended &&
                   !s.abort_owed && count_cmd(&f.sent, 'A') == 0 &&
-                  count_cmd(&f.sent, 'K') == 1, name);
+                  count_cmd(&f.sent, 'K') == 1, "%s", name);
         done(c, &f);
     }
 
@@ -1087,9 +1075,9 @@ static void test_mods(void)
         reply(&f.replies, 'c');
         st = bad[i].stage_cmd == 'R' ? pmc_client_rcpt(c, &to, 1, &r)
                                      : pmc_client_eom(c, &r);
-        CHECK(st == PMC_ERR_BAD_REPLY, bad[i].name);
+        CHECK(st == PMC_ERR_BAD_REPLY, "%s", bad[i].name);
         if (st != PMC_ERR_BAD_REPLY)
-            printf("# got %s\n", pmc_status_name(st));
+            DIAG("got %s", pmc_status_name(st));
         pmc_client_free(c);
         fake_free(&f);
     }
@@ -1115,7 +1103,7 @@ static void test_mods(void)
     reply(&f.replies, 'c');
     CHECK(pmc_client_eom(c, &r) == PMC_ERR_BAD_REPLY,
           "postfix: interleaved body replacement refused");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     fake_free(&f);
 
@@ -1150,7 +1138,7 @@ static void test_eof_and_state(void)
     fake_negotiate(c, &f, 6, 0, 0);
     CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO,
           "EOF while a reply is owed: IO");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     fake_free(&f);
 
@@ -1492,10 +1480,9 @@ static void converse(pmc_client *c, const char *label)
     pmc_str from = STR("<a@b>"), to = STR("<c@d>");
     pmc_str conn[] = {STR("j"), STR("mx.example")};
     uint32_t v, a, p;
-    char name[120];
     static const char msg[] = "Subject: test\r\nTo: c@d\r\n\r\nhello\r\n";
 
-#define NAMED(what) (snprintf(name, sizeof name, "%s: %s", label, what), name)
+#define NAMED(what) "%s: %s", label, what
     CHECK(pmc_client_negotiate(c, &r) == PMC_OK, NAMED("negotiate"));
     pmc_client_negotiated(c, &v, &a, &p);
     CHECK(v == 6 && (a & PMC_ACT_ADDHDRS) && (a & PMC_ACT_CHGBODY) &&
@@ -1606,7 +1593,7 @@ static void test_session_inproc(void)
     CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO &&
               strstr(errmsg(c), "pending") != NULL,
           "in-process: no output and open session is an IO error");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     pmc_session_free(s);
 
@@ -1618,7 +1605,7 @@ static void test_session_inproc(void)
     c = pmc_client_new(&cfg, &tr);
     CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_IO,
           "in-process: session refusing the offer gives IO (EOF)");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     pmc_session_free(s);
 }
@@ -1727,7 +1714,7 @@ static void test_fd_errors(void)
           "fd: no reply within the timeout is TIMEOUT");
     CHECK(ms_now() - t0 >= 140 && ms_now() - t0 < 2000,
           "fd: timeout took about 150 ms");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
 
     /* EOF: the filter closes while a reply is owed. */
@@ -1746,7 +1733,7 @@ static void test_fd_errors(void)
     c = pmc_client_new(NULL, &tr);
     CHECK(pmc_client_negotiate(c, &r) == PMC_ERR_IO,
           "fd: send to a closed peer is IO (no SIGPIPE)");
-    printf("# %s\n", errmsg(c));
+    DIAG("%s", errmsg(c));
     pmc_client_free(c);
     close(sv[0]);
 
@@ -1766,7 +1753,7 @@ static void test_fd_errors(void)
             rc = pmc_client_body(c, chunk, sizeof chunk, &r);
         CHECK(rc == PMC_ERR_TIMEOUT,
               "fd: a peer that stops reading makes the send time out");
-        printf("# %s\n", errmsg(c));
+        DIAG("%s", errmsg(c));
         pmc_client_free(c);
         close(sv[0]);
         close(sv[1]);
@@ -1824,6 +1811,5 @@ int main(void)
     test_session_inproc();
     test_socket();
     test_fd_errors();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

@@ -12,18 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, what, len, at)                                          \
-    do {                                                                    \
-        if (cond) {                                                         \
-            passed++;                                                       \
-        } else {                                                            \
-            failed++;                                                       \
-            printf("not ok: %s (length %zu, case %zu, %s:%d)\n", what,      \
-                   (size_t)(len), (size_t)(at), __FILE__, __LINE__);        \
-        }                                                                   \
-    } while (0)
+#include "tap.h"
 
 /* A deterministic byte source, so a failure is the same on every run. */
 static uint32_t rng = 12345;
@@ -47,7 +36,9 @@ static void test_find_nul(void)
             if (at + 5 < n)
                 p[at + 5] = 0;
             ok = pmci_find_nul(p, n) == (n ? memchr(p, 0, n) : NULL);
-            CHECK(ok, "pmci_find_nul agrees with memchr", n, at);
+            CHECK(ok,
+                  "pmci_find_nul agrees with memchr (length %zu, case %zu)",
+                  n, at);
             free(p);
         }
     }
@@ -94,16 +85,20 @@ static void test_macros_store(void)
             pkt.offset = 0;
             want = reference_valid(payload + 1, n);
             st = pmci_macros_store(s, PMCI_SLOT_MAIL, &pkt);
-            CHECK((st == PMC_OK) == want, "MACRO check agrees with a count",
-                  n, round);
+            CHECK((st == PMC_OK) == want,
+                  "MACRO check agrees with a count (length %zu, case %zu)", n,
+                  round);
             if (st == PMC_OK)
                 CHECK(s->macros.slot[PMCI_SLOT_MAIL].len == n &&
                           (n == 0 || memcmp(s->macros.slot[PMCI_SLOT_MAIL].data,
                                             payload + 1, n) == 0),
-                      "a valid MACRO is kept byte for byte", n, round);
+                      "a valid MACRO is kept byte for byte "
+                      "(length %zu, case %zu)",
+                      n, round);
             else
                 CHECK(st == PMC_ERR_BAD_MACRO && pmc_session_is_closed(s),
-                      "a bad MACRO fails the session", n, round);
+                      "a bad MACRO fails the session (length %zu, case %zu)",
+                      n, round);
             free(payload);
             pmc_session_free(s);
         }
@@ -114,6 +109,5 @@ int main(void)
 {
     test_find_nul();
     test_macros_store();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

@@ -48,7 +48,7 @@ static _Noreturn void server_child(const char *spec, int wake)
     cfg.tick_interval_ms = 0;
     srv = pmc_server_new(&cfg, &e);
     if (!srv || pmc_server_listen(srv, spec, 0, &e) < 0) {
-        printf("server: %s\n", e.message);
+        DIAG("server: %s", e.message);
         _exit(1);
     }
     st = pmc_server_run(srv, &e);
@@ -75,7 +75,6 @@ int main(void)
     long kib;
     long long t[5];
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
     snprintf(dir, sizeof dir, "/tmp/pmc-idle-XXXXXX");
     if (!mkdtemp(dir) || pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
         return 1;
@@ -88,7 +87,7 @@ int main(void)
     }
     if (rl.rlim_cur < (rlim_t)want + 100) {
         want = (int)rl.rlim_cur - 100;
-        printf("# RLIMIT_NOFILE allows only %d connections\n", want);
+        DIAG("RLIMIT_NOFILE allows only %d connections", want);
     }
     pid = fork();
     if (pid == 0) {
@@ -114,7 +113,7 @@ int main(void)
     }
     CHECK(n == want, "%d of %d idle connections negotiated", n, want);
     kib = rss_kib(pid);
-    printf("# server RSS with %d idle connections: %ld KiB\n", n, kib);
+    DIAG("server RSS with %d idle connections: %ld KiB", n, kib);
     /* Under valgrind the RSS and the times are valgrind's. */
     CHECK(kib > 0 && (valgrind || kib <= 64 * 1024), "RSS %ld KiB <= 64 MiB",
           kib);
@@ -146,6 +145,5 @@ int main(void)
           "server stopped through its wake fd, hooks paired");
     close(wake[1]);
     rmdir(dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

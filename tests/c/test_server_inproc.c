@@ -365,6 +365,5 @@ int main(void)
     test_close_reason();
     test_server_reasons(dir);
     rmdir(dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

@@ -273,8 +273,7 @@ static int message(cli *k, const char *from, const char *rcpt, char *mods,
 
     if (st != PMC_OK) {
         const pmc_error *e = pmc_client_error(k->c);
-        printf("# client: %s: %s\n", pmc_status_name(st),
-               e ? e->message : "?");
+        DIAG("client: %s: %s", pmc_status_name(st), e ? e->message : "?");
         return -1;
     }
     for (i = 0; i < r->nmods && i + 1 < cap; i++)
@@ -583,8 +582,7 @@ int main(void)
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         if (system(cmd) != 0)
-            printf("# could not remove %s\n", dir);
+            DIAG("could not remove %s", dir);
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

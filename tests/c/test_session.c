@@ -10,17 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond, what)                                                  \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("not ok: %s (%s:%d)\n", what, __FILE__, __LINE__);      \
-        }                                                                  \
-    } while (0)
+#include "tap.h"
 
 static pmc_str S(const char *s)
 {
@@ -349,7 +339,7 @@ static void test_pending(void)
     codes(s, got, sizeof got);
     CHECK(strcmp(got, "pccha") == 0, "replies in order");
     if (strcmp(got, "pccha") != 0)
-        printf("# got %s\n", got);
+        DIAG("got %s", got);
     CHECK(pmc_session_resume(s, PMC_CONTINUE) == PMC_ERR_PENDING,
           "resume with nothing pending");
     CHECK(pmc_session_eof(s) == PMC_OK && st.close_calls == 1 &&
@@ -691,6 +681,5 @@ int main(void)
     test_macros();
     test_end();
     test_order();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return tap_done();
 }

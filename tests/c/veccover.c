@@ -135,7 +135,9 @@ size_t cov_compare(const covset *table, const covset *claimed, int print)
             bad++;
         }
     for (int k = 1; k <= CHECKLIST_ITEMS; k++) {
-        char item[16];
+        /* Room for any int: gcc -O1 does not track k's range and would
+         * otherwise warn that the name may be cut (-Wformat-truncation). */
+        char item[sizeof "A.11." + 11];
         int found = 0;
         snprintf(item, sizeof item, "A.11.%d", k);
         for (size_t i = 0; i < table->n && !found; i++)

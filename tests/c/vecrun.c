@@ -5,12 +5,12 @@
  *
  * Each vector is fed whole, one byte at a time and split in two at every
  * offset (tests/vectors/README.md); every run must produce the expected log
- * exactly.  Prints "ok NAME" or "not ok NAME ..." per vector with a
- * diff-like view of the first failing run, then "N passed, M failed".
- * When a directory holds a README.md, its coverage table is checked
- * against the vectors' covers lines too (one more ok / not ok line).
- * Exits 1 if any vector failed, 2 on usage errors.  --no-split skips the
- * split runs (quick checks under valgrind).
+ * exactly.  Prints TAP (tap.h): one test line per vector, a diff-like view
+ * of the first failing run as diagnostics, then the plan.  When a directory
+ * holds a README.md, its coverage table is checked against the vectors'
+ * covers lines too (one more test line).  Exits 1 if any vector failed, 2
+ * on usage errors (before any TAP, so there is no plan).  --no-split skips
+ * the split runs (quick checks under valgrind).
  */
 /* strdup, strtok_r, opendir: POSIX, which -std=c11 hides otherwise. */
 #define _POSIX_C_SOURCE 200809L
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tap.h"
 #include "veccover.h"
 #include "vecexec.h"
 
@@ -159,13 +160,13 @@ static int check_run(const vector *v, int mode, size_t cut)
     vlog g;
     char buf[64];
     if (vec_exec(v, mode, cut, &g)) {
-        printf("not ok %s (%s): runner out of memory\n", v->name,
+        tap_ok(0, "%s (%s): runner out of memory", v->name,
                mode_name(mode, cut, buf, sizeof buf));
         return 1;
     }
     long at = first_difference(v, &g);
     if (at >= 0) {
-        printf("not ok %s (%s): log differs at entry %ld\n", v->name,
+        tap_ok(0, "%s (%s): log differs at entry %ld", v->name,
                mode_name(mode, cut, buf, sizeof buf), at + 1);
         print_diff(v, &g, (size_t)at);
     }
@@ -181,7 +182,7 @@ static int run_vector(const vector *v)
     for (size_t cut = 1; !no_split && cut < total; cut++)
         if (check_run(v, VF_SPLIT, cut))
             return 1;
-    printf("ok %s\n", v->name);
+    tap_ok(1, "%s", v->name);
     return 0;
 }
 
@@ -237,38 +238,26 @@ int main(int argc, char **argv)
         covset_free(&table);
         return 2;
     }
-    unsigned passed = 0, failed = 0;
     for (size_t i = 0; i < pl.n; i++) {
         vector v;
         char err[512];
-        if (vec_parse_file(pl.p[i], &v, err, sizeof err)) {
-            printf("not ok %s: %s\n", pl.p[i], err);
-            failed++;
-        } else if (add_claims(&claimed, &v)) {
-            printf("not ok %s: out of memory\n", v.name);
-            failed++;
-        } else if (run_vector(&v)) {
-            failed++;
-        } else {
-            passed++;
-        }
+        if (vec_parse_file(pl.p[i], &v, err, sizeof err))
+            tap_ok(0, "%s: %s", pl.p[i], err);
+        else if (add_claims(&claimed, &v))
+            tap_ok(0, "%s: out of memory", v.name);
+        else
+            run_vector(&v);
         vec_free(&v);
         fflush(stdout);
     }
     if (have_table) {
         size_t bad = cov_compare(&table, &claimed, 0);
-        printf("%s coverage-table (%zu differences)\n", bad ? "not ok" : "ok",
-               bad);
-        if (bad) {
+        tap_ok(!bad, "coverage-table (%zu differences)", bad);
+        if (bad)
             cov_compare(&table, &claimed, 1);
-            failed++;
-        } else {
-            passed++;
-        }
     }
     free_paths(&pl);
     covset_free(&table);
     covset_free(&claimed);
-    printf("%u passed, %u failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done();
 }
