@@ -37,8 +37,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuz
 SUITES = $(foreach b,$(TEST_BINS),'$(b)') \
          $(if $(VECRUN),'$(VECRUN) $(VEC_ARGS) tests/vectors')
 
-.PHONY: all test test-c test-c-prove test-asan test-valgrind fuzz fuzz-build \
-        bench-core demo clean help
+.PHONY: all test test-c test-asan test-valgrind fuzz fuzz-build bench-core \
+        demo clean help
 all: $(LIB)
 
 # --- library ---------------------------------------------------------------
@@ -106,6 +106,7 @@ test-c: $(TEST_BINS) $(VECRUN)
 # The same suites under prove: every binary prints TAP (tests/c/tap.h), so
 # prove runs one as it is, e.g. `prove -v build/tests/test_session`;
 # tests/c/vectors.t gives the vector runner its directory.
+.PHONY: test-c-prove
 test-c-prove: $(TEST_BINS) $(VECRUN)
 	BUILD=$(BUILD) VEC_ARGS="$(VEC_ARGS)" \
 	    prove $(TEST_BINS) $(if $(VECRUN),tests/c/vectors.t)
