@@ -2,7 +2,7 @@
 #ifndef PMCORE_INTERNAL_SERVER_H
 #define PMCORE_INTERNAL_SERVER_H
 
-#include "internal.h"
+#include "../proto/internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -231,13 +231,6 @@ PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
-
-/* session_peek.c */
-PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
-PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
-PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
-/* Give back large idle buffers (session_peek.c); between steps only. */
-PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
 
 /* resume.c */
 PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);

@@ -1,6 +1,6 @@
 /* Client: OPTNEG and the filter's answer to it. */
 #include "internal_client.h"
-#include "order.h"
+#include "../proto/order.h"
 
 #include <stdarg.h>
 #include <stdio.h>

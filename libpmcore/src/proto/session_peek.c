@@ -3,8 +3,6 @@
  * stays free of server concerns. */
 #include "internal.h"
 
-#include "internal_server.h"
-
 /* A packet has started to arrive but is not complete. */
 int pmci_session_partial(const pmc_session *s)
 {

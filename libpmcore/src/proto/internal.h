@@ -190,4 +190,13 @@ PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
  * one, nothing. */
 PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
 
+/* session_peek.c: what a driver of sessions (the server) may read of one,
+ * for its timeouts and draining.  Declared here, below the driver, so the
+ * session never needs to know who drives it. */
+PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
+PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
+PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
+/* Give back large idle buffers; between steps only. */
+PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
+
 #endif

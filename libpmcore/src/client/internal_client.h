@@ -2,7 +2,7 @@
 #ifndef PMCORE_INTERNAL_CLIENT_H
 #define PMCORE_INTERNAL_CLIENT_H
 
-#include "internal.h"
+#include "../proto/internal.h"
 
 /* One read's worth of reply bytes; replies are small except REPLBODY. */
 #define PMCI_CLI_RBUF 16384

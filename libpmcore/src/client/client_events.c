@@ -1,7 +1,7 @@
 /* Client events: what an MTA sends for each SMTP step, with the quirks of
  * its personality, and the state its verdicts leave behind. */
 #include "internal_client.h"
-#include "order.h"
+#include "../proto/order.h"
 
 #include <stdlib.h>
 #include <string.h>
