@@ -1,15 +1,18 @@
-/* Accepting connections: the cap, recycling, and back-off when the
- * process or system runs out of descriptors (EMFILE/ENFILE), where
- * retrying at once would spin on a listener that stays readable. */
+/* The listening sockets: added before the run, watched while the loop may
+ * accept (the cap, recycling, and back-off when the process or system runs
+ * out of descriptors, EMFILE/ENFILE, where retrying at once would spin on a
+ * listener that stays readable), and closed at the end. */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void pmci_listeners_enable(pmci_loop *l, int on)
@@ -135,4 +138,73 @@ void pmci_accept(pmci_loop *l, pmci_listener *ls)
     if (srv->control_fd >= 0)
         pmci_worker_report(srv);
     pmci_accept_update(l);
+}
+
+/* --- the listeners: added before the run, closed at its end --- */
+
+static pmc_status nomem(pmc_error *err)
+{
+    pmc_error tmp;
+
+    return pmci_set_error(err ? err : &tmp, PMC_ERR_NOMEM, 0, "out of memory");
+}
+
+pmc_status pmci_listener_add(pmc_server *srv, int fd, const char *path,
+                             pmc_error *err)
+{
+    pmci_listener *l;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+
+    if (srv->nls == srv->cap_ls) {
+        size_t cap = srv->cap_ls ? srv->cap_ls * 2 : 4;
+        pmci_listener **n = realloc(srv->ls, cap * sizeof *n);
+        if (!n)
+            return nomem(err);
+        srv->ls = n;
+        srv->cap_ls = cap;
+    }
+    l = calloc(1, sizeof *l);
+    if (!l || (path && !(l->unlink_path = strdup(path)))) {
+        free(l);
+        return nomem(err);
+    }
+    l->it.kind = PMCI_K_LISTENER;
+    l->it.fd = fd;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        l->tcp = sa.ss_family == AF_INET || sa.ss_family == AF_INET6;
+    if (path) {
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            l->dev = st.st_dev;
+            l->ino = st.st_ino;
+        }
+    }
+    srv->ls[srv->nls++] = l;
+    return PMC_OK;
+}
+
+/* Remove a unix path only if it still names our socket: another instance
+ * may have replaced it meanwhile. */
+static void unlink_ours(const pmci_listener *l)
+{
+    struct stat st;
+
+    if (l->unlink_path && stat(l->unlink_path, &st) == 0 &&
+        S_ISSOCK(st.st_mode) && st.st_dev == l->dev && st.st_ino == l->ino)
+        unlink(l->unlink_path);
+}
+
+void pmci_close_listeners(pmc_server *srv)
+{
+    for (size_t i = 0; i < srv->nls; i++) {
+        pmci_listener *l = srv->ls[i];
+        if (l->it.fd >= 0) {
+            close(l->it.fd);
+            l->it.fd = -1;
+            if (!srv->is_child)
+                unlink_ours(l);
+        }
+        l->in_epoll = 0;
+    }
 }

@@ -201,16 +201,18 @@ typedef struct pmci_loop {
     pmc_error err;
 } pmci_loop;
 
-/* server.c */
+/* common.c */
 PMCI_HIDDEN long long pmci_now_ms(void);
 PMCI_HIDDEN void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
                           const char *queue_id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
+/* A prefork worker's counters since its last report go to the master. */
+PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
+
+/* trampolines.c */
 PMCI_HIDDEN void pmci_handlers_wrap(pmc_handlers *t, const pmc_handlers *h);
-PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
-PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
 
 /* conn.c: the session side of a connection, independent of the model. */
 /* 'peer' is the address accept4 returned, or NULL to ask getpeername. */
@@ -231,6 +233,8 @@ PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
+/* Inside a step: run the resume requests handed to the connection. */
+PMCI_HIDDEN void pmci_conn_resumes(pmci_conn *c);
 
 /* resume.c */
 PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);
@@ -238,7 +242,8 @@ PMCI_HIDDEN void pmci_rq_child(pmc_server *srv);
 PMCI_HIDDEN pmci_resume *pmci_rq_take(pmc_server *srv);
 PMCI_HIDDEN void pmci_rq_close(pmc_server *srv);
 PMCI_HIDDEN void pmci_rq_answer_all(pmci_resume *r);
-PMCI_HIDDEN void pmci_conn_resumes(pmci_conn *c);
+
+/* loop_tables.c */
 PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
@@ -258,6 +263,9 @@ PMCI_HIDDEN int pmci_loop_lead(pmci_loop *l);
 PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
 PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
 PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
+PMCI_HIDDEN pmc_status pmci_listener_add(pmc_server *srv, int fd,
+                                         const char *path, pmc_error *err);
+PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
 
 /* pool.c */
 PMCI_HIDDEN pmci_pool *pmci_pool_new(pmci_loop *l, unsigned nthreads,
@@ -288,7 +296,7 @@ PMCI_HIDDEN pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err);
 PMCI_HIDDEN void pmci_fork_conn(pmci_loop *l, int fd);
 PMCI_HIDDEN void pmci_child_event(pmci_loop *l, pmci_child *ch);
 PMCI_HIDDEN void pmci_children_reap(pmci_loop *l, int force);
-PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
+PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
 PMCI_HIDDEN void pmci_children_stop(pmci_loop *l, int drain_ms);
 PMCI_HIDDEN void pmci_prefork_maintain(pmci_loop *l);
 PMCI_HIDDEN long long pmci_children_timer(pmci_loop *l);

@@ -22,20 +22,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Counters of this worker since its last report go to the master. */
-void pmci_worker_report(pmc_server *srv)
+/* Forget the children list (the master at exit, a new child at fork: the
+ * list belongs to the master). */
+void pmci_free_children(pmc_server *srv)
 {
-    pmci_stats snap;
-
-    if (srv->control_fd < 0)
-        return;
-    pthread_mutex_lock(&srv->mu);
-    snap = srv->stats;
-    memset(&srv->stats, 0, sizeof srv->stats);
-    pthread_mutex_unlock(&srv->mu);
-    if (send(srv->control_fd, &snap, sizeof snap,
-             MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof snap)
-        pmci_stats_merge(srv, &snap); /* keep them for the next report */
+    while (srv->children) {
+        pmci_child *ch = srv->children;
+        srv->children = ch->next;
+        if (ch->it.fd >= 0)
+            close(ch->it.fd);
+        free(ch);
+    }
+    srv->nchildren = 0;
 }
 
 /* In a new child: drop what belongs to the master. */
