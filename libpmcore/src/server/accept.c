@@ -36,7 +36,7 @@ void pmci_listeners_enable(pmci_loop *l, int on)
     l->listening = on;
 }
 
-static int may_accept(const pmci_loop *l)
+int pmci_may_accept(const pmci_loop *l)
 {
     return l->accept_mode && !l->stopping && !l->backoff_until &&
            (!l->cap || l->active < l->cap) &&
@@ -45,7 +45,7 @@ static int may_accept(const pmci_loop *l)
 
 void pmci_accept_update(pmci_loop *l)
 {
-    int want = may_accept(l);
+    int want = pmci_may_accept(l);
 
     if (want != l->listening)
         pmci_listeners_enable(l, want);
@@ -59,85 +59,45 @@ static void tune(int fd)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 }
 
-static void new_conn(pmci_loop *l, int fd, const struct sockaddr_storage *sa,
-                     socklen_t salen)
-{
-    pmc_server *srv = l->srv;
-    pmci_conn *c =
-        pmci_conn_new(srv, fd, srv->id_base + ++srv->id_next, sa, salen);
-
-    if (c && (pmci_tab_add(l, c) != 0 ||
-              pmci_loop_add(l, &c->it, EPOLLIN | EPOLLRDHUP | EPOLLET) !=
-                  0)) {
-        pmci_tab_del(l, c);
-        pmci_conn_free(c); /* closes fd */
-        c = NULL;
-        fd = -1;
-    }
-    if (!c) {
-        if (fd >= 0)
-            close(fd);
-        l->st.conn_refused++;
-        pmci_log(srv, PMC_LOG_ERR, 0, NULL,
-                 "cannot set up an accepted connection (out of memory)");
-        return;
-    }
-    l->active++;
-    l->st.conn_active++;
-    /* THREADS runs conn_open on the worker, with the handlers. */
-    if (!l->pool)
-        pmci_conn_open(c);
-    pmci_log(srv, PMC_LOG_DEBUG, c->id, NULL, "connection from %s",
-             c->info.peer[0] ? c->info.peer : "(unnamed)");
-    /* Idle until the MTA speaks. */
-    pmci_loop_after_step(l, c);
-}
-
-void pmci_accept(pmci_loop *l, pmci_listener *ls)
+/* Take one connection from 'ls': its descriptor (counted, and tuned for
+ * TCP), PMCI_ACCEPT_AGAIN when the try was interrupted and another may
+ * follow, or -1 when there is nothing more to take now (none waiting, an
+ * error, or a back-off begun).  What to do with it is the loop's. */
+int pmci_accept_one(pmci_loop *l, pmci_listener *ls,
+                    struct sockaddr_storage *sa, socklen_t *salen)
 {
     pmc_server *srv = l->srv;
     char et[100];
+    int fd = accept4(ls->it.fd, (struct sockaddr *)sa, salen,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-    for (int i = 0; i < 64 && may_accept(l); i++) {
-        struct sockaddr_storage sa;
-        socklen_t salen = sizeof sa;
-        int fd = accept4(ls->it.fd, (struct sockaddr *)&sa, &salen,
-                         SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK)
-                break;
-            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
-                continue;
-            l->st.accept_errors++;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-                int ms = srv->cfg.accept_backoff_ms > 0
-                             ? srv->cfg.accept_backoff_ms
-                             : 200;
-                l->st.accept_backoffs++;
-                l->backoff_until = pmci_now_ms() + ms;
-                pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
-                         "accept: %s; not accepting for %d ms",
-                         pmci_errtext(e, et, sizeof et), ms);
-            } else {
-                pmci_log(srv, PMC_LOG_ERR, 0, NULL, "accept: %s",
-                         pmci_errtext(e, et, sizeof et));
-            }
-            break;
+    if (fd < 0) {
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return -1;
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+            return PMCI_ACCEPT_AGAIN;
+        l->st.accept_errors++;
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            int ms = srv->cfg.accept_backoff_ms > 0
+                         ? srv->cfg.accept_backoff_ms
+                         : 200;
+            l->st.accept_backoffs++;
+            l->backoff_until = pmci_now_ms() + ms;
+            pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
+                     "accept: %s; not accepting for %d ms",
+                     pmci_errtext(e, et, sizeof et), ms);
+        } else {
+            pmci_log(srv, PMC_LOG_ERR, 0, NULL, "accept: %s",
+                     pmci_errtext(e, et, sizeof et));
         }
-        l->accepted++;
-        l->st.conn_accepted++;
-        if (ls->tcp)
-            tune(fd);
-        if (l->accept_mode == 2)
-            pmci_fork_conn(l, fd);
-        else
-            new_conn(l, fd, &sa, salen);
+        return -1;
     }
-    pmci_stats_merge(srv, &l->st);
-    if (srv->control_fd >= 0)
-        pmci_worker_report(srv);
-    pmci_accept_update(l);
+    l->accepted++;
+    l->st.conn_accepted++;
+    if (ls->tcp)
+        tune(fd);
+    return fd;
 }
 
 /* --- the listeners: added before the run, closed at its end --- */

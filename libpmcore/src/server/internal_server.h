@@ -244,6 +244,13 @@ PMCI_HIDDEN void pmci_rq_close(pmc_server *srv);
 PMCI_HIDDEN void pmci_rq_answer_all(pmci_resume *r);
 
 /* loop_tables.c */
+PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
+PMCI_HIDDEN void pmci_tl_remove(pmci_loop *l, pmci_conn *c);
+/* Append to timeout list 'which' (0 idle, 1 read), with its timeout. */
+PMCI_HIDDEN void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which);
+/* fn on every connection no worker holds; fn may free or move it. */
+PMCI_HIDDEN void pmci_loop_each_idle(pmci_loop *l,
+                                     void (*fn)(pmci_loop *, pmci_conn *));
 PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
@@ -253,15 +260,30 @@ PMCI_HIDDEN pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv,
                                       int accept_mode);
 PMCI_HIDDEN pmc_status pmci_loop_run(pmci_loop *l);
 PMCI_HIDDEN void pmci_loop_fini(pmci_loop *l);
-PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
-PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
 /* Lead the loop (lead mode): 1 when the lead was lost, 0 when the loop is
  * over. */
 PMCI_HIDDEN int pmci_loop_lead(pmci_loop *l);
 
+/* loop_conn.c */
+PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN void pmci_loop_end_conn(pmci_loop *l, pmci_conn *c,
+                                    pmc_status why);
+PMCI_HIDDEN void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c,
+                                      uint32_t ev);
+/* Hand the queued pmc_server_resume answers to their connections. */
+PMCI_HIDDEN void pmci_loop_resumes(pmci_loop *l);
+PMCI_HIDDEN void pmci_loop_accept(pmci_loop *l, pmci_listener *ls);
+/* Lead mode: the steps the last round queued, in order.  0 when the lead
+ * was lost during one. */
+PMCI_HIDDEN int pmci_loop_run_queue(pmci_loop *l);
+
 /* accept.c */
 PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
-PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
+PMCI_HIDDEN int pmci_may_accept(const pmci_loop *l);
+#define PMCI_ACCEPT_AGAIN (-2)
+PMCI_HIDDEN int pmci_accept_one(pmci_loop *l, pmci_listener *ls,
+                                struct sockaddr_storage *sa,
+                                socklen_t *salen);
 PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
 PMCI_HIDDEN pmc_status pmci_listener_add(pmc_server *srv, int fd,
                                          const char *path, pmc_error *err);

@@ -1,9 +1,79 @@
-/* The loop's books on its connections: which connection an id names, for
- * the answers pmc_server_resume queues by id. */
+/* The loop's books: its epoll set, the two timeout lists that hold every
+ * connection no thread is working on, and which connection an id names
+ * (for the answers pmc_server_resume queues by id).  Plain data
+ * structures: nothing here calls back into the loop. */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev)
+{
+    struct epoll_event e;
+
+    memset(&e, 0, sizeof e);
+    e.events = ev;
+    e.data.ptr = it;
+    return epoll_ctl(l->ep, EPOLL_CTL_ADD, it->fd, &e);
+}
+
+/* Timeout lists: two, each in deadline order because every member of one
+ * list got the same timeout when it was appended. */
+
+void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
+{
+    pmci_tlist *t;
+
+    if (c->tlist < 0)
+        return;
+    t = &l->tl[c->tlist];
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        t->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        t->tail = c->tprev;
+    c->tprev = c->tnext = NULL;
+    c->tlist = -1;
+}
+
+void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
+{
+    pmci_tlist *t = &l->tl[which];
+    int ms = which ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
+
+    pmci_tl_remove(l, c);
+    c->deadline = ms > 0 ? pmci_now_ms() + ms : LLONG_MAX;
+    c->tlist = which;
+    c->tprev = t->tail;
+    c->tnext = NULL;
+    if (t->tail)
+        t->tail->tnext = c;
+    else
+        t->head = c;
+    t->tail = c;
+}
+
+void pmci_loop_each_idle(pmci_loop *l,
+                         void (*fn)(pmci_loop *, pmci_conn *))
+{
+    /* Every connection no worker holds sits on one of the lists; collect
+     * first because fn may free or move them. */
+    for (int i = 0; i < 2; i++) {
+        pmci_conn *c = l->tl[i].head, *next;
+        pmci_conn *mark = l->tl[i].tail;
+        while (c) {
+            next = c == mark ? NULL : c->tnext;
+            fn(l, c);
+            c = next;
+        }
+    }
+}
 
 /* Connections by id: chained hashing, doubled when it gets full. */
 
