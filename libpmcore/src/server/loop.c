@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+static int lead(pmci_loop *l);
+
 static void drain_one(pmci_loop *l, pmci_conn *c)
 {
     if (l->drain_expired || (!c->in_msg && !c->out_left && !c->pending))
@@ -36,8 +38,8 @@ static void begin_stop(pmci_loop *l, int drain_ms)
     if (drain_ms <= 0)
         l->drain_expired = 1;
     pmci_loop_each_idle(l, drain_one);
-    if (l->srv->children)
-        pmci_children_stop(l, drain_ms);
+    if (l->procs && l->srv->children)
+        l->procs->stop(l, drain_ms);
 }
 
 static void run_tick(pmci_loop *l)
@@ -72,11 +74,8 @@ static void wake_event(pmci_loop *l)
             pmci_pool_home(l->pool, PMCI_DUE_RELOAD);
         else if (l->srv->cfg.reload)
             l->srv->cfg.reload(l->srv->cfg.app);
-        if (l->srv->cfg.model == PMC_MODEL_PREFORK) {
-            l->srv->gen++;
-            pmci_prefork_maintain(l);
-            pmci_children_stop(l, l->srv->cfg.drain_timeout_ms);
-        }
+        if (l->procs && l->procs->reload)
+            l->procs->reload(l);
     }
 }
 
@@ -186,8 +185,8 @@ static int wait_ms(pmci_loop *l, long long now)
         t = l->next_tick;
     if (l->trim_at && l->trim_at < t)
         t = l->trim_at;
-    if (l->srv->children || l->respawn_at) {
-        long long c = pmci_children_timer(l);
+    if (l->procs && (l->srv->children || l->respawn_at)) {
+        long long c = l->procs->timer(l);
         if (c < t)
             t = c;
     }
@@ -246,7 +245,7 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
             n = cpus > 0 ? (unsigned)cpus * 2 : 4;
             n = n < 4 ? 4 : n > 64 ? 64 : n;
         }
-        l->pool = pmci_pool_new(l, n, &l->err);
+        l->pool = pmci_pool_new(l, n, lead, &l->err);
         if (!l->pool)
             return l->err.code;
         l->lead = pmci_pool_leads(l->pool);
@@ -281,7 +280,7 @@ static void free_dead(pmci_loop *l)
 
 /* One round: wait, handle the events, re-read, expire, reap.  -1 when
  * epoll failed (the loop ends).  In lead mode the run queue is empty
- * here: pmci_loop_lead runs it out first. */
+ * here: lead() runs it out first. */
 static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
@@ -303,7 +302,8 @@ static int round_once(pmci_loop *l)
             pmci_loop_accept(l, (pmci_listener *)it);
             break;
         case PMCI_K_CHILD:
-            pmci_child_event(l, (pmci_child *)it);
+            if (l->procs)
+                l->procs->child_event(l, it);
             break;
         case PMCI_K_WAKE:
             wake_event(l);
@@ -330,15 +330,15 @@ static int round_once(pmci_loop *l)
             pmci_loop_after_step(l, c);
     }
     expire(l, pmci_now_ms());
-    if (l->srv->children)
-        pmci_children_reap(l, 0);
-    if (l->srv->cfg.model == PMC_MODEL_PREFORK && !l->srv->is_child &&
-        !l->stopping)
-        pmci_prefork_maintain(l);
+    if (l->procs)
+        l->procs->round(l);
     return 0;
 }
 
-int pmci_loop_lead(pmci_loop *l)
+/* Lead the loop (lead mode), on a pool thread: 1 when the lead was lost,
+ * 0 when the loop is over.  The pool calls it through the pointer given to
+ * pmci_pool_new, so the pool needs nothing of the loop's code. */
+static int lead(pmci_loop *l)
 {
     for (;;) {
         if (!pmci_loop_run_queue(l))

@@ -321,7 +321,7 @@ void pmci_loop_accept(pmci_loop *l, pmci_listener *ls)
         if (fd < 0)
             break;
         if (l->accept_mode == 2)
-            pmci_fork_conn(l, fd);
+            l->procs->accepted(l, fd);
         else
             new_conn(l, fd, &sa, salen);
     }

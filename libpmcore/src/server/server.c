@@ -160,7 +160,12 @@ pmc_status pmc_server_run(pmc_server *srv, pmc_error *err)
         pmci_rq_close(srv);
         return st;
     }
-    st = pmci_loop_init(&l, srv, srv->cfg.model == PMC_MODEL_FORK ? 2 : 1);
+    if (srv->cfg.model == PMC_MODEL_FORK) {
+        st = pmci_run_fork(srv, err);
+        pmci_rq_close(srv);
+        return st;
+    }
+    st = pmci_loop_init(&l, srv, 1);
     if (st == PMC_OK)
         st = pmci_loop_run(&l);
     if (st != PMC_OK && err)
