@@ -178,17 +178,36 @@ struct pmc_session {
     pmc_error action_err;
 };
 
+/* The edits a filter asked for in the current message (body, reply
+ * text): gone when the message ends, however it ends. */
+static inline void pmci_forget_message_edits(pmc_session *s)
+{
+    s->body.len = 0;
+    s->body_replaced = 0;
+    s->reply.len = 0;
+    s->reply_class = 0;
+}
+
+/* session_end.c: below everything else of the session, so any part may
+ * end it. */
+PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Fail with the decoder's sticky error. */
+PMCI_HIDDEN pmc_status pmci_fail_from_decoder(pmc_session *s);
+/* Inside a message, forget its edits and run the abort handler; outside
+ * one, nothing. */
+PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
+/* Run the close handler if this connection still owes it. */
+PMCI_HIDDEN void pmci_run_close(pmc_session *s);
+/* The end of the session, whatever ended it. */
+PMCI_HIDDEN void pmci_shut(pmc_session *s);
+
 /* negotiate.c */
 PMCI_HIDDEN pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p,
                                       size_t n);
 /* session.c */
-PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
-                                 const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
-/* Inside a message, forget its edits and run the abort handler; outside
- * one, nothing. */
-PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
 
 /* session_peek.c: what a driver of sessions (the server) may read of one,
  * for its timeouts and draining.  Declared here, below the driver, so the
