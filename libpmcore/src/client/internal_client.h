@@ -3,6 +3,7 @@
 #define PMCORE_INTERNAL_CLIENT_H
 
 #include "../proto/internal.h"
+#include "pmcore/client.h"
 
 /* One read's worth of reply bytes; replies are small except REPLBODY. */
 #define PMCI_CLI_RBUF 16384

@@ -1,8 +1,11 @@
-/* Declarations shared by the library's files; not part of the contract. */
+/* Declarations shared by proto's files, and by the layers above through
+ * their own private headers; not part of the contract. */
 #ifndef PMCORE_INTERNAL_H
 #define PMCORE_INTERNAL_H
 
-#include "pmcore.h"
+/* Only the public parts at and below this layer: proto knows nothing of
+ * the client or the server. */
+#include "pmcore/proto.h"
 
 #include <string.h>
 #if defined(__SSE2__)

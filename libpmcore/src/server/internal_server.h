@@ -3,6 +3,7 @@
 #define PMCORE_INTERNAL_SERVER_H
 
 #include "../proto/internal.h"
+#include "pmcore/server.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
