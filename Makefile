@@ -23,8 +23,13 @@ VEC_QUICK ?= --no-split
 VALGRIND = valgrind -q --leak-check=full \
            --errors-for-leak-kinds=definite,indirect --error-exitcode=1
 
-LIB_SRCS := $(wildcard libpmcore/src/*.c)
+# The core's layers are folders (docs/architecture.md); objects keep the
+# folder, as build/obj/proto/wire.o, so equal names cannot collide.
+PMC_LAYERS := proto client server
+LIB_SRCS := $(wildcard $(PMC_LAYERS:%=libpmcore/src/%/*.c))
 LIB_OBJS := $(LIB_SRCS:libpmcore/src/%.c=$(BUILD)/obj/%.o)
+# Tests may include the layers' private headers by their bare names.
+PMC_PRIV_INC := $(PMC_LAYERS:%=-Ilibpmcore/src/%)
 LIB := $(BUILD)/libpmcore.a
 TEST_HDRS := $(wildcard tests/c/*.h)
 TEST_BINS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
@@ -54,14 +59,13 @@ $(LIB): $(LIB_OBJS)
 -include $(LIB_OBJS:.o=.d)
 
 # --- programs linked against the library ------------------------------------
-# Tests may include private headers from libpmcore/src.
 $(BUILD)/tests/%: tests/c/%.c $(LIB) $(TEST_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(PMC_CFLAGS) -Ilibpmcore/src -Itests/c $< $(LIB) -o $@
+	$(CC) $(PMC_CFLAGS) $(PMC_PRIV_INC) -Itests/c $< $(LIB) -o $@
 
 $(BUILD)/tests/vecrun: $(VEC_SRCS) $(LIB) $(TEST_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(PMC_CFLAGS) -Ilibpmcore/src -Itests/c $(VEC_SRCS) $(LIB) -o $@
+	$(CC) $(PMC_CFLAGS) $(PMC_PRIV_INC) -Itests/c $(VEC_SRCS) $(LIB) -o $@
 
 $(BUILD)/bench/bench_core: bench/core/bench_core.c $(LIB)
 	@mkdir -p $(@D)

@@ -12,12 +12,18 @@ die "usage: $0 LIBPMCORE VECTORS DISTDIR\n" unless $from && $dist && -d $dist;
 my @files;
 # Already vendored (make dist from an unpacked tarball): MANIFEST has them.
 exit 0 if $from eq 'libpmcore';
-for my $sub (qw(include src)) {
-    make_path("$dist/libpmcore/$sub");
-    for my $f (sort glob("$from/$sub/*.[ch]")) {
-        (my $name = $f) =~ s{.*/}{};
-        copy($f, "$dist/libpmcore/$sub/$name") or die "copy $f: $!\n";
-        push @files, "libpmcore/$sub/$name";
+# The public headers (include/pmcore.h and the parts under include/pmcore/)
+# and the sources, a folder per layer (src/proto, src/client, src/server).
+for my $sub (qw(include include/pmcore src src/*)) {
+    for my $dir (sort grep { -d } glob("$from/$sub")) {
+        (my $rel = $dir) =~ s{^\Q$from\E/}{};
+        my @src = sort glob("$dir/*.[ch]") or next;
+        make_path("$dist/libpmcore/$rel");
+        for my $f (@src) {
+            (my $name = $f) =~ s{.*/}{};
+            copy($f, "$dist/libpmcore/$rel/$name") or die "copy $f: $!\n";
+            push @files, "libpmcore/$rel/$name";
+        }
     }
 }
 if (-d $vectors) {

@@ -21,7 +21,7 @@ def has_server(core):
     """main() needs the server layer; build it only when every entry point
     it uses is defined in the core's sources."""
     text = ''
-    for f in glob.glob(os.path.join(HERE, core, 'src', '*.c')):
+    for f in glob.glob(os.path.join(HERE, core, 'src', '*', '*.c')):
         with open(f, encoding='utf-8', errors='replace') as fh:
             text += fh.read()
     need = ['pmc_server_new', 'pmc_server_run', 'pmc_server_stop',
@@ -49,7 +49,8 @@ if not os.path.isfile(os.path.join(HERE, VENDOR, 'include', 'pmcore.h')):
     sys.exit('setup.py: libpmcore not found (neither ../libpmcore nor %s)'
              % VENDOR)
 CORE = VENDOR
-core_srcs = sorted(glob.glob(os.path.join(CORE, 'src', '*.c')))
+# One folder per layer of the core (src/proto, src/client, src/server).
+core_srcs = sorted(glob.glob(os.path.join(CORE, 'src', '*', '*.c')))
 ext_srcs = sorted(glob.glob(os.path.join('src', 'milter', '*.c')))
 macros = [('PYM_HAVE_SERVER', '1')] if has_server(CORE) else []
 

@@ -1,6 +1,6 @@
-/* Client: OPTNEG and the filter's answer to it. */
+/* Client: the filter's answer to OPTNEG (sending it is an event, in
+ * client_events.c). */
 #include "internal_client.h"
-#include "order.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,32 +99,4 @@ pmc_status pmci_cli_optneg_reply(pmc_client *c, const pmc_packet *pkt)
     c->actions = a;
     c->protocol = pr;
     return PMC_OK;
-}
-
-pmc_status pmc_client_negotiate(pmc_client *c, pmc_result *r)
-{
-    uint8_t offer[12];
-    pmc_status st;
-
-    if (r == NULL)
-        r = &c->scratch;
-    pmci_cli_result_reset(c, r);
-    if ((st = pmci_cli_usable(c, 0)) != PMC_OK)
-        return st;
-    pmci_put32(offer, c->cfg.version);
-    pmci_put32(offer + 4, c->cfg.actions);
-    pmci_put32(offer + 8, c->cfg.protocol);
-    c->out.len = 0;
-    if (pmc_encode(&c->out, 'O', offer, sizeof offer) != PMC_OK)
-        return pmci_cli_fail(c, PMC_ERR_NOMEM, c->rx,
-                             "out of memory encoding OPTNEG");
-    if ((st = pmci_cli_flush(c)) != PMC_OK)
-        return st;
-    r->sent = r->awaited = 1;
-    st = pmci_cli_await(c, 'O', PMC_EV_NEGOTIATE, r);
-    if (st == PMC_OK) {
-        c->state = PMCI_CLI_READY;
-        c->filter_state = PMCI_ST_OPTS;
-    }
-    return st;
 }

@@ -16,20 +16,6 @@ void pmci_cli_result_reset(pmc_client *c, pmc_result *r)
     r->event = PMC_EV_COUNT;
 }
 
-pmc_status pmci_cli_store(pmc_client *c, const void *p, size_t n,
-                          size_t *off)
-{
-    static const uint8_t nul = 0;
-
-    *off = c->store.len;
-    /* Every handed-out string ends in NUL, as the header promises. */
-    if (pmc_buf_append(&c->store, p, n) != PMC_OK ||
-        pmc_buf_append(&c->store, &nul, 1) != PMC_OK)
-        return pmci_cli_fail(c, PMC_ERR_NOMEM, c->rx,
-                             "out of memory storing a reply");
-    return PMC_OK;
-}
-
 pmc_status pmci_cli_flush(pmc_client *c)
 {
     int rc;

@@ -2,7 +2,8 @@
 #ifndef PMCORE_INTERNAL_CLIENT_H
 #define PMCORE_INTERNAL_CLIENT_H
 
-#include "internal.h"
+#include "../proto/internal.h"
+#include "pmcore/client.h"
 
 /* One read's worth of reply bytes; replies are small except REPLBODY. */
 #define PMCI_CLI_RBUF 16384
@@ -61,6 +62,10 @@ struct pmc_client {
     uint8_t rbuf[PMCI_CLI_RBUF];
 };
 
+/* The files' functions, bottom up: each file calls only what is declared
+ * in its own section or above it (the public calls are on top:
+ * client_events.c, and client_message.c over it). */
+
 /* client.c */
 PMCI_HIDDEN pmc_status pmci_cli_fail(pmc_client *c, pmc_status code,
                                      uint64_t offset, const char *fmt, ...)
@@ -68,12 +73,9 @@ PMCI_HIDDEN pmc_status pmci_cli_fail(pmc_client *c, pmc_status code,
 PMCI_HIDDEN pmc_status pmci_cli_usable(pmc_client *c, int need_negotiated);
 PMCI_HIDDEN void pmci_cli_close_transport(pmc_client *c);
 
-/* client_io.c */
-PMCI_HIDDEN void pmci_cli_result_reset(pmc_client *c, pmc_result *r);
-PMCI_HIDDEN pmc_status pmci_cli_flush(pmc_client *c);
-/* Read packets until the final reply to 'cmd'; fills r. */
-PMCI_HIDDEN pmc_status pmci_cli_await(pmc_client *c, uint8_t cmd,
-                                      pmc_event ev, pmc_result *r);
+/* client_negotiate.c: the filter's answer to OPTNEG. */
+PMCI_HIDDEN pmc_status pmci_cli_optneg_reply(pmc_client *c,
+                                             const pmc_packet *pkt);
 
 /* client_reply.c: one reply packet while awaiting 'cmd'.  Sets *final when
  * it was the final reply. */
@@ -83,8 +85,11 @@ PMCI_HIDDEN pmc_status pmci_cli_reply(pmc_client *c, uint8_t cmd,
 PMCI_HIDDEN pmc_status pmci_cli_store(pmc_client *c, const void *p,
                                       size_t n, size_t *off);
 
-/* client_negotiate.c */
-PMCI_HIDDEN pmc_status pmci_cli_optneg_reply(pmc_client *c,
-                                             const pmc_packet *pkt);
+/* client_io.c */
+PMCI_HIDDEN void pmci_cli_result_reset(pmc_client *c, pmc_result *r);
+PMCI_HIDDEN pmc_status pmci_cli_flush(pmc_client *c);
+/* Read packets until the final reply to 'cmd'; fills r. */
+PMCI_HIDDEN pmc_status pmci_cli_await(pmc_client *c, uint8_t cmd,
+                                      pmc_event ev, pmc_result *r);
 
 #endif

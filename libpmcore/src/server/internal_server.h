@@ -2,7 +2,8 @@
 #ifndef PMCORE_INTERNAL_SERVER_H
 #define PMCORE_INTERNAL_SERVER_H
 
-#include "internal.h"
+#include "../proto/internal.h"
+#include "pmcore/server.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -118,6 +119,24 @@ struct pmci_conn {
 struct pmci_loop;
 typedef struct pmci_pool pmci_pool;
 
+/* What a process model adds to the loop of a process that supervises
+ * others (the PREFORK master, the FORK loop); the loop calls these and
+ * knows nothing of processes.  Other loops have none (l->procs NULL). */
+typedef struct pmci_loop_procs {
+    /* FORK: an accepted connection, to serve in a process of its own. */
+    void (*accepted)(struct pmci_loop *l, int fd);
+    /* A child's socket (PMCI_K_CHILD) is ready. */
+    void (*child_event)(struct pmci_loop *l, pmci_item *it);
+    /* After each round of events: reap, replace what is missing. */
+    void (*round)(struct pmci_loop *l);
+    /* The loop stops: the children are told to drain. */
+    void (*stop)(struct pmci_loop *l, int drain_ms);
+    /* A reload was asked for (NULL: nothing to do). */
+    void (*reload)(struct pmci_loop *l);
+    /* The children's next deadline, or LLONG_MAX. */
+    long long (*timer)(struct pmci_loop *l);
+} pmci_loop_procs;
+
 typedef struct pmci_child {
     pmci_item it;        /* death pipe (FORK) or control socket (PREFORK) */
     pid_t pid;
@@ -197,20 +216,39 @@ typedef struct pmci_loop {
     pmci_conn **tab;     /* connections by id (chained by hnext) */
     size_t tab_cap, tab_n;
     long long respawn_at;/* PREFORK master: earliest next spawn */
+    const pmci_loop_procs *procs; /* the process model's, or NULL */
     pmc_status result;
     pmc_error err;
 } pmci_loop;
 
-/* server.c */
+/* The files' functions, bottom up: each file calls only what is declared
+ * in its own section or above it.  Upward there are only the two pointers
+ * a loop hands down (the pool's lead function, the process model's
+ * pmci_loop_procs), so the loop owns connections, pool and children, and
+ * they report back through return values and the fields of pmci_conn. */
+
+/* common.c */
 PMCI_HIDDEN long long pmci_now_ms(void);
 PMCI_HIDDEN void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
                           const char *queue_id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
+/* A prefork worker's counters since its last report go to the master. */
+PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
+
+/* errtext.c */
+PMCI_HIDDEN const char *pmci_errtext(int e, char *buf, size_t cap);
+
+/* trampolines.c */
 PMCI_HIDDEN void pmci_handlers_wrap(pmc_handlers *t, const pmc_handlers *h);
-PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
-PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
+
+/* resume.c */
+PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_child(pmc_server *srv);
+PMCI_HIDDEN pmci_resume *pmci_rq_take(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_close(pmc_server *srv);
+PMCI_HIDDEN void pmci_rq_answer_all(pmci_resume *r);
 
 /* conn.c: the session side of a connection, independent of the model. */
 /* 'peer' is the address accept4 returned, or NULL to ask getpeername. */
@@ -231,43 +269,19 @@ PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
-
-/* session_peek.c */
-PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
-PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
-PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
-/* Give back large idle buffers (session_peek.c); between steps only. */
-PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
-
-/* resume.c */
-PMCI_HIDDEN void pmci_rq_init(pmc_server *srv);
-PMCI_HIDDEN void pmci_rq_child(pmc_server *srv);
-PMCI_HIDDEN pmci_resume *pmci_rq_take(pmc_server *srv);
-PMCI_HIDDEN void pmci_rq_close(pmc_server *srv);
-PMCI_HIDDEN void pmci_rq_answer_all(pmci_resume *r);
+/* Inside a step: run the resume requests handed to the connection. */
 PMCI_HIDDEN void pmci_conn_resumes(pmci_conn *c);
-PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
-PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
-PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
 
-/* loop.c */
-PMCI_HIDDEN pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv,
-                                      int accept_mode);
-PMCI_HIDDEN pmc_status pmci_loop_run(pmci_loop *l);
-PMCI_HIDDEN void pmci_loop_fini(pmci_loop *l);
-PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
-PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
-/* Lead the loop (lead mode): 1 when the lead was lost, 0 when the loop is
- * over. */
-PMCI_HIDDEN int pmci_loop_lead(pmci_loop *l);
-
-/* accept.c */
-PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
-PMCI_HIDDEN void pmci_accept(pmci_loop *l, pmci_listener *ls);
-PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
+/* serve_fd.c */
+PMCI_HIDDEN pmc_status pmci_serve_blocking(pmc_server *srv, int fd,
+                                           uint64_t id, int control_fd,
+                                           int keep_fd, pmc_error *err);
 
 /* pool.c */
+/* 'lead' is what a pool thread runs while it leads (lead mode): the
+ * loop's, 1 when the lead was lost, 0 when the loop is over. */
 PMCI_HIDDEN pmci_pool *pmci_pool_new(pmci_loop *l, unsigned nthreads,
+                                     int (*lead)(pmci_loop *l),
                                      pmc_error *err);
 PMCI_HIDDEN int pmci_pool_fd(pmci_pool *p);
 PMCI_HIDDEN void pmci_pool_submit(pmci_pool *p, pmci_conn *c);
@@ -290,22 +304,52 @@ PMCI_HIDDEN void pmci_pool_home(pmci_pool *p, unsigned what);
  * the loop is over. */
 PMCI_HIDDEN void pmci_pool_lead_run(pmci_pool *p, pmc_server *srv);
 
-/* procs.c */
+/* loop_tables.c */
+PMCI_HIDDEN int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev);
+PMCI_HIDDEN void pmci_tl_remove(pmci_loop *l, pmci_conn *c);
+/* Append to timeout list 'which' (0 idle, 1 read), with its timeout. */
+PMCI_HIDDEN void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which);
+/* fn on every connection no worker holds; fn may free or move it. */
+PMCI_HIDDEN void pmci_loop_each_idle(pmci_loop *l,
+                                     void (*fn)(pmci_loop *, pmci_conn *));
+PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
+
+/* accept.c */
+PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);
+PMCI_HIDDEN int pmci_may_accept(const pmci_loop *l);
+#define PMCI_ACCEPT_AGAIN (-2)
+PMCI_HIDDEN int pmci_accept_one(pmci_loop *l, pmci_listener *ls,
+                                struct sockaddr_storage *sa,
+                                socklen_t *salen);
+PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
+PMCI_HIDDEN pmc_status pmci_listener_add(pmc_server *srv, int fd,
+                                         const char *path, pmc_error *err);
+PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
+
+/* loop_conn.c */
+PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);
+PMCI_HIDDEN void pmci_loop_end_conn(pmci_loop *l, pmci_conn *c,
+                                    pmc_status why);
+PMCI_HIDDEN void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c,
+                                      uint32_t ev);
+/* Hand the queued pmc_server_resume answers to their connections. */
+PMCI_HIDDEN void pmci_loop_resumes(pmci_loop *l);
+PMCI_HIDDEN void pmci_loop_accept(pmci_loop *l, pmci_listener *ls);
+/* Lead mode: the steps the last round queued, in order.  0 when the lead
+ * was lost during one. */
+PMCI_HIDDEN int pmci_loop_run_queue(pmci_loop *l);
+
+/* loop.c */
+PMCI_HIDDEN pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv,
+                                      int accept_mode);
+PMCI_HIDDEN pmc_status pmci_loop_run(pmci_loop *l);
+PMCI_HIDDEN void pmci_loop_fini(pmci_loop *l);
+
+/* procs.c: the process models, each a loop that supervises children. */
 PMCI_HIDDEN pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err);
-PMCI_HIDDEN void pmci_fork_conn(pmci_loop *l, int fd);
-PMCI_HIDDEN void pmci_child_event(pmci_loop *l, pmci_child *ch);
-PMCI_HIDDEN void pmci_children_reap(pmci_loop *l, int force);
-PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
-PMCI_HIDDEN void pmci_children_stop(pmci_loop *l, int drain_ms);
-PMCI_HIDDEN void pmci_prefork_maintain(pmci_loop *l);
-PMCI_HIDDEN long long pmci_children_timer(pmci_loop *l);
-
-/* errtext.c */
-PMCI_HIDDEN const char *pmci_errtext(int e, char *buf, size_t cap);
-
-/* serve_fd.c */
-PMCI_HIDDEN pmc_status pmci_serve_blocking(pmc_server *srv, int fd,
-                                           uint64_t id, int control_fd,
-                                           int keep_fd, pmc_error *err);
+PMCI_HIDDEN pmc_status pmci_run_fork(pmc_server *srv, pmc_error *err);
+PMCI_HIDDEN void pmci_free_children(pmc_server *srv);
 
 #endif

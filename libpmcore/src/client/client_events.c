@@ -1,7 +1,7 @@
 /* Client events: what an MTA sends for each SMTP step, with the quirks of
  * its personality, and the state its verdicts leave behind. */
 #include "internal_client.h"
-#include "order.h"
+#include "../proto/order.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +204,34 @@ static pmc_status bad_arg(pmc_client *c, const char *what)
 static int has_nul(const char *p, size_t n)
 {
     return n > 0 && memchr(p, 0, n) != NULL;
+}
+
+pmc_status pmc_client_negotiate(pmc_client *c, pmc_result *r)
+{
+    uint8_t offer[12];
+    pmc_status st;
+
+    if (r == NULL)
+        r = &c->scratch;
+    pmci_cli_result_reset(c, r);
+    if ((st = pmci_cli_usable(c, 0)) != PMC_OK)
+        return st;
+    pmci_put32(offer, c->cfg.version);
+    pmci_put32(offer + 4, c->cfg.actions);
+    pmci_put32(offer + 8, c->cfg.protocol);
+    c->out.len = 0;
+    if (pmc_encode(&c->out, 'O', offer, sizeof offer) != PMC_OK)
+        return pmci_cli_fail(c, PMC_ERR_NOMEM, c->rx,
+                             "out of memory encoding OPTNEG");
+    if ((st = pmci_cli_flush(c)) != PMC_OK)
+        return st;
+    r->sent = r->awaited = 1;
+    st = pmci_cli_await(c, 'O', PMC_EV_NEGOTIATE, r);
+    if (st == PMC_OK) {
+        c->state = PMCI_CLI_READY;
+        c->filter_state = PMCI_ST_OPTS;
+    }
+    return st;
 }
 
 pmc_status pmc_client_connect(pmc_client *c, const char *host, char family,

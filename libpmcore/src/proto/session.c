@@ -2,150 +2,15 @@
  * The session: one MTA connection seen from the filter.  Bytes go in through
  * pmc_session_feed, handlers run, reply bytes collect in 'out'.  The rules a
  * conversation must keep (who replies when, what resets what) live here and
- * in negotiate.c; parsing of command payloads is in commands.c.
+ * in negotiate.c; parsing of command payloads is in commands.c.  Creating
+ * a session is session_new.c, ending one session_end.c, reading one from
+ * outside session_peek.c.
  */
 #include "internal.h"
 #include "commands.h"
 #include "order.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-void pmc_config_init(pmc_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->version = PMC_PROTO_VERSION;
-}
-
-pmc_session *pmc_session_new(const pmc_handlers *h, void *ud,
-                             const pmc_config *cfg)
-{
-    pmc_session *s;
-
-    if (h == NULL)
-        return NULL;
-    s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->h = h;
-    s->ud = ud;
-    if (cfg)
-        s->cfg = *cfg;
-    else
-        pmc_config_init(&s->cfg);
-    for (int i = 0; i < PMC_STAGE_COUNT; i++) {
-        s->cfg.symlist[i] = NULL;
-        if (cfg && cfg->symlist[i] &&
-            pmc_session_setsymlist(s, i, cfg->symlist[i]) != PMC_OK) {
-            pmc_session_free(s);
-            return NULL;
-        }
-    }
-    pmc_decoder_init(&s->dec, s->cfg.max_packet, 1);
-    s->cur_event = PMC_EV_COUNT;
-    /* Like libmilter, close is owed for every connection, even one that
-     * never negotiated: bindings free per-connection state there. */
-    s->conn_open = 1;
-    return s;
-}
-
-void pmc_session_free(pmc_session *s)
-{
-    if (s == NULL)
-        return;
-    for (int i = 0; i < PMC_STAGE_COUNT; i++)
-        free(s->symlist[i]);
-    pmc_decoder_free(&s->dec);
-    pmc_buf_free(&s->out);
-    pmc_buf_free(&s->body);
-    pmc_buf_free(&s->reply);
-    pmci_macros_free(&s->macros);
-    free(s->argv);
-    free(s);
-}
-
-static void forget_message_edits(pmc_session *s)
-{
-    s->body.len = 0;
-    s->body_replaced = 0;
-    s->reply.len = 0;
-    s->reply_class = 0;
-}
-
-/* A message that ends without an EOM ends with abort, however it ended:
- * a filter that keeps per-message state frees it in eom or abort. */
-void pmci_run_abort(pmc_session *s)
-{
-    if (!s->in_msg)
-        return;
-    s->in_msg = 0;
-    forget_message_edits(s);
-    if (s->h->abort) {
-        s->cur_event = PMC_EV_ABORT;
-        s->in_handler = 1;
-        (void)s->h->abort(s, s->ud);
-        s->in_handler = 0;
-    }
-    s->cur_event = PMC_EV_COUNT;
-}
-
-/* Close is owed once per connection (QUIT_NC starts a new one). */
-static void run_close(pmc_session *s)
-{
-    if (!s->conn_open)
-        return;
-    s->conn_open = 0;
-    if (s->h->close) {
-        s->cur_event = PMC_EV_CLOSE;
-        s->in_handler = 1;
-        (void)s->h->close(s, s->ud);
-        s->in_handler = 0;
-    }
-    s->cur_event = PMC_EV_COUNT;
-}
-
-/* The end of the session, whatever ended it.  'closed' is set first so
- * actions from abort and close handlers are refused. */
-static void shut(pmc_session *s)
-{
-    s->closed = 1;
-    s->pending = 0;
-    s->pending_eob = 0;
-    forget_message_edits(s);
-    pmci_run_abort(s);
-    run_close(s);
-}
-
-static pmc_status fail_closed(pmc_session *s)
-{
-    shut(s);
-    return s->err.code;
-}
-
-pmc_status pmci_fail(pmc_session *s, pmc_status code, const char *fmt, ...)
-{
-    va_list ap;
-
-    s->close_reason = PMC_CLOSE_ERROR;
-    if (s->err.code == PMC_OK) {
-        s->err.code = code;
-        s->err.offset = s->cur_offset;
-        va_start(ap, fmt);
-        vsnprintf(s->err.message, sizeof s->err.message, fmt, ap);
-        va_end(ap);
-    }
-    return fail_closed(s);
-}
-
-static pmc_status fail_from_decoder(pmc_session *s)
-{
-    if (s->err.code == PMC_OK)
-        s->err = s->dec.err;
-    s->close_reason = PMC_CLOSE_ERROR;
-    return fail_closed(s);
-}
 
 /* The NR bit that silences each event's reply; 0 where a reply is always
  * owed (EOM) or never (abort, close, negotiate is answered separately). */
@@ -291,7 +156,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
     if (ev == PMC_EV_EOM || s->pending_eob) {
         s->in_msg = 0;
         s->pending_eob = 0;
-        forget_message_edits(s);
+        pmci_forget_message_edits(s);
         s->stats.messages++;
     } else if (v == PMC_ACCEPT) {
         s->in_msg = 0; /* the MTA skips the rest of this message */
@@ -398,12 +263,12 @@ dispatch(pmc_session *s, const pmc_packet *p)
          * run, and nothing the MTA sends after its QUIT is read). */
         s->state = PMCI_ST_QUIT;
         s->close_reason = PMC_CLOSE_QUIT;
-        shut(s);
+        pmci_shut(s);
         return PMC_ERR_CLOSED;
     case 'K':
         s->close_reason = PMC_CLOSE_QUIT_NC;
         pmci_run_abort(s);
-        run_close(s);
+        pmci_run_close(s);
         s->connected = 0;
         /* Taken in any state: libmilter takes it only after EOM or
          * UNKNOWN, and elsewhere drops it and then the new CONNECT too,
@@ -597,7 +462,7 @@ static inline __attribute__((always_inline)) pmc_status run(pmc_session *s)
             /* Partial packets, errors, limits and OPTNEG: the decoder
              * decides. */
             if (pmc_decoder_next(d, &pkt, &ready) != PMC_OK)
-                return fail_from_decoder(s);
+                return pmci_fail_from_decoder(s);
             if (!ready)
                 return PMC_OK;
             in = d->in;
@@ -622,7 +487,7 @@ stopped:
     if (s->closed)
         return s->err.code != PMC_OK ? s->err.code : PMC_ERR_CLOSED;
     if (d->in_len > 0 && pmc_decoder_stash(d) != PMC_OK)
-        return fail_from_decoder(s);
+        return pmci_fail_from_decoder(s);
     return PMC_OK;
 }
 
@@ -641,11 +506,11 @@ pmc_status pmc_session_feed(pmc_session *s, const void *bytes, size_t n)
     } else {
         pmc_decoder_input(d, bytes, n);
         if (d->err.code != PMC_OK)
-            return fail_from_decoder(s);
+            return pmci_fail_from_decoder(s);
     }
     if (s->pending) {
         if (pmc_decoder_stash(d) != PMC_OK)
-            return fail_from_decoder(s);
+            return pmci_fail_from_decoder(s);
         return PMC_OK;
     }
     return run(s);
@@ -677,9 +542,9 @@ pmc_status pmc_session_eof(pmc_session *s)
     if (s->closed)
         return s->err.code;
     if (!s->pending && pmc_decoder_eof(&s->dec) != PMC_OK)
-        return fail_from_decoder(s);
+        return pmci_fail_from_decoder(s);
     s->close_reason = PMC_CLOSE_EOF;
-    shut(s);
+    pmci_shut(s);
     return PMC_OK;
 }
 
@@ -692,59 +557,6 @@ pmc_status pmc_session_end(pmc_session *s, pmc_status why)
                        "the session was ended by its host (%s)",
                        pmc_status_name(why));
     s->close_reason = PMC_CLOSE_HOST;
-    shut(s);
+    pmci_shut(s);
     return PMC_OK;
-}
-
-int pmc_session_is_pending(const pmc_session *s) { return s->pending; }
-int pmc_session_is_closed(const pmc_session *s) { return s->closed; }
-
-const uint8_t *pmc_session_output(const pmc_session *s, size_t *len)
-{
-    *len = s->out.len;
-    return s->out.data;
-}
-
-void pmc_session_consume(pmc_session *s, size_t k)
-{
-    /* Taking everything, the usual case, needs no move. */
-    if (k >= s->out.len)
-        s->out.len = 0;
-    else
-        pmc_buf_consume(&s->out, k);
-}
-
-const pmc_error *pmc_session_error(const pmc_session *s)
-{
-    return s->err.code != PMC_OK ? &s->err : NULL;
-}
-
-const pmc_error *pmc_session_action_error(const pmc_session *s)
-{
-    return s->action_err.code != PMC_OK ? &s->action_err : NULL;
-}
-
-uint32_t pmc_session_version(const pmc_session *s) { return s->version; }
-uint32_t pmc_session_actions(const pmc_session *s) { return s->actions; }
-uint32_t pmc_session_protocol(const pmc_session *s) { return s->protocol; }
-
-void pmc_session_offer(const pmc_session *s, uint32_t *version,
-                       uint32_t *actions, uint32_t *protocol)
-{
-    if (version) *version = s->mta_version;
-    if (actions) *actions = s->mta_actions;
-    if (protocol) *protocol = s->mta_protocol;
-}
-
-void *pmc_session_userdata(const pmc_session *s) { return s->ud; }
-void pmc_session_set_userdata(pmc_session *s, void *ud) { s->ud = ud; }
-
-pmc_event pmc_session_current_event(const pmc_session *s)
-{
-    return s->cur_event;
-}
-
-const pmc_session_stats *pmc_session_stats_get(const pmc_session *s)
-{
-    return &s->stats;
 }

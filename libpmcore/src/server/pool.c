@@ -44,6 +44,7 @@ struct pmci_pool {
     /* Lead mode. */
     unsigned lead_us;
     pmci_loop *loop;
+    int (*lead_fn)(pmci_loop *l); /* the loop's; see pmci_pool_new */
     _Atomic uint64_t lead; /* 0: the leader is in the loop's code; odd:
                               it runs step number lead >> 1 */
     uint64_t seq;        /* the leader's step count (the leader's) */
@@ -281,7 +282,7 @@ static void *follower(void *arg)
                 continue;
             }
         }
-        if (!pmci_loop_lead(p->loop))
+        if (!p->lead_fn(p->loop))
             pmci_pool_over(p);
         pthread_mutex_lock(&p->mu);
     }
@@ -355,7 +356,8 @@ void pmci_pool_lead_run(pmci_pool *p, pmc_server *srv)
     pthread_mutex_unlock(&p->mu);
 }
 
-pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n, pmc_error *err)
+pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n,
+                         int (*lead)(pmci_loop *l), pmc_error *err)
 {
     const pmc_server_config *cfg = &l->srv->cfg;
     pmci_pool *p = calloc(1, sizeof *p);
@@ -372,6 +374,7 @@ pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n, pmc_error *err)
     p->epfd = l->ep;
     p->lead_us = cfg->pool_lead_us;
     p->loop = l;
+    p->lead_fn = lead;
     atomic_init(&p->lead, 0);
     atomic_init(&p->dozing, 0);
     pthread_mutex_init(&p->mu, NULL);

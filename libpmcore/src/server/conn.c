@@ -272,6 +272,25 @@ void pmci_conn_collect_some(pmci_conn *c)
         pmci_conn_collect(c);
 }
 
+/* On the connection's thread, inside a step: run the requests handed to
+ * it.  A request for a session that has ended is answered with NULL. */
+void pmci_conn_resumes(pmci_conn *c)
+{
+    pmci_resume *r;
+
+    while ((r = c->rq_job) != NULL) {
+        c->rq_job = r->next;
+        if (pmc_session_is_closed(c->s)) {
+            r->fn(NULL, r->arg);
+        } else {
+            int v = r->fn(c->s, r->arg);
+            if (v != PMC_PENDING && pmc_session_is_pending(c->s))
+                pmci_conn_note(c, pmc_session_resume(c->s, v));
+        }
+        free(r);
+    }
+}
+
 void pmci_conn_free(pmci_conn *c)
 {
     if (!c)

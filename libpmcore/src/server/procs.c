@@ -22,20 +22,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Counters of this worker since its last report go to the master. */
-void pmci_worker_report(pmc_server *srv)
+/* Forget the children list (the master at exit, a new child at fork: the
+ * list belongs to the master). */
+void pmci_free_children(pmc_server *srv)
 {
-    pmci_stats snap;
-
-    if (srv->control_fd < 0)
-        return;
-    pthread_mutex_lock(&srv->mu);
-    snap = srv->stats;
-    memset(&srv->stats, 0, sizeof srv->stats);
-    pthread_mutex_unlock(&srv->mu);
-    if (send(srv->control_fd, &snap, sizeof snap,
-             MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof snap)
-        pmci_stats_merge(srv, &snap); /* keep them for the next report */
+    while (srv->children) {
+        pmci_child *ch = srv->children;
+        srv->children = ch->next;
+        if (ch->it.fd >= 0)
+            close(ch->it.fd);
+        free(ch);
+    }
+    srv->nchildren = 0;
 }
 
 /* In a new child: drop what belongs to the master. */
@@ -173,7 +171,7 @@ static pmci_child *spawn(pmci_loop *l, int fd, uint64_t id)
     return ch;
 }
 
-void pmci_fork_conn(pmci_loop *l, int fd)
+static void fork_conn(pmci_loop *l, int fd)
 {
     pmc_server *srv = l->srv;
     pmci_child *ch = spawn(l, fd, srv->id_base + ++srv->id_next);
@@ -187,7 +185,9 @@ void pmci_fork_conn(pmci_loop *l, int fd)
     l->st.conn_active++;
 }
 
-void pmci_child_event(pmci_loop *l, pmci_child *ch)
+static void children_reap(pmci_loop *l, int force);
+
+static void child_event(pmci_loop *l, pmci_child *ch)
 {
     for (;;) {
         pmci_stats msg;
@@ -206,7 +206,7 @@ void pmci_child_event(pmci_loop *l, pmci_child *ch)
         close(ch->it.fd);
         ch->it.fd = -1;
         ch->exited = 1;
-        pmci_children_reap(l, 0);
+        children_reap(l, 0);
         return;
     }
 }
@@ -257,7 +257,7 @@ static void reaped(pmci_loop *l, pmci_child *ch, int status)
     pmci_stats_merge(l->srv, &l->st);
 }
 
-void pmci_children_reap(pmci_loop *l, int force)
+static void children_reap(pmci_loop *l, int force)
 {
     pmc_server *srv = l->srv;
     pmci_child **pp = &srv->children;
@@ -285,7 +285,7 @@ void pmci_children_reap(pmci_loop *l, int force)
     }
 }
 
-void pmci_children_stop(pmci_loop *l, int drain_ms)
+static void children_stop(pmci_loop *l, int drain_ms)
 {
     pmc_server *srv = l->srv;
     long long now = pmci_now_ms();
@@ -301,7 +301,7 @@ void pmci_children_stop(pmci_loop *l, int drain_ms)
     }
 }
 
-long long pmci_children_timer(pmci_loop *l)
+static long long children_timer(pmci_loop *l)
 {
     pmc_server *srv = l->srv;
     long long t = LLONG_MAX, now = pmci_now_ms();
@@ -318,7 +318,7 @@ long long pmci_children_timer(pmci_loop *l)
     return t;
 }
 
-void pmci_prefork_maintain(pmci_loop *l)
+static void prefork_maintain(pmci_loop *l)
 {
     pmc_server *srv = l->srv;
     unsigned want = srv->cfg.workers ? srv->cfg.workers : 4, have = 0;
@@ -340,18 +340,81 @@ void pmci_prefork_maintain(pmci_loop *l)
     pmci_stats_merge(srv, &l->st);
 }
 
+/* --- what the models add to the loop of the process that supervises ---
+ * The loop knows nothing of processes: it calls these through l->procs. */
+
+static void child_item(pmci_loop *l, pmci_item *it)
+{
+    child_event(l, (pmci_child *)it);
+}
+
+static void prefork_round(pmci_loop *l)
+{
+    if (l->srv->children)
+        children_reap(l, 0);
+    if (!l->stopping)
+        prefork_maintain(l);
+}
+
+/* Reload replaces every worker: a new generation starts, the old drains. */
+static void prefork_reload(pmci_loop *l)
+{
+    l->srv->gen++;
+    prefork_maintain(l);
+    children_stop(l, l->srv->cfg.drain_timeout_ms);
+}
+
+static void fork_round(pmci_loop *l)
+{
+    if (l->srv->children)
+        children_reap(l, 0);
+}
+
+static const pmci_loop_procs prefork_procs = {
+    .accepted = NULL, /* the master accepts nothing */
+    .child_event = child_item,
+    .round = prefork_round,
+    .stop = children_stop,
+    .reload = prefork_reload,
+    .timer = children_timer,
+};
+
+static const pmci_loop_procs fork_procs = {
+    .accepted = fork_conn,
+    .child_event = child_item,
+    .round = fork_round,
+    .stop = children_stop,
+    .reload = NULL, /* each child serves one connection with its config */
+    .timer = children_timer,
+};
+
 pmc_status pmci_run_prefork(pmc_server *srv, pmc_error *err)
 {
     pmci_loop l;
     pmc_status st = pmci_loop_init(&l, srv, 0);
 
+    l.procs = &prefork_procs;
     if (st == PMC_OK) {
-        pmci_prefork_maintain(&l);
+        prefork_maintain(&l);
         st = pmci_loop_run(&l);
     }
     if (st != PMC_OK && err)
         *err = l.err;
     pmci_loop_fini(&l);
     pmci_close_listeners(srv);
+    return st;
+}
+
+pmc_status pmci_run_fork(pmc_server *srv, pmc_error *err)
+{
+    pmci_loop l;
+    pmc_status st = pmci_loop_init(&l, srv, 2);
+
+    l.procs = &fork_procs;
+    if (st == PMC_OK)
+        st = pmci_loop_run(&l);
+    if (st != PMC_OK && err)
+        *err = l.err;
+    pmci_loop_fini(&l);
     return st;
 }

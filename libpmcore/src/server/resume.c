@@ -1,11 +1,13 @@
-/* Answers to pending handlers from other threads (pmc_server_resume): a
- * queue any thread appends to, drained by the loop that owns the
- * connections; the connection table the loop finds them in; and the part
- * of a connection step that runs the requests on the connection's thread. */
+/* What other threads, or a signal handler, ask of a running server: the
+ * answers to pending handlers (pmc_server_resume), a queue any thread
+ * appends to and the loop that owns the connections drains; and stop and
+ * reload.  Each is a note and a write to the server's eventfd: the loop
+ * acts on it on its own thread. */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -111,85 +113,36 @@ uint64_t pmc_server_conn_id(const pmc_session *s)
     return c ? c->id : 0;
 }
 
-/* On the connection's thread, inside a step: run the requests handed to
- * it.  A request for a session that has ended is answered with NULL. */
-void pmci_conn_resumes(pmci_conn *c)
-{
-    pmci_resume *r;
+/* --- stop and reload --- */
 
-    while ((r = c->rq_job) != NULL) {
-        c->rq_job = r->next;
-        if (pmc_session_is_closed(c->s)) {
-            r->fn(NULL, r->arg);
-        } else {
-            int v = r->fn(c->s, r->arg);
-            if (v != PMC_PENDING && pmc_session_is_pending(c->s))
-                pmci_conn_note(c, pmc_session_resume(c->s, v));
-        }
-        free(r);
-    }
+/* Only write() and lock-free atomics: callable from a signal handler. */
+static void wake(pmc_server *srv)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t r = write(srv->wakefd, &one, sizeof one);
+
+    (void)r; /* a full counter already wakes the loop */
+    errno = saved;
 }
 
-/* --- connections by id: chained hashing, doubled when it gets full --- */
-
-static size_t slot_of(const pmci_loop *l, uint64_t id)
+void pmc_server_stop(pmc_server *srv, int drain_ms)
 {
-    /* Ids are a base plus a counter: a multiplicative hash spreads them. */
-    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (l->tab_cap - 1);
+    int expected = 0;
+
+    if (drain_ms < 0)
+        drain_ms = srv->cfg.drain_timeout_ms;
+    if (drain_ms < 0)
+        drain_ms = 0;
+    if (drain_ms > INT_MAX - 1)
+        drain_ms = INT_MAX - 1;
+    /* stop_req holds drain + 1, so one atomic carries both facts. */
+    atomic_compare_exchange_strong(&srv->stop_req, &expected, drain_ms + 1);
+    wake(srv);
 }
 
-int pmci_tab_add(pmci_loop *l, pmci_conn *c)
+void pmc_server_reload(pmc_server *srv)
 {
-    if (l->tab_n + 1 > l->tab_cap) {
-        size_t cap = l->tab_cap ? l->tab_cap * 2 : 64;
-        pmci_conn **t = calloc(cap, sizeof *t), **old = l->tab;
-        size_t oldcap = l->tab_cap;
-        if (!t)
-            return -1;
-        l->tab = t;
-        l->tab_cap = cap;
-        for (size_t i = 0; i < oldcap; i++)
-            while (old[i]) {
-                pmci_conn *x = old[i];
-                size_t k = slot_of(l, x->id);
-                old[i] = x->hnext;
-                x->hnext = t[k];
-                t[k] = x;
-            }
-        free(old);
-    }
-    {
-        size_t k = slot_of(l, c->id);
-        c->hnext = l->tab[k];
-        l->tab[k] = c;
-        l->tab_n++;
-    }
-    return 0;
-}
-
-void pmci_tab_del(pmci_loop *l, pmci_conn *c)
-{
-    pmci_conn **pp;
-
-    if (!l->tab_cap)
-        return;
-    for (pp = &l->tab[slot_of(l, c->id)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == c) {
-            *pp = c->hnext;
-            c->hnext = NULL;
-            l->tab_n--;
-            return;
-        }
-}
-
-pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id)
-{
-    pmci_conn *c;
-
-    if (!l->tab_cap)
-        return NULL;
-    for (c = l->tab[slot_of(l, id)]; c; c = c->hnext)
-        if (c->id == id)
-            return c;
-    return NULL;
+    atomic_fetch_add(&srv->reload_req, 1);
+    wake(srv);
 }

@@ -1,8 +1,11 @@
-/* Declarations shared by the library's files; not part of the contract. */
+/* Declarations shared by proto's files, and by the layers above through
+ * their own private headers; not part of the contract. */
 #ifndef PMCORE_INTERNAL_H
 #define PMCORE_INTERNAL_H
 
-#include "pmcore.h"
+/* Only the public parts at and below this layer: proto knows nothing of
+ * the client or the server. */
+#include "pmcore/proto.h"
 
 #include <string.h>
 #if defined(__SSE2__)
@@ -178,16 +181,44 @@ struct pmc_session {
     pmc_error action_err;
 };
 
+/* The edits a filter asked for in the current message (body, reply
+ * text): gone when the message ends, however it ends. */
+static inline void pmci_forget_message_edits(pmc_session *s)
+{
+    s->body.len = 0;
+    s->body_replaced = 0;
+    s->reply.len = 0;
+    s->reply_class = 0;
+}
+
+/* session_end.c: below everything else of the session, so any part may
+ * end it. */
+PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Fail with the decoder's sticky error. */
+PMCI_HIDDEN pmc_status pmci_fail_from_decoder(pmc_session *s);
+/* Inside a message, forget its edits and run the abort handler; outside
+ * one, nothing. */
+PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
+/* Run the close handler if this connection still owes it. */
+PMCI_HIDDEN void pmci_run_close(pmc_session *s);
+/* The end of the session, whatever ended it. */
+PMCI_HIDDEN void pmci_shut(pmc_session *s);
+
 /* negotiate.c */
 PMCI_HIDDEN pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p,
                                       size_t n);
 /* session.c */
-PMCI_HIDDEN pmc_status pmci_fail(pmc_session *s, pmc_status code,
-                                 const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
-/* Inside a message, forget its edits and run the abort handler; outside
- * one, nothing. */
-PMCI_HIDDEN void pmci_run_abort(pmc_session *s);
+
+/* session_peek.c: what a driver of sessions (the server) may read of one,
+ * for its timeouts and draining.  Declared here, below the driver, so the
+ * session never needs to know who drives it. */
+PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
+PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
+PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
+/* Give back large idle buffers; between steps only. */
+PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
 
 #endif

@@ -59,6 +59,20 @@ static size_t str_end(const uint8_t *p, size_t n)
     return z ? (size_t)(z - p) : n;
 }
 
+pmc_status pmci_cli_store(pmc_client *c, const void *p, size_t n,
+                          size_t *off)
+{
+    static const uint8_t nul = 0;
+
+    *off = c->store.len;
+    /* Every handed-out string ends in NUL, as the header promises. */
+    if (pmc_buf_append(&c->store, p, n) != PMC_OK ||
+        pmc_buf_append(&c->store, &nul, 1) != PMC_OK)
+        return pmci_cli_fail(c, PMC_ERR_NOMEM, c->rx,
+                             "out of memory storing a reply");
+    return PMC_OK;
+}
+
 static pmc_status keep(pmc_client *c, const uint8_t *p, size_t n,
                        pmc_str *s, size_t *off)
 {
