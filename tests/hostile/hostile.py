@@ -407,11 +407,13 @@ def listening_unix(path):
 # --- clients ----------------------------------------------------------------
 
 def dial(server, timeout=5.0, rcvbuf=None):
-    s = socket.socket(server.family(), socket.SOCK_STREAM)
     if rcvbuf:
+        s = socket.socket(server.family(), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(timeout)
-    s.connect(server.addr())
+        s.settimeout(timeout)
+        s.connect(server.addr())
+    else:
+        s = connect_retry(server, timeout)
     if server.port:
         # An MTA writes a macro packet and its command back to back: without
         # this, Nagle holds the second until the first is acknowledged.
@@ -527,13 +529,32 @@ def wait_eof(s, seconds):
             return time.monotonic() - t0
 
 
+def connect_retry(server, timeout=5.0):
+    """A connected socket; on a unix socket whose backlog is full connect
+    fails with EAGAIN at once, where a TCP client would wait for the
+    handshake, so retry for as long."""
+    end = time.monotonic() + timeout
+    while True:
+        s = socket.socket(server.family(), socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(server.addr())
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.005)
+        except BaseException:
+            s.close()
+            raise
+
+
 def cut(server, data, off, how, eof_within=2.0):
     """Send data[:off] in one write and end the connection by how ('fin',
     'reset', 'half').  For 'half' returns the server's close time or None."""
-    s = socket.socket(server.family(), socket.SOCK_STREAM)
-    s.settimeout(5)
+    s = connect_retry(server)
     try:
-        s.connect(server.addr())
         if off:
             s.sendall(data[:off])
         if how == 'half':

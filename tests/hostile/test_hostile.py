@@ -12,7 +12,7 @@ import time
 import pytest
 
 import hostile as h
-from conftest import FULL, knob, record
+from conftest import knob, record
 
 RECOVER_S = 2.0
 FD_SLACK = 2
@@ -29,9 +29,9 @@ def assert_recovered(srv, case):
 
 
 def batch_size(srv):
-    # The forking dispatchers fork per connection; keep the sweep's
-    # concurrency near what they absorb without queueing on the backlog.
-    return 8 if srv.kind.forks or srv.kind.name.startswith('perl') else 32
+    # The Perl binding listens with a backlog of 5 today: a larger batch
+    # would make the sweep measure SYN retransmits (the burst case does).
+    return 4 if srv.kind.name.startswith('perl') else 32
 
 
 def sweep(srv, how):
@@ -42,7 +42,9 @@ def sweep(srv, how):
     offsets = list(range(len(data) + 1))
     b = batch_size(srv)
     leaked, unanswered, slowest = [], [], 0.0
-    held = 0
+    # Descriptors, not /proc/net/tcp, per batch: the socket tables list
+    # every TIME_WAIT on the host and take tens of ms to read.
+    held = srv.baseline_fds + FD_SLACK
     with cf.ThreadPoolExecutor(b) as ex:
         for i in range(0, len(offsets), b):
             part = offsets[i:i + b]
@@ -51,15 +53,14 @@ def sweep(srv, how):
                     unanswered.append(off)
                 else:
                     slowest = max(slowest, r)
-            if srv.port:
-                # Per batch, so a leak names its offsets.
-                end = time.monotonic() + RECOVER_S
-                while srv.conns() > held and time.monotonic() < end:
-                    time.sleep(0.01)
-                n = srv.conns()
-                if n > held:
-                    leaked.append((part[0], part[-1], n - held))
-                    held = n
+            # Per batch, so a leak names its offsets.
+            end = time.monotonic() + RECOVER_S
+            while srv.fds() > held and time.monotonic() < end:
+                time.sleep(0.002)
+            n = srv.fds()
+            if n > held:
+                leaked.append((part[0], part[-1], n - held))
+                held = n
     return data, leaked, unanswered, slowest
 
 
@@ -73,7 +74,7 @@ def test_cut_every_offset(srv, how):
            % (srv.kind.name, how, len(data) + 1, time.monotonic() - t0, slowest))
     assert not unanswered, ('half-closed at these offsets, the server did not close '
                             'within 2 s: %s' % unanswered)
-    assert not leaked, 'connections left open (first, last offset, count): %s' % leaked
+    assert not leaked, 'descriptors kept (first, last offset, count): %s' % leaked
     assert_recovered(srv, 'cut by %s at every offset' % how)
 
 
@@ -211,7 +212,7 @@ def test_connection_flood(srv):
         conns[s] = bytearray()
         sel.register(s, selectors.EVENT_WRITE)
     done, bad, errors = 0, [], 0
-    deadline = t0 + (120 if FULL else 60)
+    deadline = t0 + knob('FLOOD_SECONDS', 10, 60)
     while sel.get_map() and time.monotonic() < deadline:
         for key, ev in sel.select(1.0):
             s = key.fileobj
