@@ -24,5 +24,7 @@ if [ -n "$missing" ]; then
     exit 0
 fi
 
-export HOSTILE_BUILD=$PWD/$BUILD HOSTILE_PY=$PWD/$PY
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+case $PY in /*) ;; *) PY=$PWD/$PY ;; esac
+export HOSTILE_BUILD=$BUILD HOSTILE_PY=$PY
 exec "$PY" -m pytest -q -rxXs -p no:cacheprovider tests/hostile "$@"
