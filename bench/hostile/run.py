@@ -13,6 +13,8 @@ gone inside a message, and the time for 2,000 simultaneous handshakes.
 
   build/venv/bin/python bench/hostile/run.py [--conns 5000] [--procs 4]
       [--servers c,perl-default,perl-loop,perl-postfork,python]
+      [--perl-script PATH]   another Perl milter in place of
+                             examples/perl/header-milter.pl (to try a change)
 """
 import argparse
 import multiprocessing as mp
@@ -122,11 +124,16 @@ def main():
     ap.add_argument('--conns', type=int, default=5000, help='connections of each kind')
     ap.add_argument('--procs', type=int, default=4, help='client processes')
     ap.add_argument('--servers', default='c,perl-default,perl-loop,perl-postfork,python')
+    ap.add_argument('--perl-script')
     a = ap.parse_args()
     h.raise_nofile()
     import tempfile
     logdir = tempfile.mkdtemp(prefix='pmc-bench-hostile-')
     kinds = h.kinds()
+    if a.perl_script:
+        for k in kinds.values():
+            if k.name.startswith('perl'):
+                k.argv = k.argv[:-1] + [os.path.abspath(a.perl_script)]
     rows = []
     for name in a.servers.split(','):
         print('%s: %d connections x %d kinds from %d processes...'
