@@ -54,13 +54,18 @@ def sweep(srv, how):
                 else:
                     slowest = max(slowest, r)
             # Per batch, so a leak names its offsets.
+            # One sample decides: a second one could see a child forked
+            # for a connection the master had not accepted yet.
             end = time.monotonic() + RECOVER_S
-            while srv.fds() > held and time.monotonic() < end:
+            while True:
+                n = srv.fds()
+                if n <= held:
+                    break
+                if time.monotonic() >= end:
+                    leaked.append((part[0], part[-1], n - held))
+                    held = n
+                    break
                 time.sleep(0.002)
-            n = srv.fds()
-            if n > held:
-                leaked.append((part[0], part[-1], n - held))
-                held = n
     return data, leaked, unanswered, slowest
 
 
@@ -404,8 +409,13 @@ def test_burst_handshake(srv):
 
 
 def test_memory_after_bursts(srv):
+    """RSS after each burst: the last within a few MiB of the first, and
+    flat over the second half (a high-water mark is allowed once, e.g. a
+    connection table sized by the first burst that really ran 2,000 at
+    once; steady growth is not)."""
     rounds = knob('MEM_BURSTS', 4, 10)
-    limit_kb = knob('MEM_SLACK_KB', 4096, 4096)
+    limit_kb = knob('MEM_SLACK_KB', 8192, 8192)
+    tail_kb = knob('MEM_TAIL_KB', 1024, 1024)
     rss = []
     for i in range(rounds):
         took, ok, failed = h.burst(srv, BURST, deadline=15)
@@ -416,3 +426,6 @@ def test_memory_after_bursts(srv):
         srv.kind.name, rounds, BURST, ' '.join(map(str, rss))))
     assert rss[-1] - rss[0] <= limit_kb, ('RSS grew %d KiB from the first burst to the '
                                           'last: %s' % (rss[-1] - rss[0], rss))
+    mid = rss[len(rss) // 2]
+    assert rss[-1] - mid <= tail_kb, ('RSS still growing over the second half '
+                                      '(%d KiB): %s' % (rss[-1] - mid, rss))
