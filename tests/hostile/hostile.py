@@ -283,6 +283,11 @@ class Server:
     def rss_kb(self):
         return rss_kb(self.proc.pid)
 
+    def max_rss_kb(self):
+        """The largest RSS in the tree: under postfork a connection's memory
+        is its child's, which starts as a copy of the master."""
+        return max([rss_kb(p) or 0 for p in self.pids()] or [0])
+
     def recovered(self, within=2.0, slack=2):
         """Wait until descriptors and connections are back at baseline;
         (ok, fds, conns, seconds)."""
