@@ -1376,6 +1376,341 @@ static void test_message(void)
     pmc_buf_free(&w);
 }
 
+/* ---- message splitting: the shared cases -------------------------------- */
+
+/* What a filter received of one message, written the way tests/cli/run.sh
+ * reads pmt_milter's log: "header NAME VALUE" in hex, "eoh", "body" once
+ * before the first chunk, "eom"; the body's bytes apart. */
+typedef struct seen {
+    pmc_buf log, body;
+} seen;
+
+static void log_hex(pmc_buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char x[2];
+
+    pmc_buf_append(b, " ", 1);
+    for (size_t i = 0; i < n; i++) {
+        x[0] = hex[(unsigned char)p[i] >> 4];
+        x[1] = hex[(unsigned char)p[i] & 15];
+        pmc_buf_append(b, x, 2);
+    }
+}
+
+static void log_header(pmc_buf *b, pmc_str name, pmc_str value)
+{
+    pmc_buf_append(b, "header", 6);
+    log_hex(b, name.ptr, name.len);
+    log_hex(b, value.ptr, value.len);
+    pmc_buf_append(b, "\n", 1);
+}
+
+static int s_header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
+{
+    (void)s;
+    log_header(&((seen *)ud)->log, name, value);
+    return PMC_CONTINUE;
+}
+
+static int s_eoh(pmc_session *s, void *ud)
+{
+    (void)s;
+    pmc_buf_append(&((seen *)ud)->log, "eoh\n", 4);
+    return PMC_CONTINUE;
+}
+
+static int s_body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
+{
+    seen *v = ud;
+
+    (void)s;
+    if (v->body.len == 0)
+        pmc_buf_append(&v->log, "body\n", 5);
+    pmc_buf_append(&v->body, p, n);
+    return PMC_CONTINUE;
+}
+
+static int s_eom(pmc_session *s, void *ud)
+{
+    (void)s;
+    pmc_buf_append(&((seen *)ud)->log, "eom\n", 4);
+    return PMC_CONTINUE;
+}
+
+/* One case of tests/cli/files/split.cases. */
+typedef struct split_case {
+    char name[64];
+    int leadspc;
+    pmc_buf msg, body;
+    pmc_buf log; /* as seen.log should end up */
+} split_case;
+
+/* A "..." string (escapes as in tests/vectors/README.md) with an optional
+ * *N, appended to out; *p moves past it.  0 on a syntax error. */
+static int case_string(const char **p, pmc_buf *out)
+{
+    const char *s = *p;
+    pmc_buf one = {0};
+    long times = 1;
+
+    if (*s++ != '"')
+        return 0;
+    while (*s && *s != '"') {
+        char c = *s++;
+        if (c == '\\') {
+            c = *s++;
+            switch (c) {
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case '0': c = 0; break;
+            case '\\': case '"': break;
+            case 'x': {
+                char h[3] = {s[0], s[0] ? s[1] : 0, 0}, *e;
+                c = (char)strtol(h, &e, 16);
+                if (e != h + 2) {
+                    pmc_buf_free(&one);
+                    return 0;
+                }
+                s += 2;
+                break;
+            }
+            default:
+                pmc_buf_free(&one);
+                return 0;
+            }
+        }
+        pmc_buf_append(&one, &c, 1);
+    }
+    if (*s++ != '"') {
+        pmc_buf_free(&one);
+        return 0;
+    }
+    if (*s == '*')
+        times = strtol(s + 1, (char **)&s, 10);
+    for (long i = 0; i < times; i++)
+        pmc_buf_append(out, one.data ? (const char *)one.data : "", one.len);
+    pmc_buf_free(&one);
+    *p = s;
+    return 1;
+}
+
+/* Strings to the end of the line, each appended to its own buffer in
+ * turn (the last takes the rest); 0 on a syntax error. */
+static int case_strings(const char *p, pmc_buf **outs, size_t nouts)
+{
+    size_t k = 0;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == 0)
+            return k >= nouts; /* every buffer got at least one string */
+        if (!case_string(&p, outs[k < nouts ? k : nouts - 1]))
+            return 0;
+        if (k < nouts)
+            k++;
+    }
+}
+
+/* Read the next case from the text at *pos; 1 with c filled, 0 at the end,
+ * -1 on a syntax error (line number in *lineno). */
+static int next_case(char *text, size_t *pos, unsigned *lineno,
+                     split_case *c)
+{
+    int in = 0;
+
+    memset(c, 0, sizeof *c);
+    while (text[*pos]) {
+        char *line = text + *pos, *nl = strchr(line, '\n');
+        pmc_buf name = {0}, value = {0};
+
+        if (nl)
+            *nl = 0;
+        *pos += strlen(line) + (nl != NULL);
+        (*lineno)++;
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line == 0 || *line == '#')
+            continue;
+        if (strncmp(line, "case ", 5) == 0 && !in) {
+            snprintf(c->name, sizeof c->name, "%s", line + 5);
+            in = 1;
+        } else if (!in) {
+            return -1;
+        } else if (strcmp(line, "leadspc") == 0) {
+            c->leadspc = 1;
+        } else if (strncmp(line, "message ", 8) == 0) {
+            pmc_buf *o[] = {&c->msg};
+            if (!case_strings(line + 8, o, 1))
+                return -1;
+        } else if (strncmp(line, "body ", 5) == 0) {
+            pmc_buf *o[] = {&c->body};
+            if (!case_strings(line + 5, o, 1))
+                return -1;
+        } else if (strncmp(line, "header ", 7) == 0) {
+            pmc_buf *o[] = {&name, &value};
+            int ok = case_strings(line + 7, o, 2);
+            if (ok)
+                log_header(&c->log,
+                           (pmc_str){(const char *)name.data, name.len},
+                           (pmc_str){value.len ? (const char *)value.data
+                                               : "", value.len});
+            pmc_buf_free(&name);
+            pmc_buf_free(&value);
+            if (!ok)
+                return -1;
+        } else if (strcmp(line, "end") == 0) {
+            pmc_buf_append(&c->log, "eoh\n", 4);
+            if (c->body.len)
+                pmc_buf_append(&c->log, "body\n", 5);
+            pmc_buf_append(&c->log, "eom\n", 4);
+            return 1;
+        } else {
+            return -1;
+        }
+    }
+    return in ? -1 : 0;
+}
+
+static void case_free(split_case *c)
+{
+    pmc_buf_free(&c->msg);
+    pmc_buf_free(&c->body);
+    pmc_buf_free(&c->log);
+}
+
+/* Send one case with pmc_client_message to an in-process session. */
+static void run_case(const split_case *k, pmc_personality pers)
+{
+    static const pmc_handlers h = {
+        .header = s_header, .eoh = s_eoh, .body = s_body, .eom = s_eom,
+    };
+    seen v = {{0}, {0}};
+    pmc_config cfg;
+    pmc_client_config ccfg;
+    pmc_session *s;
+    pmc_transport tr;
+    pmc_client *c;
+    pmc_result r;
+    pmc_str from = STR("<a@example.org>"), to = STR("<b@example.org>");
+    const char *who = pers == PMC_MTA_POSTFIX ? "postfix" : "sendmail";
+    pmc_status st;
+
+    pmc_config_init(&cfg);
+    cfg.protocol = k->leadspc ? PMC_P_HDR_LEADSPC : 0;
+    s = pmc_session_new(&h, &v, &cfg);
+    pmc_transport_session(&tr, s);
+    pmc_client_config_init(&ccfg, pers);
+    c = pmc_client_new(&ccfg, &tr);
+    st = pmc_client_negotiate(c, NULL);
+    if (st == PMC_OK)
+        st = pmc_client_message(c, from, &to, 1,
+                                k->msg.len ? k->msg.data : NULL, k->msg.len,
+                                &r);
+    if (!CHECK(st == PMC_OK && r.code == 'c' && r.event == PMC_EV_EOM,
+               "split %s (%s): the message reaches EOM", k->name, who))
+        DIAG("status %s: %s", pmc_status_name(st),
+             pmc_client_error(c) ? pmc_client_error(c)->message : "");
+    if (!CHECK(v.log.len == k->log.len &&
+                   memcmp(v.log.data, k->log.data, v.log.len) == 0,
+               "split %s (%s): the filter's events", k->name, who)) {
+        pmc_buf_append(&v.log, "", 1);
+        pmc_buf_append((pmc_buf *)&k->log, "", 1);
+        DIAG("got:\n%s", (char *)v.log.data);
+        DIAG("want:\n%s", (char *)k->log.data);
+        ((pmc_buf *)&k->log)->len--;
+    }
+    CHECK(same(&v.body, &k->body), "split %s (%s): the body bytes", k->name,
+          who);
+    pmc_client_quit(c);
+    pmc_client_free(c);
+    pmc_session_free(s);
+    pmc_buf_free(&v.log);
+    pmc_buf_free(&v.body);
+}
+
+/* The cases tests/cli/run.sh also runs through pmilter-test; the file is
+ * found from the source tree's top (where make runs the suites) unless
+ * PMC_SPLIT_CASES names it. */
+static void test_split_cases(void)
+{
+    const char *path = getenv("PMC_SPLIT_CASES");
+    FILE *f;
+    pmc_buf text = {0};
+    char chunk[8192];
+    size_t n, pos = 0;
+    unsigned lineno = 0, ncases = 0;
+    split_case k;
+    int got;
+
+    if (path == NULL)
+        path = "tests/cli/files/split.cases";
+    f = fopen(path, "rb");
+    if (!CHECK(f != NULL, "split cases: open %s", path))
+        return;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        pmc_buf_append(&text, chunk, n);
+    fclose(f);
+    pmc_buf_append(&text, "", 1);
+    while ((got = next_case((char *)text.data, &pos, &lineno, &k)) == 1) {
+        run_case(&k, PMC_MTA_POSTFIX);
+        run_case(&k, PMC_MTA_SENDMAIL);
+        case_free(&k);
+        ncases++;
+    }
+    case_free(&k);
+    CHECK(got == 0, "split cases: %s parsed (stopped at line %u)", path,
+          lineno);
+    CHECK(ncases >= 25, "split cases: %u cases", ncases);
+    pmc_buf_free(&text);
+}
+
+/* The splitter's own promises, beyond what a filter sees. */
+static void test_split_api(void)
+{
+    pmc_msg_split sp;
+    pmc_str name, value;
+    pmc_buf b = {0};
+    int more = -1;
+    static const char msg[] = "A: 1\n b\n\nx\n";
+
+    pmc_msg_split_init(&sp, NULL, 0, 0);
+    CHECK(pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 0 && pmc_msg_split_body(&sp, &b) == PMC_OK &&
+              b.len == 0,
+          "split api: NULL text of length 0 is an empty message");
+    pmc_msg_split_free(&sp);
+
+    pmc_msg_split_init(&sp, msg, sizeof msg - 1, 0);
+    CHECK(pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 1 && name.len == 1 && name.ptr == msg &&
+              value.len == 4 && memcmp(value.ptr, "1\n b", 4) == 0,
+          "split api: the name points into the text, the value is joined");
+    CHECK(pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 0 &&
+              pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 0,
+          "split api: the end of the section is reported again");
+    CHECK(pmc_msg_split_body(&sp, &b) == PMC_OK &&
+              pmc_msg_split_body(&sp, &b) == PMC_OK && b.len == 6 &&
+              memcmp(b.data, "x\r\nx\r\n", 6) == 0,
+          "split api: the body appends, the same each call");
+    pmc_msg_split_free(&sp);
+    pmc_msg_split_free(&sp);
+
+    /* The body may be asked for first: the fields are passed over. */
+    b.len = 0;
+    pmc_msg_split_init(&sp, msg, sizeof msg - 1, 0);
+    CHECK(pmc_msg_split_body(&sp, &b) == PMC_OK && b.len == 3 &&
+              pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 0,
+          "split api: body first passes over the fields");
+    pmc_msg_split_free(&sp);
+    pmc_buf_free(&b);
+}
+
 /* ---- a real filter ------------------------------------------------------ */
 
 typedef struct filt {
@@ -1808,6 +2143,8 @@ int main(void)
     test_mods();
     test_eof_and_state();
     test_message();
+    test_split_api();
+    test_split_cases();
     test_session_inproc();
     test_socket();
     test_fd_errors();

@@ -14,7 +14,13 @@
  *                                    values of i, j and {daemon_name}
  *   HELO name "bad.example"          554 5.7.1 at HELO
  *
- * usage: pmt_milter SOCKET-SPEC   (prints "listening PORT" for inet:0)
+ * With --log FILE it also takes EOH and the body, and appends what it
+ * received of each message to FILE, as tests/c/test_client.c records it for
+ * the split cases (tests/cli/files/split.cases): "header NAME VALUE" in hex,
+ * "eoh", "body HEX" per chunk, "eom".  --leadspc asks for HDR_LEADSPC.
+ *
+ * usage: pmt_milter [--log FILE] [--leadspc] SOCKET-SPEC
+ *        (prints "listening PORT" for inet:0)
  */
 #include "pmcore.h"
 
@@ -112,11 +118,51 @@ static int envrcpt(pmc_session *s, void *ud, const pmc_args *a)
     return PMC_CONTINUE;
 }
 
+static const char *log_path;
+
+/* One log line: a word, then each string in hex.  The file is opened per
+ * line so every line is on disk before the reply that follows it. */
+static void log_line(const char *word, const pmc_str *v, size_t n)
+{
+    FILE *f;
+
+    if (log_path == NULL || (f = fopen(log_path, "ab")) == NULL)
+        return;
+    fputs(word, f);
+    for (size_t i = 0; i < n; i++) {
+        fputc(' ', f);
+        for (size_t k = 0; k < v[i].len; k++)
+            fprintf(f, "%02x", (unsigned char)v[i].ptr[k]);
+    }
+    fputc('\n', f);
+    fclose(f);
+}
+
+static int eoh(pmc_session *s, void *ud)
+{
+    (void)s;
+    (void)ud;
+    log_line("eoh", NULL, 0);
+    return PMC_CONTINUE;
+}
+
+static int body(pmc_session *s, void *ud, const uint8_t *p, size_t n)
+{
+    pmc_str chunk = {(const char *)p, n};
+
+    (void)s;
+    (void)ud;
+    log_line("body", &chunk, 1);
+    return PMC_CONTINUE;
+}
+
 static int header(pmc_session *s, void *ud, pmc_str name, pmc_str value)
 {
     conn *c = ud;
+    pmc_str nv[2] = {name, value};
 
     (void)s;
+    log_line("header", nv, 2);
     if (name.len == 7 && strncasecmp(name.ptr, "Subject", 7) == 0)
         snprintf(c->subject, sizeof c->subject, "%.*s", (int)value.len,
                  value.ptr);
@@ -140,6 +186,7 @@ static int eom(pmc_session *s, void *ud)
     char buf[600] = "";
 
     c->messages++;
+    log_line("eom", NULL, 0);
     if (has(subj, "discard"))
         return PMC_DISCARD;
     if (has(subj, "tempfail")) {
@@ -189,10 +236,11 @@ static int abort_msg(pmc_session *s, void *ud)
 
 int main(int argc, char **argv)
 {
-    static const pmc_handlers handlers = {
+    static pmc_handlers handlers = {
         .connect = connect_ev, .helo = helo, .envfrom = envfrom, .envrcpt = envrcpt,
         .header = header, .eom = eom, .abort = abort_msg,
     };
+    int leadspc = 0;
     pmc_server_config cfg;
     pmc_server *srv;
     pmc_error err;
@@ -201,13 +249,32 @@ int main(int argc, char **argv)
     socklen_t sl = sizeof ss;
     int fd;
 
+    for (; argc > 2; argc--, argv++) {
+        if (strcmp(argv[1], "--leadspc") == 0) {
+            leadspc = 1;
+        } else if (strcmp(argv[1], "--log") == 0 && argc > 3) {
+            log_path = argv[2];
+            argc--, argv++;
+        } else {
+            break;
+        }
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s SOCKET-SPEC\n", argv[0]);
+        fprintf(stderr, "usage: pmt_milter [--log FILE] [--leadspc] "
+                        "SOCKET-SPEC\n");
         return 2;
+    }
+    /* Only the logging milter asks for EOH and the body, so the other
+     * tests see the NOEOH and NOBODY they were written against. */
+    if (log_path) {
+        handlers.eoh = eoh;
+        handlers.body = body;
     }
     pmc_server_config_init(&cfg);
     cfg.handlers = &handlers;
     cfg.session.actions = PMC_ACT_ALL & ~PMC_ACT_SETSYMLIST;
+    if (leadspc)
+        cfg.session.protocol |= PMC_P_HDR_LEADSPC;
     cfg.conn_open = conn_open;
     cfg.conn_close = conn_close;
     srv = pmc_server_new(&cfg, &err);

@@ -69,6 +69,11 @@ lacks() {
 "$MILTER" "unix:$T/pmt.sock" >"$T/pmt.port" 2>"$T/pmt.log" & pids+=($!)
 "$MILTER" "inet:0@127.0.0.1" >"$T/pmt-inet.port" 2>"$T/pmt-inet.log" &
 pids+=($!)
+# Two that log what they receive, for the message-splitting cases.
+"$MILTER" --log "$T/split.log" "unix:$T/split.sock" >/dev/null \
+    2>"$T/split.err" & pids+=($!)
+"$MILTER" --log "$T/split.log" --leadspc "unix:$T/split-ls.sock" \
+    >/dev/null 2>"$T/split-ls.err" & pids+=($!)
 # Broken peers: one answers the negotiation with an HTTP error, one accepts
 # and never says anything, one behaves until EOM and then sends a header
 # modification it did not negotiate.
@@ -113,7 +118,8 @@ threading.Thread(target=serve, args=(sys.argv[3], "broken"), daemon=True).start(
 serve(sys.argv[1], "garbage")
 EOF
 pids+=($!)
-for s in hello.sock pmt.sock garbage.sock silent.sock broken.sock; do
+for s in hello.sock pmt.sock garbage.sock silent.sock broken.sock \
+         split.sock split-ls.sock; do
     wait_for "$T/$s" || exit 1
 done
 for _ in $(seq 1 100); do
@@ -205,6 +211,21 @@ if run "modifications: CRLF output" 0 --quiet --crlf -r bob@example.com \
         not_ok "$what"
     fi
 fi
+
+# --- message splitting: the cases test_client.c runs too -------------------
+# Each case of files/split.cases goes through pmilter-test to a milter that
+# logs what it received; that must be what the case expects, byte for byte.
+"$PY" "$(dirname "$0")/split_cases.py" "$FILES/split.cases" "$PMT" "$T" \
+    >"$T/split.tap" 2>"$T/split.diag"
+split_status=$?
+while read -r verdict rest; do
+    case $verdict in
+    ok) ok "${rest#- }" ;;
+    *) not_ok "${rest#ok - }" ;;
+    esac
+done <"$T/split.tap"
+sed 's/^/#   /' "$T/split.diag"
+[ "$split_status" -eq 0 ] || not_ok "split: split_cases.py exit status $split_status"
 
 # --- verdicts and exit statuses --------------------------------------------
 run "reject at EOM" 1 "unix:$T/pmt.sock" "$FILES/reject.eml" &&

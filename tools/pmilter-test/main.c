@@ -109,21 +109,12 @@ static int check_macro(const char *spec)
 static int run_message(pmt_conv *cv, const char *data, size_t len)
 {
     const pmt_opts *o = cv->o;
-    pmt_parsed p;
-    char err[300] = "", family;
+    char family;
     const char *addr;
     char *from = bracket(o->from);
     pmc_str argv;
     int rc = -1;
 
-    if (pmt_parse_message(data, len, (cv->protocol & PMC_P_HDR_LEADSPC) != 0,
-                          &p, err, sizeof err) != 0) {
-        pmt_report_error(cv->rep, "usage", "%s: %s",
-                         o->message_file ? o->message_file : "message", err);
-        cv->failed = PMT_EXIT_USAGE;
-        free(from);
-        return -1;
-    }
     pmt_family_of(o->client_addr, &family, &addr);
     if (pmt_ev_connect(cv, o->client_name, family, family == 'L' ? 0
                        : o->client_port, addr) != 0 ||
@@ -151,21 +142,10 @@ static int run_message(pmt_conv *cv, const char *data, size_t len)
         rc = cv->failed ? -1 : 0;
         goto out;
     }
-    for (size_t i = 0; i < p.headers.names.n && !pmt_ended(cv); i++)
-        if (pmt_ev_header(cv, (pmc_str){p.headers.names.v[i],
-                                        p.headers.names.len[i]},
-                          (pmc_str){p.headers.values.v[i],
-                                    p.headers.values.len[i]}) != 0)
-            goto out;
-    if (!pmt_ended(cv) && pmt_ev_eoh(cv) != 0)
-        goto out;
-    if (!pmt_ended(cv) && pmt_ev_body(cv, p.body.data, p.body.len) != 0)
-        goto out;
-    if (!pmt_ended(cv) && pmt_ev_eom(cv) != 0)
-        goto out;
-    rc = 0;
+    /* Out of memory (-2) ends the run as pmt_xalloc does. */
+    if ((rc = pmt_send_message(cv, data, len, 1)) == -2)
+        fputs("pmilter-test: out of memory\n", stderr);
 out:
-    pmt_parsed_free(&p);
     free(from);
     return rc;
 }

@@ -1,6 +1,6 @@
-/* The message side: read an RFC 5322 file into the fields and body an MTA
- * would send, apply a filter's modifications the way Postfix does, and
- * write the result. */
+/* The message side: read a message file, send it as the core splits it
+ * (pmc_msg_split), apply a filter's modifications the way Postfix does,
+ * and write the result. */
 #include "pmt.h"
 
 #include <errno.h>
@@ -33,98 +33,36 @@ int pmt_read_file(const char *path, pmc_buf *out, char *err, size_t errlen)
     return 0;
 }
 
-/* The next line without its LF or CR LF; 0 at the end. */
-static int next_line(const char *p, size_t len, size_t *pos, const char **l,
-                     size_t *n, int *had_nl)
+int pmt_send_message(pmt_conv *cv, const char *data, size_t len, int stop)
 {
-    const char *s = p + *pos, *nl;
-    size_t left = len - *pos;
+    pmc_msg_split sp;
+    pmc_str name, value;
+    pmc_buf body = {0};
+    int more = 1, rc = 0;
 
-    if (left == 0)
-        return 0;
-    nl = memchr(s, '\n', left);
-    *n = nl ? (size_t)(nl - s) : left;
-    *pos += nl ? *n + 1 : *n;
-    *had_nl = nl != NULL;
-    if (*n > 0 && s[*n - 1] == '\r')
-        (*n)--;
-    *l = s;
-    return 1;
-}
-
-int pmt_parse_message(const char *data, size_t len, int keep_space,
-                      pmt_parsed *out, char *err, size_t errlen)
-{
-    size_t pos = 0, start, n, lineno = 0;
-    const char *l;
-    int nl;
-    pmc_buf value = {0};
-    char *name = NULL;
-    size_t nlen = 0;
-
-    memset(out, 0, sizeof *out);
-    /* An mbox "From " separator is not a header field. */
-    if (len >= 5 && memcmp(data, "From ", 5) == 0)
-        next_line(data, len, &pos, &l, &n, &nl);
-    for (;;) {
-        start = pos;
-        if (!next_line(data, len, &pos, &l, &n, &nl) || n == 0)
-            break;
-        lineno++;
-        if (l[0] == ' ' || l[0] == '\t') {
-            if (name == NULL) {
-                snprintf(err, errlen, "line %zu: a continuation line "
-                         "before any header field", lineno);
-                goto fail;
-            }
-            /* MTAs hand folded values to milters with bare LF. */
-            pmc_buf_append(&value, "\n", 1);
-            pmc_buf_append(&value, l, n);
-            continue;
-        }
-        const char *colon = memchr(l, ':', n);
-        if (colon == NULL || colon == l) {
-            pos = start; /* not a field: the body starts here */
-            break;
-        }
-        if (name)
-            pmt_fields_push(&out->headers, name, nlen,
-                            value.len ? (char *)value.data : "", value.len);
-        free(name);
-        nlen = (size_t)(colon - l);
-        name = pmt_strndup(l, nlen);
-        value.len = 0;
-        colon++;
-        if (!keep_space && colon < l + n && *colon == ' ')
-            colon++;
-        pmc_buf_append(&value, colon, (size_t)(l + n - colon));
+#define GOING (rc == 0 && !(stop && pmt_ended(cv)))
+    pmc_msg_split_init(&sp, data, len,
+                       (cv->protocol & PMC_P_HDR_LEADSPC) != 0);
+    while (GOING && more) {
+        if (pmc_msg_split_next(&sp, &name, &value, &more) != PMC_OK)
+            rc = -2;
+        else if (more)
+            rc = pmt_ev_header(cv, name, value);
     }
-    if (name)
-        pmt_fields_push(&out->headers, name, nlen,
-                        value.len ? (char *)value.data : "", value.len);
-    free(name);
-    name = NULL;
-    pmc_buf_free(&value);
-    /* The body goes to the milter with CR LF line ends, as on the wire. */
-    while (next_line(data, len, &pos, &l, &n, &nl)) {
-        if (pmc_buf_append(&out->body, l, n) != PMC_OK ||
-            (nl && pmc_buf_append(&out->body, "\r\n", 2) != PMC_OK)) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+    if (GOING)
+        rc = pmt_ev_eoh(cv);
+    if (GOING) {
+        if (pmc_msg_split_body(&sp, &body) != PMC_OK)
+            rc = -2;
+        else
+            rc = pmt_ev_body(cv, body.data, body.len);
     }
-    return 0;
-fail:
-    free(name);
-    pmc_buf_free(&value);
-    pmt_parsed_free(out);
-    return -1;
-}
-
-void pmt_parsed_free(pmt_parsed *p)
-{
-    pmt_fields_free(&p->headers);
-    pmc_buf_free(&p->body);
+    if (GOING)
+        rc = pmt_ev_eom(cv);
+#undef GOING
+    pmc_buf_free(&body);
+    pmc_msg_split_free(&sp);
+    return rc;
 }
 
 static void fields_insert(pmt_fields *f, size_t at, const pmc_reply *m)

@@ -137,13 +137,12 @@ const char *pmt_addr_bare(const char *a, size_t *len);
 int pmt_connect(const char *spec, int timeout_ms, char *msg, size_t msglen);
 
 /* message.c */
-typedef struct pmt_parsed {
-    pmt_fields headers;
-    pmc_buf body; /* CR LF line ends */
-} pmt_parsed;
-int pmt_parse_message(const char *data, size_t len, int keep_space,
-                      pmt_parsed *out, char *err, size_t errlen);
-void pmt_parsed_free(pmt_parsed *p);
+/* DATA is the caller's; this sends the message's fields, EOH, body and EOM
+ * as the core splits them (with the negotiated HDR_LEADSPC).  stop: once a
+ * verdict ends the message, send and report nothing more (the message-file
+ * mode); 0 reports the rest as not sent (scripts).  0, -1 after an event
+ * failed (reported), or -2 out of memory. */
+int pmt_send_message(pmt_conv *cv, const char *data, size_t len, int stop);
 int pmt_read_file(const char *path, pmc_buf *out, char *err, size_t errlen);
 void pmt_message_apply(pmt_message *m, const pmc_reply *mods, size_t n);
 void pmt_message_write(const pmt_message *m, FILE *f, int crlf,

@@ -129,7 +129,6 @@ static int cmd_connect(walk *w, char **v, size_t n)
 static int cmd_message(walk *w, const char *name)
 {
     pmc_buf raw = {0};
-    pmt_parsed p;
     char err[300] = "", path[4096];
     const char *slash = strrchr(w->path, '/');
     int rc = 0;
@@ -143,29 +142,19 @@ static int cmd_message(walk *w, const char *name)
                  w->path, name);
     else
         snprintf(path, sizeof path, "%s", name);
-    if (pmt_read_file(path, &raw, err, sizeof err) != 0 ||
-        pmt_parse_message((char *)raw.data, raw.len,
-                          w->exec && (w->cv->protocol & PMC_P_HDR_LEADSPC),
-                          &p, err, sizeof err) != 0) {
+    /* Any bytes are a message (the core decides where its header section
+     * ends), so checking means only that the file can be read. */
+    if (pmt_read_file(path, &raw, err, sizeof err) != 0) {
         pmc_buf_free(&raw);
         return bad(w, "%s", err);
     }
     if (w->exec) {
         rc = pmt_ev_data(w->cv);
-        for (size_t i = 0; rc == 0 && i < p.headers.names.n; i++)
-            rc = pmt_ev_header(w->cv,
-                               (pmc_str){p.headers.names.v[i],
-                                         p.headers.names.len[i]},
-                               (pmc_str){p.headers.values.v[i],
-                                         p.headers.values.len[i]});
         if (rc == 0)
-            rc = pmt_ev_eoh(w->cv);
-        if (rc == 0)
-            rc = pmt_ev_body(w->cv, p.body.data, p.body.len);
-        if (rc == 0)
-            rc = pmt_ev_eom(w->cv);
+            rc = pmt_send_message(w->cv, (const char *)raw.data, raw.len, 0);
+        if (rc == -2)
+            rc = bad(w, "%s: out of memory", path);
     }
-    pmt_parsed_free(&p);
     pmc_buf_free(&raw);
     return rc;
 }

@@ -371,12 +371,77 @@ typedef struct pmc_client_state_info {
 PMC_API void pmc_client_state(const pmc_client *c,
                               pmc_client_state_info *out);
 
+/* ------------------------------------------------------------------------ */
+/* Splitting a message into header fields and a body                        */
+/* ------------------------------------------------------------------------ */
+/*
+ * The one place that turns message text into what an MTA puts in HEADER
+ * and BODY packets; pmc_client_message and pmilter-test both use it.  The
+ * rules, and the MTA behaviour behind each (docs/message-splitting.md):
+ *  - LF or CR LF ends a line; a bare CR is an ordinary byte;
+ *  - a first line that starts with "From " and is not a field (the mbox
+ *    separator) is dropped;
+ *  - a field is a name of printable ASCII (33..126, no ':'), optional
+ *    blanks, then ':'; the name excludes those blanks.  Any other line
+ *    (empty name, a blank or 8-bit byte or NUL inside the name, no colon)
+ *    ends the header section and is the first line of the body;
+ *  - lines that start with a space or tab continue the field before them,
+ *    joined with a bare LF (the CR of their CR LF dropped);
+ *  - without HDR_LEADSPC one space after the colon is removed; with it the
+ *    value is everything after the colon;
+ *  - a value is cut at its first NUL, which the packet cannot carry;
+ *  - an empty line ends the header section and belongs to neither part;
+ *  - the body gets CR LF for every LF not preceded by CR, and a last line
+ *    without a line end gets one; no line is too long.
+ *
+ * Usage:
+ *
+ *     pmc_msg_split sp;
+ *     pmc_msg_split_init(&sp, text, len, leadspc);
+ *     while ((st = pmc_msg_split_next(&sp, &name, &value, &more)) == PMC_OK
+ *            && more)
+ *         ...send the field...;
+ *     st = pmc_msg_split_body(&sp, &body);   // appends to a pmc_buf
+ *     pmc_msg_split_free(&sp);
+ *
+ * The text is borrowed: it must stay valid and unchanged until the last
+ * call.  The fields are private; they are public only so the struct can
+ * live on the stack.  One thread at a time per splitter.
+ */
+typedef struct pmc_msg_split {
+    const char *msg;
+    size_t len;
+    size_t pos;      /* start of the next unread line */
+    size_t body_at;  /* where the body starts, once in_body */
+    int in_body;
+    int leadspc;
+    pmc_buf value;   /* the current field's value */
+} pmc_msg_split;
+
+/* Start splitting len bytes at msg (msg may be NULL when len is 0).
+ * leadspc nonzero: HDR_LEADSPC was negotiated, so values keep the space
+ * after the colon.  Allocates nothing. */
+PMC_API void pmc_msg_split_init(pmc_msg_split *sp, const void *msg,
+                                size_t len, int leadspc);
+/* The next header field: PMC_OK with *more 1 and *name, *value set, or
+ * PMC_OK with *more 0 once the header section has ended (and on every call
+ * after that).  *name points into the text; *value into the splitter, valid
+ * until the next call on it; neither holds a NUL.  PMC_ERR_NOMEM (*more 0)
+ * when a folded value cannot be joined; the splitter may be freed then. */
+PMC_API pmc_status pmc_msg_split_next(pmc_msg_split *sp, pmc_str *name,
+                                      pmc_str *value, int *more);
+/* Append the body, with CR LF line ends, to *out (which the caller owns);
+ * header fields not yet read are passed over.  PMC_ERR_NOMEM leaves *out
+ * with part of the body.  May be called again: it appends the same bytes. */
+PMC_API pmc_status pmc_msg_split_body(pmc_msg_split *sp, pmc_buf *out);
+/* Release what the splitter holds (views from it die).  Zeroed or freed
+ * splitters are fine. */
+PMC_API void pmc_msg_split_free(pmc_msg_split *sp);
+
 /* Run one whole message as an MTA would: MAIL from, RCPT for each of
  * nrcpts recipients (argv[0] only), DATA, each header, EOH, the body and
- * EOM.  'msg' is an RFC 5322 message (CRLF or LF line ends): the header
- * section is split into fields, continuation lines joined with a bare LF and
- * one space after the colon removed (kept with HDR_LEADSPC), and the body's
- * line ends are sent as CRLF.  Stops early when a verdict ends the message
+ * EOM.  'msg' is split by pmc_msg_split (above), with leadspc from the
+ * negotiated HDR_LEADSPC bit.  Stops early when a verdict ends the message
  * or every recipient was refused.  r gets the result that decided (r->event
  * tells which; EOM's, with its modifications, when the message got there).
  * nrcpts must be at least 1 (PMC_ERR_ARGUMENT).  Errors as for the events. */
