@@ -203,7 +203,7 @@ int main(void)
     s = pmc_session_new(&demo_handlers, &state, &cfg);
 
     /* The MTA: Postfix 3.x defaults, talking to that session. */
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     c = s ? pmc_client_new(NULL, &tr) : NULL;
     if (!c) {
         fprintf(stderr, "demo: out of memory\n");
