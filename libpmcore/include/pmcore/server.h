@@ -147,8 +147,8 @@ typedef struct pmc_server_config {
     /* Called once per connection before its first handler, on the thread
      * that will run its handlers.  The result is the 'ud' argument of every
      * session handler of that connection (NULL is fine).  Under the server
-     * the handlers' ud is this value; pmc_session_userdata and
-     * pmc_session_set_userdata belong to the server and must not be used.
+     * the handlers' ud is this value; pmc_session_userdata belongs to the
+     * server and must not be used.
      * A handler may return PMC_PENDING and be answered later through
      * pmc_server_resume (ci->id, or pmc_server_conn_id, names the
      * connection). */

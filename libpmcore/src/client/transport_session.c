@@ -24,10 +24,10 @@ static void run_wait(wctx *w)
 
     w->stuck = 0;
     while (pmc_session_is_pending(s) && !pmc_session_is_closed(s)) {
-        uint64_t before = pmc_session_stats_get(s)->packets_in;
+        uint64_t before = pmci_session_stats(s)->packets_in;
         w->wait(s, w->arg);
         if (pmc_session_is_pending(s) && !pmc_session_is_closed(s) &&
-            pmc_session_stats_get(s)->packets_in == before) {
+            pmci_session_stats(s)->packets_in == before) {
             w->stuck = 1;
             return;
         }
