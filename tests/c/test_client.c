@@ -730,7 +730,7 @@ static void test_report_unsent(void)
           "unsent: after it, PMC_UNSENT_CONN_ENDED (before NOHELO)");
     CHECK(pmc_client_abort(c, &r) == PMC_OK &&
               unsent_as(&r, PMC_UNSENT_CONN_ENDED) && f.sent.len == 0,
-          "abort_ex: not sent after a verdict ended the connection");
+          "abort: not sent after a verdict ended the connection");
     done(c, &f);
 }
 
@@ -751,7 +751,7 @@ static void test_report_sent(void)
     f.sent.len = 0;
     CHECK(pmc_client_abort(c, &r) == PMC_OK && r.sent == 1 &&
               r.awaited == 0 && r.code == 0 && count_cmd(&f.sent, 'A') == 1,
-          "abort_ex: sent, ABORT has no reply");
+          "abort: sent, ABORT has no reply");
     done(c, &f);
 
     /* What each verdict ends, per personality. */
