@@ -32,7 +32,8 @@ pmp_pipe *pmp_pipe_new(pTHX_ SV *ctx, int fd, HV *o)
         pmc_transport_fd(&p->tr, &p->fdst, fd,
                          (int)pmp_hv_iv(aTHX_ o, "timeout_ms", 10000));
     else
-        pmc_transport_session(&p->tr, pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1)));
+        pmc_transport_session(&p->tr, pmp_open(aTHX_ pmp_ctx_get(aTHX_ ctx, 1)),
+                              NULL, NULL);
     p->cl = pmc_client_new(&cfg, &p->tr);
     if (!p->cl) {
         Safefree(p);
@@ -138,7 +139,7 @@ SV *pmp_pipe_call(pTHX_ pmp_pipe *p, const char *op, SV **a, int n)
     } else if (strEQ(op, "eom")) {
         st = pmc_client_eom(p->cl, &r);
     } else if (strEQ(op, "abort")) {
-        st = pmc_client_abort(p->cl);
+        st = pmc_client_abort(p->cl, NULL);
     } else if (strEQ(op, "unknown")) {
         st = pmc_client_unknown(p->cl, pmp_c(aTHX_ a, n, 0), &r);
     } else if (strEQ(op, "quit")) {

@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-#ifdef PMP_HAVE_SERVER
-
 int pmp_listen(pTHX_ const char *spec, int mode, int backlog, SV **why)
 {
     pmc_error err;
@@ -346,29 +344,3 @@ SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv)
                         : sv_2mortal(newSVpvf("%s (%s)", err.message,
                                               pmc_status_name(st)));
 }
-
-#else /* no server layer in this libpmcore */
-
-int pmp_listen(pTHX_ const char *spec, int mode, int backlog, SV **why)
-{
-    PERL_UNUSED_ARG(spec); PERL_UNUSED_ARG(mode); PERL_UNUSED_ARG(backlog);
-    *why = sv_2mortal(newSVpvs("libpmcore was built without its server layer"));
-    errno = ENOSYS;
-    return -1;
-}
-
-SV *pmp_server_run(pTHX_ SV *milter, int fd, HV *opts, SV *tmpl_rv)
-{
-    PERL_UNUSED_ARG(milter); PERL_UNUSED_ARG(fd); PERL_UNUSED_ARG(opts);
-    PERL_UNUSED_ARG(tmpl_rv);
-    return sv_2mortal(newSVpvs("libpmcore was built without its server layer"));
-}
-
-pmc_status pmp_serve_fd(pTHX_ pmp_ctx *c, int fd, SV **why)
-{
-    PERL_UNUSED_ARG(c); PERL_UNUSED_ARG(fd);
-    *why = sv_2mortal(newSVpvs("libpmcore was built without its server layer"));
-    return PMC_ERR_ARGUMENT;
-}
-
-#endif

@@ -6,7 +6,6 @@ so an sdist builds on its own and no system library is needed.
 """
 import glob
 import os
-import re
 import shutil
 import sys
 
@@ -15,19 +14,6 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_CORE = os.path.join(HERE, '..', 'libpmcore')
 VENDOR = 'libpmcore_vendor'
-
-
-def has_server(core):
-    """main() needs the server layer; build it only when every entry point
-    it uses is defined in the core's sources."""
-    text = ''
-    for f in glob.glob(os.path.join(HERE, core, 'src', '*', '*.c')):
-        with open(f, encoding='utf-8', errors='replace') as fh:
-            text += fh.read()
-    need = ['pmc_server_new', 'pmc_server_run', 'pmc_server_stop',
-            'pmc_server_listen', 'pmc_server_add_fd', 'pmc_listen',
-            'pmc_server_free', 'pmc_server_config_init']
-    return all(re.search(r'^\S.*\b%s\s*\(' % n, text, re.M) for n in need)
 
 
 def vendor():
@@ -52,14 +38,12 @@ CORE = VENDOR
 # One folder per layer of the core (src/proto, src/client, src/server).
 core_srcs = sorted(glob.glob(os.path.join(CORE, 'src', '*', '*.c')))
 ext_srcs = sorted(glob.glob(os.path.join('src', 'milter', '*.c')))
-macros = [('PYM_HAVE_SERVER', '1')] if has_server(CORE) else []
 
 milter_ext = Extension(
     'milter',
     sources=ext_srcs + core_srcs,
     include_dirs=[os.path.join(CORE, 'include'), os.path.join(CORE, 'src'),
                   os.path.join('src', 'milter')],
-    define_macros=macros,
     extra_compile_args=['-std=c11', '-fvisibility=hidden', '-Wall',
                         '-Wextra'],
     extra_link_args=['-Wl,-Bsymbolic',

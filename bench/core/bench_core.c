@@ -263,7 +263,9 @@ static void run_reuse(long n)
     pmc_session *s = open_session();
     for (long i = 0; i < n; i++)
         play(s, &message);
-    if (pmc_session_stats_get(s)->messages != (uint64_t)n)
+    pmc_session_stats st;
+    pmc_session_stats_get(s, &st);
+    if (st.messages != (uint64_t)n)
         die("message count mismatch");
     close_session(s);
 }

@@ -203,7 +203,7 @@ int main(void)
     s = pmc_session_new(&demo_handlers, &state, &cfg);
 
     /* The MTA: Postfix 3.x defaults, talking to that session. */
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     c = s ? pmc_client_new(NULL, &tr) : NULL;
     if (!c) {
         fprintf(stderr, "demo: out of memory\n");
@@ -248,12 +248,13 @@ int main(void)
     st = pmc_client_quit(c);
     show("QUIT", c, st, NULL);
 
-    const pmc_session_stats *stats = pmc_session_stats_get(s);
+    pmc_session_stats stats;
+    pmc_session_stats_get(s, &stats);
     printf("\nfilter side: packets in %llu, messages %llu, replies with "
            "a text %llu\n",
-           (unsigned long long)stats->packets_in,
-           (unsigned long long)stats->messages,
-           (unsigned long long)stats->replies['y']);
+           (unsigned long long)stats.packets_in,
+           (unsigned long long)stats.messages,
+           (unsigned long long)stats.replies['y']);
     pmc_client_free(c);
     pmc_session_free(s);
     return failed;

@@ -251,15 +251,12 @@ SRVTEST_UNUSED static void log_stderr(void *ap, int level, uint64_t conn,
             (unsigned long long)conn, qid ? qid : "-", msg);
 }
 
-/* pool_linger_us and pool_lead_us for the THREADS runs (the pool's linger
- * path, and its lead mode). */
-static unsigned srvtest_linger_us;
+/* pool_lead_us for the THREADS runs in lead mode. */
 static unsigned srvtest_lead_us;
 
 SRVTEST_UNUSED static void base_config(pmc_server_config *cfg, app *a)
 {
     pmc_server_config_init(cfg);
-    cfg->pool_linger_us = srvtest_linger_us;
     cfg->pool_lead_us = srvtest_lead_us;
     cfg->handlers = &handlers;
     cfg->app = a;

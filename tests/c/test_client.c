@@ -728,9 +728,9 @@ static void test_report_unsent(void)
     int u = unsent_as(&r, PMC_UNSENT_CONN_ENDED);
     CHECK(h && m && u && f.sent.len == 0,
           "unsent: after it, PMC_UNSENT_CONN_ENDED (before NOHELO)");
-    CHECK(pmc_client_abort_ex(c, &r) == PMC_OK &&
+    CHECK(pmc_client_abort(c, &r) == PMC_OK &&
               unsent_as(&r, PMC_UNSENT_CONN_ENDED) && f.sent.len == 0,
-          "abort_ex: not sent after a verdict ended the connection");
+          "abort: not sent after a verdict ended the connection");
     done(c, &f);
 }
 
@@ -749,9 +749,9 @@ static void test_report_sent(void)
     CHECK(st == PMC_OK && answered(&r, 'O') && r.ended == PMC_ENDED_NONE,
           "negotiate: sent and answered");
     f.sent.len = 0;
-    CHECK(pmc_client_abort_ex(c, &r) == PMC_OK && r.sent == 1 &&
+    CHECK(pmc_client_abort(c, &r) == PMC_OK && r.sent == 1 &&
               r.awaited == 0 && r.code == 0 && count_cmd(&f.sent, 'A') == 1,
-          "abort_ex: sent, ABORT has no reply");
+          "abort: sent, ABORT has no reply");
     done(c, &f);
 
     /* What each verdict ends, per personality. */
@@ -897,7 +897,7 @@ static void test_state(void)
                  pers ? "not owed" : "owed");
         CHECK(!s.message_ended && s.abort_owed == !pers &&
                   mail_aborts(c, &f) == !pers, "%s", name);
-        pmc_client_abort(c);
+        pmc_client_abort(c, NULL);
         s = state_of(c);
         snprintf(name, sizeof name, "state %s: nothing owed after ABORT",
                  pn);
@@ -1248,7 +1248,7 @@ static void test_eof_and_state(void)
           "postfix: SHUTDOWN '4' is a final reply");
     f.sent.len = 0;
     pmc_client_rcpt(c, &to, 1, &r);
-    pmc_client_abort(c);
+    pmc_client_abort(c, NULL);
     CHECK(r.code == 0 && f.sent.len == 0,
           "postfix: nothing sent after SHUTDOWN (ABORT neither)");
     pmc_client_free(c);
@@ -1264,7 +1264,7 @@ static void test_eof_and_state(void)
     pmc_client_eom(c, &r);
     CHECK(r.code == 0 && f.sent.len == 0,
           "verdict: ACCEPT at RCPT, EOM not sent");
-    pmc_client_abort(c);
+    pmc_client_abort(c, NULL);
     pmc_client_mail(c, &from, 1, &r);
     CHECK(f.sent.len == 5 + 11 && f.sent.data[4] == 'A' && r.code == 'c',
           "abort: sent on request, then MAIL without another ABORT");
@@ -1882,7 +1882,7 @@ static void test_session_inproc(void)
     pmc_client_config cfg;
     pmc_result r;
 
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     pmc_client_config_init(&cfg, PMC_MTA_SENDMAIL);
     c = pmc_client_new(&cfg, &tr);
     converse(c, "in-process sendmail");
@@ -1901,7 +1901,7 @@ static void test_session_inproc(void)
 
     /* Postfix personality against the same filter. */
     s = filter_session(&f);
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     c = pmc_client_new(NULL, &tr);
     converse(c, "in-process postfix");
     CHECK(strcmp(f.host, "[2001:db8::5]") == 0, "in-process postfix: host");
@@ -1910,7 +1910,7 @@ static void test_session_inproc(void)
 
     /* Free without quit: the transport's close ends the session. */
     s = filter_session(&f);
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     c = pmc_client_new(NULL, &tr);
     pmc_client_negotiate(c, &r);
     pmc_client_connect(c, "h", '4', 1, "192.0.2.9", &r);
@@ -1922,7 +1922,7 @@ static void test_session_inproc(void)
     /* A pending handler can never answer here: reported, not hung. */
     s = filter_session(&f);
     f.pend_at_helo = 1;
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     c = pmc_client_new(NULL, &tr);
     pmc_client_negotiate(c, &r);
     CHECK(pmc_client_helo(c, "x", &r) == PMC_ERR_IO &&
@@ -1934,7 +1934,7 @@ static void test_session_inproc(void)
 
     /* The session refuses an offer without the actions it needs. */
     s = filter_session(&f);
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     pmc_client_config_init(&cfg, PMC_MTA_POSTFIX);
     cfg.actions = PMC_ACT_ADDHDRS;
     c = pmc_client_new(&cfg, &tr);

@@ -1199,16 +1199,6 @@ int main(void)
     test_tick();
     test_serve_fd();
     test_threads();
-    /* Again with the pool's linger: workers that read the next command
-     * themselves, and the loop's watch turned off and on around that. */
-    srvtest_linger_us = 2000;
-    test_basic(PMC_MODEL_THREADS, "threads+linger");
-    test_tcp_and_adopt(PMC_MODEL_THREADS, "threads+linger");
-    test_pipelined_split(PMC_MODEL_THREADS, "threads+linger");
-    test_big_reply(PMC_MODEL_THREADS, "threads+linger");
-    test_drain(PMC_MODEL_THREADS, "threads+linger");
-    test_threads();
-    srvtest_linger_us = 0;
     /* Again in lead mode: steps on the loop's thread, the loop handed to
      * a pool thread when one blocks (test_threads blocks one for 2 s). */
     srvtest_lead_us = 2000;

@@ -1,5 +1,5 @@
 /*
- * The in-process transport with a wait hook (pmc_transport_session_ex):
+ * The in-process transport with a wait hook (pmc_transport_session):
  * pending handlers answered by the hook at several stages, with actions,
  * no-reply events pipelined behind a pending one, and a hook that does not
  * answer.  And pmc_session_close_reason: QUIT, QUIT_NC, EOF, errors, ends
@@ -107,7 +107,7 @@ static pmc_client *client_on(pmc_session *s, deferred *d, pmc_transport *tr,
 {
     pmc_client_config cc;
 
-    if (pmc_transport_session_ex(tr, s, hook, d) != PMC_OK)
+    if (pmc_transport_session(tr, s, hook, d) != PMC_OK)
         abort();
     pmc_client_config_init(&cc, PMC_MTA_POSTFIX);
     cc.protocol = protocol;
@@ -194,7 +194,7 @@ static void test_wait_hook(void)
         static const uint8_t opt[12] = {0, 0, 0, 6, 0, 0, 1, 0xff,
                                         0, 0x1f, 0xff, 0xff};
         long n;
-        if (pmc_transport_session_ex(&tr, s, hook, &d) != PMC_OK)
+        if (pmc_transport_session(&tr, s, hook, &d) != PMC_OK)
             abort();
         pmc_encode(&b, 'O', opt, 12);
         pmc_encode(&b, 'M', "<a@x>", 6);

@@ -313,7 +313,7 @@ static void test_stages(pmc_server_model model, const char *label)
               strstr(r.text.ptr, "550 5.1.1 decided later"),
           "%s: pending rcpt rejected with the answer's text ('%c' %s)",
           label, r.code ? r.code : '0', r.text.ptr);
-    pmc_client_abort(k->c);
+    pmc_client_abort(k->c, NULL);
 
     t0 = now_ms();
     code = message(k, "<later@x>", "<b@x>", mods, sizeof mods, &r);

@@ -191,7 +191,7 @@ static void converse(pmc_client *c, int macros)
         STEP(pmc_client_message(c, from[0], &to1, 1, msg, sizeof msg - 1, &r),
              verdicts);
     }
-    st = pmc_client_abort(c);
+    st = pmc_client_abort(c, NULL);
     if (!check(c, st, NULL, ""))
         return;
     st = pmc_client_quit(c);

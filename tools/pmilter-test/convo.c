@@ -637,7 +637,7 @@ int pmt_ev_eom(pmt_conv *cv)
 static pmc_status do_abort(pmt_conv *cv, const void *a, pmc_result *r)
 {
     (void)a;
-    return pmc_client_abort_ex(cv->cli, r);
+    return pmc_client_abort(cv->cli, r);
 }
 
 int pmt_ev_abort(pmt_conv *cv)

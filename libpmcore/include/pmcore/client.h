@@ -218,17 +218,14 @@ PMC_API void pmc_transport_fd(pmc_transport *tr, pmc_fd_transport_state *st,
  * bytes to the session (running its handlers); recv hands out the session's
  * output.  recv returns 0 (end of stream) when the session has no output and
  * is closed, and PMC_TRANSPORT_FAILED when it has no output and is still
- * open: the filter owes nothing (for instance a handler is PMC_PENDING, which
- * this transport cannot wait for), so waiting would never end.  send fails
- * when the session reports an error for the bytes; bytes sent after the
- * session closed are dropped.  close calls pmc_session_eof (running abort and
- * close handlers if they are still owed).  The session must outlive the
- * client; the caller frees it.  Not thread-safe beyond the session's own
- * rules. */
-PMC_API void pmc_transport_session(pmc_transport *tr, pmc_session *s);
-
-/* As pmc_transport_session, for filters whose handlers return PMC_PENDING
- * (deferred work: coroutines, a job queue).  Whenever the session is
+ * open with nothing to answer what it owes.  send fails when the session
+ * reports an error for the bytes; bytes sent after the session closed are
+ * dropped.  close calls pmc_session_eof (running abort and close handlers if
+ * they are still owed).  The session must outlive the client; the caller
+ * frees it.  Not thread-safe beyond the session's own rules.
+ *
+ * wait is for filters whose handlers return PMC_PENDING (deferred work:
+ * coroutines, a job queue); NULL when none does.  Whenever the session is
  * pending after send has fed it, and whenever recv finds no output while
  * it is pending, the transport calls wait(s, arg) on the calling thread.
  * wait must answer the pending handler by calling pmc_session_resume (it
@@ -240,16 +237,18 @@ PMC_API void pmc_transport_session(pmc_transport *tr, pmc_session *s);
  * succeeds (the bytes are queued in the session), recv then fails with
  * PMC_TRANSPORT_FAILED (the client reports PMC_ERR_IO, and why() says a
  * handler is still pending), and close (pmc_session_eof) ends the session
- * with the handler unanswered, running abort and close.  wait NULL behaves
- * as pmc_transport_session.  'arg' is passed through; it must outlive the
- * client.  The transport holds a small allocation that its close releases
+ * with the handler unanswered, running abort and close.  Without wait, a
+ * pending handler is never answered: recv fails as above.  'arg' is passed
+ * through; it must outlive the client.
+ *
+ * With wait, the transport holds a small allocation that its close releases
  * (a client calls close exactly once, at quit or at free), so 'tr' must be
- * given to a client.  Returns PMC_OK, or PMC_ERR_NOMEM ('tr' unusable). */
-PMC_API pmc_status pmc_transport_session_ex(pmc_transport *tr,
-                                            pmc_session *s,
-                                            void (*wait)(pmc_session *s,
-                                                         void *arg),
-                                            void *arg);
+ * given to a client.  Returns PMC_OK, or PMC_ERR_NOMEM ('tr' unusable);
+ * with wait NULL it allocates nothing and always returns PMC_OK. */
+PMC_API pmc_status pmc_transport_session(pmc_transport *tr, pmc_session *s,
+                                         void (*wait)(pmc_session *s,
+                                                      void *arg),
+                                         void *arg);
 
 /* Create a client on a transport ('tr' is copied; its ctx must outlive the
  * client).  cfg NULL = pmc_client_config_init(cfg, PMC_MTA_POSTFIX).  NULL
@@ -332,12 +331,11 @@ PMC_API pmc_status pmc_client_body(pmc_client *c, const void *p, size_t n,
  * needing its negotiated action; under Postfix 'b' packets must be one
  * contiguous run) and PROGRESS, then the final reply. */
 PMC_API pmc_status pmc_client_eom(pmc_client *c, pmc_result *r);
-/* Send ABORT now (unless the connection was ended by a verdict). */
-PMC_API pmc_status pmc_client_abort(pmc_client *c);
-/* As pmc_client_abort, telling in r whether ABORT went out: r->sent 1, or
- * r->sent 0 with r->unsent PMC_UNSENT_CONN_ENDED.  ABORT has no reply, so
- * r->code and r->awaited are 0.  r NULL is the same as pmc_client_abort. */
-PMC_API pmc_status pmc_client_abort_ex(pmc_client *c, pmc_result *r);
+/* Send ABORT now (unless the connection was ended by a verdict).  r, when
+ * not NULL, tells whether ABORT went out: r->sent 1, or r->sent 0 with
+ * r->unsent PMC_UNSENT_CONN_ENDED.  ABORT has no reply, so r->code and
+ * r->awaited are 0. */
+PMC_API pmc_status pmc_client_abort(pmc_client *c, pmc_result *r);
 PMC_API pmc_status pmc_client_unknown(pmc_client *c, const char *line,
                                       pmc_result *r);
 /* Send ABORT if the personality would, then QUIT, then close the transport

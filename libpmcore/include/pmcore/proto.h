@@ -415,9 +415,8 @@ PMC_API uint32_t pmc_session_protocol(const pmc_session *s);
 PMC_API void pmc_session_offer(const pmc_session *s, uint32_t *version,
                                uint32_t *actions, uint32_t *protocol);
 
-/* The user data given to pmc_session_new, and a way to change it. */
+/* The user data given to pmc_session_new. */
 PMC_API void *pmc_session_userdata(const pmc_session *s);
-PMC_API void pmc_session_set_userdata(pmc_session *s, void *ud);
 
 /* The event being handled (or pending), or PMC_EV_COUNT outside handlers. */
 PMC_API pmc_event pmc_session_current_event(const pmc_session *s);
@@ -434,7 +433,10 @@ typedef struct pmc_session_stats {
     uint64_t commands_ignored; /* commands dropped unanswered because they
                                   came out of order (docs/state-table.md) */
 } pmc_session_stats;
-PMC_API const pmc_session_stats *pmc_session_stats_get(const pmc_session *s);
+/* Copy the session's counters into *out, as pmc_server_stats_get does for
+ * the server's.  Same thread rules as the session. */
+PMC_API void pmc_session_stats_get(const pmc_session *s,
+                                   pmc_session_stats *out);
 
 /* -- Macros -------------------------------------------------------------- */
 

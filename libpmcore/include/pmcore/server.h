@@ -147,8 +147,8 @@ typedef struct pmc_server_config {
     /* Called once per connection before its first handler, on the thread
      * that will run its handlers.  The result is the 'ud' argument of every
      * session handler of that connection (NULL is fine).  Under the server
-     * the handlers' ud is this value; pmc_session_userdata and
-     * pmc_session_set_userdata belong to the server and must not be used.
+     * the handlers' ud is this value; pmc_session_userdata belongs to the
+     * server and must not be used.
      * A handler may return PMC_PENDING and be answered later through
      * pmc_server_resume (ci->id, or pmc_server_conn_id, names the
      * connection). */
@@ -192,12 +192,6 @@ typedef struct pmc_server_config {
     pmc_server_model model; /* default PMC_MODEL_LOOP */
     unsigned threads;       /* THREADS: workers; 0 = 2 x online CPUs,
                                at least 4, at most 64 */
-    /* THREADS: after a step, a worker with no other job queued keeps a
-     * connection that waits for the MTA's next command for up to this
-     * long (microseconds) and reads it itself, saving the round trip
-     * through the loop thread.  For bindings whose callbacks serialize
-     * anyway (a GIL).  Default 0: every step goes back to the loop. */
-    unsigned pool_linger_us;
     /* THREADS, lead mode: when nonzero, the event loop runs on a pool
      * thread (the leader), which runs each step itself: no hand-off
      * between threads per command, as in LOOP.  Another pool thread
@@ -210,9 +204,9 @@ typedef struct pmc_server_config {
      * log run on pool threads; tick and reload run on the thread that
      * called pmc_server_run, which only waits for them, so they run on
      * time whatever the handlers do (they may run while a handler does).
-     * pool_linger_us is unused in this mode.  For bindings whose handlers
-     * serialize on a lock (a GIL), where the classic pool's hand-offs cost
-     * more than the handlers.  Default 0: the classic pool. */
+     * For bindings whose handlers serialize on a lock (a GIL), where the
+     * classic pool's hand-offs cost more than the handlers.  Default 0:
+     * the classic pool. */
     unsigned pool_lead_us;
     unsigned workers;       /* PREFORK: worker processes; 0 = 4 */
     /* PREFORK: concurrent connections per worker; 1 reproduces

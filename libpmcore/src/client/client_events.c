@@ -433,7 +433,7 @@ pmc_status pmc_client_unknown(pmc_client *c, const char *line,
     return run(c, &EV_UNKNOWN, &part, 1, r);
 }
 
-pmc_status pmc_client_abort_ex(pmc_client *c, pmc_result *r)
+pmc_status pmc_client_abort(pmc_client *c, pmc_result *r)
 {
     pmc_status st;
 
@@ -448,11 +448,6 @@ pmc_status pmc_client_abort_ex(pmc_client *c, pmc_result *r)
         return st;
     r->sent = 1;
     return PMC_OK;
-}
-
-pmc_status pmc_client_abort(pmc_client *c)
-{
-    return pmc_client_abort_ex(c, NULL);
 }
 
 void pmc_client_state(const pmc_client *c, pmc_client_state_info *out)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The transport's context: the session and, for pmc_transport_session_ex,
- * the hook that answers pending handlers.  Plain pmc_transport_session
- * keeps the session itself as ctx (no allocation, nothing to free). */
+/* The transport's context with a wait hook: the session and the hook that
+ * answers pending handlers.  Without a hook the session itself is the ctx
+ * (no allocation, nothing to free). */
 typedef struct wctx {
     pmc_session *s;
     void (*wait)(pmc_session *s, void *arg);
@@ -24,10 +24,10 @@ static void run_wait(wctx *w)
 
     w->stuck = 0;
     while (pmc_session_is_pending(s) && !pmc_session_is_closed(s)) {
-        uint64_t before = pmc_session_stats_get(s)->packets_in;
+        uint64_t before = pmci_session_stats(s)->packets_in;
         w->wait(s, w->arg);
         if (pmc_session_is_pending(s) && !pmc_session_is_closed(s) &&
-            pmc_session_stats_get(s)->packets_in == before) {
+            pmci_session_stats(s)->packets_in == before) {
             w->stuck = 1;
             return;
         }
@@ -133,24 +133,19 @@ static void w_close(void *ctx)
     free(w);
 }
 
-void pmc_transport_session(pmc_transport *tr, pmc_session *s)
-{
-    memset(tr, 0, sizeof *tr);
-    tr->send = ses_send;
-    tr->recv = ses_recv;
-    tr->ctx = s;
-    tr->close = ses_close;
-    tr->why = ses_why;
-}
-
-pmc_status pmc_transport_session_ex(pmc_transport *tr, pmc_session *s,
-                                    void (*wait)(pmc_session *s, void *arg),
-                                    void *arg)
+pmc_status pmc_transport_session(pmc_transport *tr, pmc_session *s,
+                                 void (*wait)(pmc_session *s, void *arg),
+                                 void *arg)
 {
     wctx *w;
 
     if (wait == NULL) {
-        pmc_transport_session(tr, s);
+        memset(tr, 0, sizeof *tr);
+        tr->send = ses_send;
+        tr->recv = ses_recv;
+        tr->ctx = s;
+        tr->close = ses_close;
+        tr->why = ses_why;
         return PMC_OK;
     }
     w = malloc(sizeof *w);

@@ -220,5 +220,9 @@ PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
 PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
 /* Give back large idle buffers; between steps only. */
 PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
+/* The counters in place: a driver that looks at them on every step (the
+ * server, the in-process transport) would pay for a 1 KiB copy each time
+ * with pmc_session_stats_get.  Valid as long as the session. */
+PMCI_HIDDEN const pmc_session_stats *pmci_session_stats(const pmc_session *s);
 
 #endif

@@ -92,14 +92,18 @@ void pmc_session_offer(const pmc_session *s, uint32_t *version,
 }
 
 void *pmc_session_userdata(const pmc_session *s) { return s->ud; }
-void pmc_session_set_userdata(pmc_session *s, void *ud) { s->ud = ud; }
 
 pmc_event pmc_session_current_event(const pmc_session *s)
 {
     return s->cur_event;
 }
 
-const pmc_session_stats *pmc_session_stats_get(const pmc_session *s)
+void pmc_session_stats_get(const pmc_session *s, pmc_session_stats *out)
+{
+    *out = s->stats;
+}
+
+const pmc_session_stats *pmci_session_stats(const pmc_session *s)
 {
     return &s->stats;
 }

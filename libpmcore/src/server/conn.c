@@ -191,7 +191,7 @@ void pmci_conn_state(pmci_conn *c)
 /* Move the session's counters into the server's. */
 void pmci_conn_collect(pmci_conn *c)
 {
-    const pmc_session_stats *ss = pmc_session_stats_get(c->s);
+    const pmc_session_stats *ss = pmci_session_stats(c->s);
 
     c->steps = 0;
 
@@ -268,7 +268,7 @@ void pmci_conn_step(pmci_conn *c)
 void pmci_conn_collect_some(pmci_conn *c)
 {
     if (++c->steps >= 32 ||
-        pmc_session_stats_get(c->s)->messages != c->seen.messages)
+        pmci_session_stats(c->s)->messages != c->seen.messages)
         pmci_conn_collect(c);
 }
 

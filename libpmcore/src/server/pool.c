@@ -20,11 +20,8 @@
 #define _GNU_SOURCE
 #include "internal_server.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,8 +34,6 @@ struct pmci_pool {
     int efd;
     int stop;
     unsigned n;
-    unsigned linger_us;
-    int epfd;            /* the loop's, for linger */
     pthread_t *th;
 
     /* Lead mode. */
@@ -80,74 +75,6 @@ static pmci_conn *pop(pmci_conn **head, pmci_conn **tail)
     return c;
 }
 
-/* Linger (pool_linger_us): after a step, a connection that only waits
- * for the MTA's next command stays on this worker for a moment, and the
- * command is read here: the answer to a reply usually comes within tens
- * of microseconds, and the round trip through the loop thread (two thread
- * wake-ups, a submit and a completion) costs more than the step.  Only
- * while no other job is queued, so a lingering worker never holds up
- * another connection.  The loop's epoll stops watching the socket while a
- * worker lingers on it (else the loop thread would wake for each command
- * only to find nothing left to read) and watches it again, with its
- * current readiness, before the connection goes back.  Anything but plain
- * input (end of stream, an error, output that did not go out, a pending
- * handler) goes back to the loop, which handles it as always.  1 when
- * input was read into c->in; *quiet tells whether the loop's watch is
- * off. */
-static void watch(pmci_pool *p, pmci_conn *c, int on)
-{
-    struct epoll_event e;
-
-    memset(&e, 0, sizeof e);
-    /* Off: edge-triggered with nothing asked, so a hang-up (always
-     * reported) wakes the loop once, not on every epoll_wait. */
-    e.events = on ? PMCI_CONN_EVENTS | (c->want_out ? EPOLLOUT : 0)
-                  : EPOLLET;
-    e.data.ptr = c;
-    (void)epoll_ctl(p->epfd, EPOLL_CTL_MOD, c->it.fd, &e);
-}
-
-static int linger(pmci_pool *p, pmci_conn *c, int *quiet)
-{
-    uint8_t buf[16384];
-    struct pollfd pf;
-    struct timespec ts;
-    ssize_t n;
-    int idle;
-
-    if (!p->linger_us || c->finished || c->job || c->out_left ||
-        c->io_failed || c->pending || c->partial || c->it.fd < 0 ||
-        pmc_session_is_closed(c->s))
-        return 0;
-    pthread_mutex_lock(&p->mu);
-    idle = !p->qhead && !p->stop;
-    pthread_mutex_unlock(&p->mu);
-    if (!idle)
-        return 0;
-    if (!*quiet) {
-        watch(p, c, 0);
-        *quiet = 1;
-    }
-    pf.fd = c->it.fd;
-    pf.events = POLLIN;
-    pf.revents = 0;
-    ts.tv_sec = p->linger_us / 1000000;
-    ts.tv_nsec = (long)(p->linger_us % 1000000) * 1000;
-    if (ppoll(&pf, 1, &ts, NULL) != 1 || pf.revents != POLLIN)
-        return 0;
-    do
-        n = read(c->it.fd, buf, sizeof buf);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return 0; /* the loop reads again and sees EOF or the error */
-    if (pmc_buf_append(&c->in, buf, (size_t)n) != PMC_OK) {
-        c->io_failed = 1; /* the input is lost: the loop ends it */
-        return 0;
-    }
-    c->job |= PMCI_JOB_INPUT;
-    return 1;
-}
-
 /* A finished step goes back to the loop: the done list, and the eventfd
  * when the list was empty (the loop empties the whole list per wake-up,
  * so only the first completion of a burst needs to wake it). */
@@ -171,7 +98,6 @@ static void *worker(void *arg)
 
     for (;;) {
         pmci_conn *c;
-        int quiet;
 
         pthread_mutex_lock(&p->mu);
         while (!p->qhead && !p->stop)
@@ -181,11 +107,6 @@ static void *worker(void *arg)
         if (!c)
             return NULL;
         pmci_conn_step(c);
-        quiet = 0;
-        while (linger(p, c, &quiet))
-            pmci_conn_step(c);
-        if (quiet && c->it.fd >= 0)
-            watch(p, c, 1);
         give_back(p, c);
     }
 }
@@ -370,8 +291,6 @@ pmci_pool *pmci_pool_new(pmci_loop *l, unsigned n,
         pmci_set_error(err, PMC_ERR_NOMEM, 0, "out of memory");
         return NULL;
     }
-    p->linger_us = cfg->pool_linger_us;
-    p->epfd = l->ep;
     p->lead_us = cfg->pool_lead_us;
     p->loop = l;
     p->lead_fn = lead;

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef PYM_HAVE_SERVER
 #ifndef PYM_POOL_LEAD_US
 #define PYM_POOL_LEAD_US 2000
 #endif
+
 static pmc_server *running;   /* guarded by the GIL */
 static PyObject *main_exc;    /* exception to raise from main() */
 static int listen_fd = -1;    /* from opensocket() */
@@ -543,45 +543,3 @@ void pym_exit_with(PyObject *exc)
     if (running)
         pmc_server_stop(running, -1);
 }
-
-#else /* the server layer is not in this libpmcore yet */
-
-PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
-{
-    (void)self;
-    (void)args;
-    (void)kw;
-    return pym_error("not yet available");
-}
-
-PyObject *pym_stop(PyObject *self, PyObject *noargs)
-{
-    (void)self;
-    (void)noargs;
-    Py_RETURN_NONE;
-}
-
-PyObject *pym_opensocket(PyObject *self, PyObject *args)
-{
-    unsigned char rm;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "b:opensocket", &rm))
-        return NULL;
-    return pym_error("cannot opensocket");
-}
-
-int pym_server_init(PyObject *m)
-{
-    (void)m;
-    return 0;
-}
-
-void pym_exit_requested(void)
-{
-}
-
-void pym_exit_with(PyObject *exc)
-{
-    Py_XDECREF(exc);
-}
-#endif

@@ -305,6 +305,12 @@ NOARG(TC_eom, pmc_client_eom)
             return pym_tc_after(self, client_error(self, st));                   \
         return pym_tc_after(self, Py_NewRef(Py_None));                           \
     }
-NORESULT(TC_abort, pmc_client_abort)
+/* abort() returns None, as quit() does: whether ABORT went out is not
+ * part of the Python API. */
+static pmc_status abort_now(pmc_client *c)
+{
+    return pmc_client_abort(c, NULL);
+}
+NORESULT(TC_abort, abort_now)
 NORESULT(TC_quit, pmc_client_quit)
 NORESULT(TC_quit_nc, pmc_client_quit_nc)

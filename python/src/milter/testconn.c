@@ -187,7 +187,7 @@ static int TestConn_init(TestConnObject *self, PyObject *args, PyObject *kw)
         ccfg.actions = (uint32_t)act;
         ccfg.protocol = (uint32_t)proto;
         ccfg.version = (uint32_t)ver;
-        if (pmc_transport_session_ex(&self->tr, self->s, tc_wait, self) !=
+        if (pmc_transport_session(&self->tr, self->s, tc_wait, self) !=
             PMC_OK) {
             PyErr_NoMemory();
             return -1;
