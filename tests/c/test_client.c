@@ -1601,7 +1601,7 @@ static void run_case(const split_case *k, pmc_personality pers)
     pmc_config_init(&cfg);
     cfg.protocol = k->leadspc ? PMC_P_HDR_LEADSPC : 0;
     s = pmc_session_new(&h, &v, &cfg);
-    pmc_transport_session(&tr, s);
+    pmc_transport_session(&tr, s, NULL, NULL);
     pmc_client_config_init(&ccfg, pers);
     c = pmc_client_new(&ccfg, &tr);
     st = pmc_client_negotiate(c, NULL);
