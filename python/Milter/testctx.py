@@ -128,8 +128,13 @@ class TestCtx(object):
         self._priv = priv
 
     def getsymval(self, name):
-        key = name if len(name) == 1 or name.startswith('{') else name
-        return self._macros.get(key, self._macros.get('{%s}' % key))
+        if name in self._macros:
+            return self._macros[name]
+        key = milter._macro_name(name)
+        for n, value in self._macros.items():
+            if milter._macro_name(n) == key:
+                return value
+        return None
 
     def _setsymval(self, name, value):
         self._macros[name] = value
@@ -153,11 +158,10 @@ class TestCtx(object):
         wanted = self._symlist[stage]
         pairs = []
         for name, value in self._macros.items():
-            bare = name.strip('{}')
+            bare = milter._macro_name(name)
             if stage not in _MACRO_STAGES.get(bare, (stage,)):
                 continue
-            if wanted is not None and name not in wanted and \
-                    bare not in wanted and '{%s}' % bare not in wanted:
+            if wanted is not None and bare not in wanted:
                 continue
             pairs += [_b(name), _b(value)]
         self._conn.set_macros(stage, pairs)
@@ -212,7 +216,8 @@ class TestCtx(object):
         for st in range(7):
             syms = self._conn.symlist(st)
             self._symlist[st] = None if syms is None else \
-                set(syms.decode('utf-8', 'surrogateescape').split())
+                set(milter._macro_name(n) for n in
+                    syms.decode('utf-8', 'surrogateescape').split())
         self._sync_priv()
         return CONTINUE
 

@@ -198,6 +198,30 @@ def test_symlist_hides_unlisted_macros():
     assert ctx.getpriv().auth_type is None  # the MTA was told not to send it
 
 
+def test_testctx_macro_names_either_form():
+    """TestCtx plays the MTA with libpmcore's rule of macro names: a
+    name and its braced form are one macro, in a @symlist, in
+    _setsymval and in getsymval."""
+    class M(Milter.Base):
+        @Milter.symlist('auth_authen', '{i}')
+        def envfrom(self, f, *a):
+            self.user = self.getsymval('{auth_authen}')
+            self.qid = self.getsymval('i')
+            self.auth_type = self.getsymval('auth_type')
+            return Milter.CONTINUE
+    Milter.factory = M
+    ctx = TestCtx()
+    ctx._setsymval('{auth_authen}', 'batman')
+    ctx._setsymval('i', 'QID1')
+    ctx._setsymval('{auth_type}', 'batcomputer')
+    ctx._connect()
+    ctx._envfrom('<a@b>')
+    assert (ctx.getpriv().user, ctx.getpriv().qid) == ('batman', 'QID1')
+    assert ctx.getpriv().auth_type is None
+    assert ctx.getsymval('{i}') == 'QID1'
+    assert ctx.getsymval('auth_authen') == 'batman'
+
+
 @pytest.mark.parametrize('strategy,want', [
     (None, 'caf\udce9'), ('surrogateescape', 'caf\udce9'),
     ('bytes', b'caf\xe9'), ('strict', b'caf\xe9'), ('ignore', 'caf'),

@@ -157,7 +157,29 @@ static PyObject *m_getversion(PyObject *self, PyObject *noargs)
     return Py_BuildValue("(iii)", 1, 0, 1);
 }
 
+/* _macro_name(name): the name as libpmcore compares macro names (without
+ * braces), for Milter.testctx, which plays the MTA's part in Python. */
+static PyObject *m_macro_name(PyObject *self, PyObject *arg)
+{
+    PyObject *b, *r;
+    pmc_str n;
+
+    (void)self;
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "macro name must be str");
+    b = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape");
+    if (b == NULL)
+        return NULL;
+    n.ptr = PyBytes_AS_STRING(b);
+    n.len = (size_t)PyBytes_GET_SIZE(b);
+    n = pmc_macro_name(n);
+    r = pym_decode(n.ptr, n.len);
+    Py_DECREF(b);
+    return r;
+}
+
 static PyMethodDef methods[] = {
+    {"_macro_name", m_macro_name, METH_O, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
      "set_flags(flags): kept for compatibility; negotiation decides."},
     {"set_connect_callback", set_connect_callback, METH_O, NULL},
