@@ -180,6 +180,7 @@ static PyObject *m_macro_name(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"_macro_name", m_macro_name, METH_O, NULL},
+    {"_call_decoded", pym_call_decoded, METH_VARARGS, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
      "set_flags(flags): kept for compatibility; negotiation decides."},
     {"set_connect_callback", set_connect_callback, METH_O, NULL},
