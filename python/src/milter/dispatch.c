@@ -55,23 +55,22 @@ static PyObject *s_std, *s_strategy, *s_default, *s_bytes, *s_header,
 
 int pym_dispatch_init(void)
 {
-    s_std = PyUnicode_InternFromString("_milter_std");
-    s_strategy = PyUnicode_InternFromString("error_strategy");
-    s_default = PyUnicode_InternFromString("surrogateescape");
-    s_bytes = PyUnicode_InternFromString("bytes");
-    s_header = PyUnicode_InternFromString("header");
-    s_header_bytes = PyUnicode_InternFromString("header_bytes");
-    s_envfrom = PyUnicode_InternFromString("envfrom");
-    s_envrcpt = PyUnicode_InternFromString("envrcpt");
-    s_dict = PyUnicode_InternFromString("__dict__");
-    s_get = PyUnicode_InternFromString("get");
-    s_decode = PyUnicode_InternFromString("decode");
-    s_utf8 = PyUnicode_InternFromString("utf-8");
-    return s_std && s_strategy && s_default && s_bytes && s_header &&
-                   s_header_bytes && s_envfrom && s_envrcpt && s_dict &&
-                   s_get && s_decode && s_utf8
-               ? 0
-               : -1;
+    static const struct {
+        PyObject **p;
+        const char *text;
+    } names[] = {
+        {&s_std, "_milter_std"},         {&s_strategy, "error_strategy"},
+        {&s_default, "surrogateescape"}, {&s_bytes, "bytes"},
+        {&s_header, "header"},           {&s_header_bytes, "header_bytes"},
+        {&s_envfrom, "envfrom"},         {&s_envrcpt, "envrcpt"},
+        {&s_dict, "__dict__"},           {&s_get, "get"},
+        {&s_decode, "decode"},           {&s_utf8, "utf-8"},
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if ((*names[i].p = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
 }
 
 static int lookup_attr(PyObject *o, PyObject *name, PyObject **res)
