@@ -1,8 +1,10 @@
 /*
  * SMTP reply text for REPLYCODE ('y').  MTAs splice this text into their own
- * SMTP dialogue, so a bad code, a stray CR/LF or a single '%' (sendmail uses
- * the text as a printf format) would corrupt the MTA's reply; we refuse
- * those here instead of letting the MTA fail later.
+ * SMTP dialogue, so a bad code or a stray CR/LF would corrupt the MTA's
+ * reply: we refuse those here instead of letting the MTA fail later.  A
+ * single '%' would too (sendmail uses the text as a printf format), so it
+ * goes out doubled.  Every binding's setreply ends here, so these are the
+ * reply rules of all of them.
  */
 #include "internal.h"
 
