@@ -172,27 +172,14 @@ class TestCtx(object):
         code, text, mods, ev = res
         self._activity = self._activity or any(m[0] == 'p' for m in mods)
         if code == 'y':
-            self._reply = self._parse_reply(text)
+            # Lines come back as setreply() takes them ('%' doubled).
+            self._reply = milter._reply_lines(text)
             return REJECT if text[:1] == b'5' else TEMPFAIL
         if code == '':
             # Looked up now: Milter.test rebinds NOREPLY to CONTINUE.
             return Milter.NOREPLY if self._protocol & _NR.get(event, 0) \
                 else CONTINUE
         return _CODES.get(code, CONTINUE)
-
-    @staticmethod
-    def _parse_reply(text):
-        """'550-5.7.1 a\\r\\n550 5.7.1 b' -> ('550', '5.7.1', 'a', 'b').
-        Lines come back as setreply() takes them ('%' doubled)."""
-        rcode, xcode, lines = None, None, []
-        for line in text.decode('utf-8', 'surrogateescape').split('\r\n'):
-            rcode, rest = line[:3], line[4:]
-            first, sep, after = rest.partition(' ')
-            parts = first.split('.')
-            if len(parts) == 3 and all(p.isdigit() for p in parts):
-                xcode, rest = first, after
-            lines.append(rest)
-        return (rcode, xcode) + tuple(lines)
 
     def _call(self, event, fn, *args):
         try:

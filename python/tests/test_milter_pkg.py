@@ -295,6 +295,27 @@ def test_base_setreply_wire():
     assert ctx._reply == ('550', '5.7.1', '100%% sure', 'second')
 
 
+@pytest.mark.parametrize('args,wire,reply', [
+    (('451', None, 'a', 'b'), b'451-4.0.0 a\r\n451 4.0.0 b',
+     ('451', '4.0.0', 'a', 'b')),
+    (('550', None, 'no code'), b'550 no code', ('550', None, 'no code')),
+    (('550', '5.7.1', ''), b'550 5.7.1', ('550', '5.7.1', '')),
+    (('550', None, '5.7 is text'), b'550 5.7 is text',
+     ('550', None, '5.7 is text'))])
+def test_base_setreply_reads_back(args, wire, reply):
+    """TestCtx reads the reply as libpmcore wrote it: X.0.0 in a
+    multi-line reply without one, no code where a line has none."""
+    class M(Milter.Base):
+        def envfrom(self, f, *a):
+            self.setreply(*args)
+            return Milter.REJECT if args[0][0] == '5' else Milter.TEMPFAIL
+    Milter.factory = M
+    ctx = TestCtx()
+    ctx._connect()
+    ctx._envfrom('<a@b>')
+    assert (ctx._result[1], ctx._reply) == (wire, reply)
+
+
 def test_disabled_action():
     class M(Milter.Base):
         def eom(self):

@@ -254,6 +254,43 @@ static void test_reply_text(void)
           "doubling is counted against the limit");
 }
 
+/* The lines of a reply text as "rcode|xcode|text;" each. */
+static int lines_of(const char *reply, const char *want)
+{
+    pmc_str r = {reply, strlen(reply)}, rc, xc, tx;
+    char got[512];
+    size_t cur = 0, at = 0;
+
+    while (pmc_reply_next_line(r, &cur, &rc, &xc, &tx) && at < 400)
+        at += (size_t)snprintf(got + at, sizeof got - at, "%.*s|%.*s|%.*s;",
+                               (int)rc.len, rc.ptr, (int)xc.len, xc.ptr,
+                               (int)tx.len, tx.ptr);
+    got[at] = 0;
+    return strcmp(got, want) == 0;
+}
+
+static void test_reply_lines(void)
+{
+    const char *two[] = {"100% sure", "5.7.1 is in the text"};
+    pmc_buf b = {0};
+
+    CHECK(lines_of("550 5.7.1 go away", "550|5.7.1|go away;"), "one line");
+    CHECK(lines_of("550-5.7.1 a\r\n550 5.7.1 b", "550|5.7.1|a;550|5.7.1|b;"),
+          "two lines");
+    CHECK(lines_of("451 try later", "451||try later;"), "no xcode");
+    CHECK(lines_of("550", "550||;"), "the code alone");
+    CHECK(lines_of("550 5.7.1", "550|5.7.1|;"), "no text");
+    CHECK(lines_of("550 5.7 x", "550||5.7 x;"), "two parts are text");
+    CHECK(lines_of("550 5.a.1 x", "550||5.a.1 x;"), "letters are text");
+    CHECK(lines_of("", "||;"), "an empty text is one empty line");
+    CHECK(lines_of("550 a\r\n", "550||a;||;"), "a CRLF at the end");
+    CHECK(pmci_reply_format(&b, "451", NULL, two, 2, NULL) == PMC_OK &&
+              lines_of((const char *)b.data,
+                       "451|4.0.0|100%% sure;451|4.0.0|5.7.1 is in the text;"),
+          "what the formatter writes reads back");
+    pmc_buf_free(&b);
+}
+
 /* ---- verdicts ---------------------------------------------------------- */
 
 static void test_verdicts(void)
@@ -726,6 +763,7 @@ int main(void)
     test_decoder();
     test_encode();
     test_reply_text();
+    test_reply_lines();
     test_verdicts();
     test_pending();
     test_action_errors();
