@@ -195,8 +195,9 @@ int pmp_core_verdict(int smfis)
     return smfis >= 0 && smfis <= PMC_ALL_OPTS ? smfis : -1;
 }
 
-/* Map a Perl return value to a core verdict, or -1 if it is not one.
- * 1.27 compares with string eq, so "100" counts as much as 100. */
+/* Map a Perl return value to a core verdict, or -1 if the core says it is
+ * not one for ev.  1.27 compares with string eq, so "100" counts as much
+ * as 100: at most four digits, which also keeps the number in an int. */
 static int pmp_verdict(pTHX_ SV *rv, pmc_event ev)
 {
     IV v;
@@ -218,14 +219,7 @@ static int pmp_verdict(pTHX_ SV *rv, pmc_event ev)
     if (v == PMP_SMFIS_PENDING)
         return PMC_PENDING;
     v -= PMP_SMFIS_BASE;
-    switch (v) {
-    case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
-    case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
-        return (int)v;
-    case PMC_ALL_OPTS:
-        return ev == PMC_EV_NEGOTIATE ? PMC_ALL_OPTS : -1;
-    }
-    return -1;
+    return pmc_verdict_valid(ev, (int)v) ? (int)v : -1;
 }
 
 /* A scalar this file may overwrite in place: no reference, object, magic

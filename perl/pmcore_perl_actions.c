@@ -147,52 +147,46 @@ static int pmp_stage_of(int letter)
     return -1;
 }
 
-static int pmp_find(const pmc_session *s, int stage, const char *name,
-                    size_t len, pmc_str *value)
+/* A macro of one stage: by its exact name, or with 'same' by the core's
+ * rule of macro names (pmc_macro_name). */
+static int pmp_find(const pmc_session *s, int stage, pmc_str name, int same,
+                    pmc_str *value)
 {
     size_t cur = 0;
     pmc_str k, v;
 
-    while (pmc_session_macro_next(s, stage, &cur, &k, &v))
-        if (k.len == len && memcmp(k.ptr, name, len) == 0) {
+    if (same)
+        name = pmc_macro_name(name);
+    while (pmc_session_macro_next(s, stage, &cur, &k, &v)) {
+        if (same)
+            k = pmc_macro_name(k);
+        if (k.len == name.len && memcmp(k.ptr, name.ptr, name.len) == 0) {
             *value = v;
             return 1;
         }
+    }
     return 0;
 }
 
-/* 1.27's lookup (stages C H M R T N E, exact name), then the other brace
- * form ("x" <-> "{x}") as libmilter does, which 1.27 lacked. */
+/* 1.27's lookup (stages C H M R T N E, exact name), then the core's rule
+ * of names ("x" is "{x}") as libmilter has it, which 1.27 lacked. */
 SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *namesv)
 {
     STRLEN len;
-    const char *name;
-    char alt[256];
-    size_t altlen = 0;
-    pmc_str v;
-    int i;
+    pmc_str name, v;
+    int i, same;
 
     if (!c->s || !SvOK(namesv))
         return &PL_sv_undef;
-    name = SvPVbyte(namesv, len);
+    name.ptr = SvPVbyte(namesv, len);
+    name.len = len;
     if (!c->compat) /* libmilter's lookup: latest stage first */
-        return pmc_session_getsymval(c->s, name, len, &v)
+        return pmc_session_getsymval(c->s, name.ptr, name.len, &v)
                    ? sv_2mortal(newSVpvn(v.ptr, v.len)) : &PL_sv_undef;
-    for (i = 0; pmp_letters[i]; i++)
-        if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), name, len, &v))
-            return sv_2mortal(newSVpvn(v.ptr, v.len));
-    if (len > 2 && name[0] == '{' && name[len - 1] == '}') {
-        altlen = len - 2;
-        memcpy(alt, name + 1, altlen);
-    } else if (len > 0 && len + 2 < sizeof alt) {
-        alt[0] = '{';
-        memcpy(alt + 1, name, len);
-        alt[len + 1] = '}';
-        altlen = len + 2;
-    }
-    for (i = 0; altlen && pmp_letters[i]; i++)
-        if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), alt, altlen, &v))
-            return sv_2mortal(newSVpvn(v.ptr, v.len));
+    for (same = 0; same < 2; same++)
+        for (i = 0; pmp_letters[i]; i++)
+            if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), name, same, &v))
+                return sv_2mortal(newSVpvn(v.ptr, v.len));
     return &PL_sv_undef;
 }
 

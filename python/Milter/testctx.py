@@ -128,8 +128,13 @@ class TestCtx(object):
         self._priv = priv
 
     def getsymval(self, name):
-        key = name if len(name) == 1 or name.startswith('{') else name
-        return self._macros.get(key, self._macros.get('{%s}' % key))
+        if name in self._macros:
+            return self._macros[name]
+        key = milter._macro_name(name)
+        for n, value in self._macros.items():
+            if milter._macro_name(n) == key:
+                return value
+        return None
 
     def _setsymval(self, name, value):
         self._macros[name] = value
@@ -153,11 +158,10 @@ class TestCtx(object):
         wanted = self._symlist[stage]
         pairs = []
         for name, value in self._macros.items():
-            bare = name.strip('{}')
+            bare = milter._macro_name(name)
             if stage not in _MACRO_STAGES.get(bare, (stage,)):
                 continue
-            if wanted is not None and name not in wanted and \
-                    bare not in wanted and '{%s}' % bare not in wanted:
+            if wanted is not None and bare not in wanted:
                 continue
             pairs += [_b(name), _b(value)]
         self._conn.set_macros(stage, pairs)
@@ -168,27 +172,14 @@ class TestCtx(object):
         code, text, mods, ev = res
         self._activity = self._activity or any(m[0] == 'p' for m in mods)
         if code == 'y':
-            self._reply = self._parse_reply(text)
+            # Lines come back as setreply() takes them ('%' doubled).
+            self._reply = milter._reply_lines(text)
             return REJECT if text[:1] == b'5' else TEMPFAIL
         if code == '':
             # Looked up now: Milter.test rebinds NOREPLY to CONTINUE.
             return Milter.NOREPLY if self._protocol & _NR.get(event, 0) \
                 else CONTINUE
         return _CODES.get(code, CONTINUE)
-
-    @staticmethod
-    def _parse_reply(text):
-        """'550-5.7.1 a\\r\\n550 5.7.1 b' -> ('550', '5.7.1', 'a', 'b').
-        Lines come back as setreply() takes them ('%' doubled)."""
-        rcode, xcode, lines = None, None, []
-        for line in text.decode('utf-8', 'surrogateescape').split('\r\n'):
-            rcode, rest = line[:3], line[4:]
-            first, sep, after = rest.partition(' ')
-            parts = first.split('.')
-            if len(parts) == 3 and all(p.isdigit() for p in parts):
-                xcode, rest = first, after
-            lines.append(rest)
-        return (rcode, xcode) + tuple(lines)
 
     def _call(self, event, fn, *args):
         try:
@@ -212,7 +203,8 @@ class TestCtx(object):
         for st in range(7):
             syms = self._conn.symlist(st)
             self._symlist[st] = None if syms is None else \
-                set(syms.decode('utf-8', 'surrogateescape').split())
+                set(milter._macro_name(n) for n in
+                    syms.decode('utf-8', 'surrogateescape').split())
         self._sync_priv()
         return CONTINUE
 

@@ -198,6 +198,30 @@ def test_symlist_hides_unlisted_macros():
     assert ctx.getpriv().auth_type is None  # the MTA was told not to send it
 
 
+def test_testctx_macro_names_either_form():
+    """TestCtx plays the MTA with libpmcore's rule of macro names: a
+    name and its braced form are one macro, in a @symlist, in
+    _setsymval and in getsymval."""
+    class M(Milter.Base):
+        @Milter.symlist('auth_authen', '{i}')
+        def envfrom(self, f, *a):
+            self.user = self.getsymval('{auth_authen}')
+            self.qid = self.getsymval('i')
+            self.auth_type = self.getsymval('auth_type')
+            return Milter.CONTINUE
+    Milter.factory = M
+    ctx = TestCtx()
+    ctx._setsymval('{auth_authen}', 'batman')
+    ctx._setsymval('i', 'QID1')
+    ctx._setsymval('{auth_type}', 'batcomputer')
+    ctx._connect()
+    ctx._envfrom('<a@b>')
+    assert (ctx.getpriv().user, ctx.getpriv().qid) == ('batman', 'QID1')
+    assert ctx.getpriv().auth_type is None
+    assert ctx.getsymval('{i}') == 'QID1'
+    assert ctx.getsymval('auth_authen') == 'batman'
+
+
 @pytest.mark.parametrize('strategy,want', [
     (None, 'caf\udce9'), ('surrogateescape', 'caf\udce9'),
     ('bytes', b'caf\xe9'), ('strict', b'caf\xe9'), ('ignore', 'caf'),
@@ -269,6 +293,27 @@ def test_base_setreply_wire():
     assert ctx._envfrom('<a@b>') == Milter.REJECT
     assert ctx._result[1] == b'550-5.7.1 100%% sure\r\n550 5.7.1 second'
     assert ctx._reply == ('550', '5.7.1', '100%% sure', 'second')
+
+
+@pytest.mark.parametrize('args,wire,reply', [
+    (('451', None, 'a', 'b'), b'451-4.0.0 a\r\n451 4.0.0 b',
+     ('451', '4.0.0', 'a', 'b')),
+    (('550', None, 'no code'), b'550 no code', ('550', None, 'no code')),
+    (('550', '5.7.1', ''), b'550 5.7.1', ('550', '5.7.1', '')),
+    (('550', None, '5.7 is text'), b'550 5.7 is text',
+     ('550', None, '5.7 is text'))])
+def test_base_setreply_reads_back(args, wire, reply):
+    """TestCtx reads the reply as libpmcore wrote it: X.0.0 in a
+    multi-line reply without one, no code where a line has none."""
+    class M(Milter.Base):
+        def envfrom(self, f, *a):
+            self.setreply(*args)
+            return Milter.REJECT if args[0][0] == '5' else Milter.TEMPFAIL
+    Milter.factory = M
+    ctx = TestCtx()
+    ctx._connect()
+    ctx._envfrom('<a@b>')
+    assert (ctx._result[1], ctx._reply) == (wire, reply)
 
 
 def test_disabled_action():

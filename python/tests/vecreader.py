@@ -12,16 +12,12 @@ returns VERDICT.  `resume pending` leaves it waiting.  `act` lines call
 the milter.Context methods between feeds: allowed while a coroutine is
 pending, refused with status WRONG_STAGE otherwise.
 
-Three binding rules change a vector's expected log, all applied
-openly here (see translate()):
-  * an invalid verdict (a number, or all_opts outside negotiate) is a
-    callback error in the binding, answered by the exception policy
-    (TEMPFAIL with pymilter's 451 4.3.0 text), where the bare C session
-    answers a plain TEMPFAIL 't';
-  * setreply texts: the binding turns '%%' back into '%' (pymilter users
-    double '%'), so the runner doubles each '%' of the vector's text;
-  * a multi-line reply set with no enhanced code gets X.0.0 (as libmilter
-    did), where the C session sends the lines without one.
+One binding rule changes a vector's expected log, applied openly here
+(see translate()): an invalid verdict (a number, or all_opts outside
+negotiate) is a callback error in the binding, answered by the exception
+policy (TEMPFAIL with pymilter's 451 4.3.0 text), where the bare C session
+answers a plain TEMPFAIL 't'.  Reply texts ('%' doubling, X.0.0 in
+multi-line replies) are the core's, and need no translation.
 """
 import ipaddress
 import re
@@ -195,9 +191,8 @@ def _verdict(tok):
 
 
 def translate(vec):
-    """The expected log under the binding's documented rules (module
-    docstring): invalid verdicts get the policy's reply text; multi-line
-    replies without an enhanced code get X.0.0."""
+    """The expected log under the binding's documented rule (module
+    docstring): invalid verdicts get the policy's reply text."""
     bad = set()
     for ev, nth, action, args in vec.rules:
         if action == 'return':
@@ -211,20 +206,8 @@ def translate(vec):
             last_event = str(e[1])
         if (e[0] == 'reply' and e[1] == 't' and last_event in bad):
             e = [Word('reply'), Word('y'), POLICY_TEXT]
-        elif (e[0] == 'reply' and e[1] == 'y' and len(e) > 2 and
-              b'\r\n' in e[2]):
-            e = [e[0], e[1], _ml_xcode(e[2])] + list(e[3:])
         out.append(list(e))
     return out
-
-
-def _ml_xcode(text):
-    """A multi-line reply set without an enhanced code gets X.0.0 of its
-    class on every line, as libmilter's smfi_setmlreply did."""
-    lines = text.split(b'\r\n')
-    if all(re.match(rb'\d{3}[- ]\d\.\d{1,3}\.\d{1,3} ', ln) for ln in lines):
-        return text
-    return b'\r\n'.join(ln[:4] + ln[:1] + b'.0.0 ' + ln[4:] for ln in lines)
 
 
 def decode_packets(buf, log):
@@ -341,15 +324,12 @@ class Run(object):
     def action(self, ctx, ev, action, a, args):
         def opt(x):
             return None if x == '-' else x
-
-        def dbl(x):  # the binding halves '%%'; keep the vector's text
-            return x.replace(b'%', b'%%')
         try:
             if action == 'setreply':
-                lines = [] if opt(a[2]) is None else [dbl(a[2])]
+                lines = [] if opt(a[2]) is None else [a[2]]
                 ctx.setreply(a[0], opt(a[1]), *lines)
             elif action == 'setmlreply':
-                ctx.setreply(a[0], opt(a[1]), *[dbl(x) for x in a[2:]])
+                ctx.setreply(a[0], opt(a[1]), *a[2:])
             elif action == 'addheader':
                 ctx.addheader(a[0], a[1])
             elif action == 'insheader':

@@ -12,6 +12,9 @@
 
 #include "tap.h"
 
+/* pmci_reply_format: the reply text, without a session around it. */
+#include "internal.h"
+
 static pmc_str S(const char *s)
 {
     pmc_str r = {s, strlen(s)};
@@ -172,7 +175,7 @@ static int fmt(const char *rcode, const char *xcode, const char *const *lines,
     pmc_error e;
     int ok;
 
-    if (pmc_reply_format(&b, rcode, xcode, lines, n, &e) != PMC_OK) {
+    if (pmci_reply_format(&b, rcode, xcode, lines, n, &e) != PMC_OK) {
         ok = want == NULL;
     } else {
         ok = want && b.len == strlen(want) + 1 &&
@@ -186,6 +189,8 @@ static void test_reply_text(void)
 {
     const char *one[] = {"go away"};
     const char *pct[] = {"100% sure"};
+    const char *pct2[] = {"100%% sure"};
+    const char *pct3[] = {"%%% %%%x%"};
     const char *two[] = {"first", "second"};
     const char *crlf[] = {"a\r\nb"};
     const char *none[] = {NULL};
@@ -202,8 +207,16 @@ static void test_reply_text(void)
     CHECK(fmt("550", NULL, none, 1, "550"), "code only");
     CHECK(fmt("550", "5.7.1", pct, 1, "550 5.7.1 100%% sure"),
           "percent is doubled");
+    CHECK(fmt("550", "5.7.1", pct2, 1, "550 5.7.1 100%% sure"),
+          "a doubled percent stays as it is");
+    CHECK(fmt("550", NULL, pct3, 1, "550 %%%% %%%%x%%"),
+          "three percents are a pair and a lone one");
     CHECK(fmt("550", "5.7.1", two, 2, "550-5.7.1 first\r\n550 5.7.1 second"),
           "multi-line format");
+    CHECK(fmt("451", NULL, two, 2, "451-4.0.0 first\r\n451 4.0.0 second"),
+          "multi-line without an extended code gets 4.0.0");
+    CHECK(fmt("550", NULL, two, 2, "550-5.0.0 first\r\n550 5.0.0 second"),
+          "multi-line without an extended code gets 5.0.0");
     CHECK(fmt("550", "4.7.1", one, 1, NULL), "class mismatch refused");
     CHECK(fmt("250", NULL, one, 1, NULL), "2xx refused");
     CHECK(fmt("55", NULL, one, 1, NULL), "short code refused");
@@ -214,15 +227,14 @@ static void test_reply_text(void)
     CHECK(fmt("550", NULL, crlf, 1, NULL), "CR/LF refused");
     for (int i = 0; i < 33; i++)
         lines[i] = "x";
-    CHECK(fmt("550", NULL, lines, 32, "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550-x\r\n"
-                                      "550-x\r\n550-x\r\n550-x\r\n550 x"),
-          "32 lines are allowed");
+    {
+        char want[32 * 14];
+        size_t at = 0;
+        for (int i = 0; i < 32; i++)
+            at += (size_t)snprintf(want + at, sizeof want - at, "550%c5.7.1 x%s",
+                                   i < 31 ? '-' : ' ', i < 31 ? "\r\n" : "");
+        CHECK(fmt("550", "5.7.1", lines, 32, want), "32 lines are allowed");
+    }
     CHECK(fmt("550", NULL, lines, 33, NULL), "33 lines are refused");
     /* 980 bytes on the wire: "550 5.7.1 " is 10, so 970 of text fit. */
     memset(longline, 'a', 970);
@@ -230,26 +242,92 @@ static void test_reply_text(void)
     lines[0] = longline;
     {
         pmc_buf b = {0};
-        CHECK(pmc_reply_format(&b, "550", "5.7.1", lines, 1, NULL) == PMC_OK,
+        CHECK(pmci_reply_format(&b, "550", "5.7.1", lines, 1, NULL) == PMC_OK,
               "a 980-byte line fits");
         pmc_buf_free(&b);
     }
     longline[970] = 'a';
     longline[971] = 0;
     CHECK(fmt("550", "5.7.1", lines, 1, NULL), "a 981-byte line does not");
-    /* Doubling counts: 485 '%' become the 970 bytes of text that fit. */
-    memset(longline, '%', 485);
-    longline[485] = 0;
+    /* Doubling counts: "a%" times 323 and an 'a' are the 970 bytes of
+     * text that fit, one more "a%" (648 bytes given) is over. */
+    for (int i = 0; i < 323; i++)
+        memcpy(longline + 2 * i, "a%", 2);
+    memcpy(longline + 646, "a", 2);
     {
         pmc_buf b = {0};
-        CHECK(pmc_reply_format(&b, "550", "5.7.1", lines, 1, NULL) == PMC_OK,
+        CHECK(pmci_reply_format(&b, "550", "5.7.1", lines, 1, NULL) == PMC_OK,
               "doubled percent signs fit at 980");
         pmc_buf_free(&b);
     }
-    longline[485] = '%';
-    longline[486] = 0;
+    memcpy(longline + 646, "a%", 3);
     CHECK(fmt("550", "5.7.1", lines, 1, NULL),
           "doubling is counted against the limit");
+}
+
+/* The lines of a reply text as "rcode|xcode|text;" each. */
+static int lines_of(const char *reply, const char *want)
+{
+    pmc_str r = {reply, strlen(reply)}, rc, xc, tx;
+    char got[512];
+    size_t cur = 0, at = 0;
+
+    while (pmc_reply_next_line(r, &cur, &rc, &xc, &tx) && at < 400)
+        at += (size_t)snprintf(got + at, sizeof got - at, "%.*s|%.*s|%.*s;",
+                               (int)rc.len, rc.ptr, (int)xc.len, xc.ptr,
+                               (int)tx.len, tx.ptr);
+    got[at] = 0;
+    return strcmp(got, want) == 0;
+}
+
+static void test_reply_lines(void)
+{
+    const char *two[] = {"100% sure", "5.7.1 is in the text"};
+    pmc_buf b = {0};
+
+    CHECK(lines_of("550 5.7.1 go away", "550|5.7.1|go away;"), "one line");
+    CHECK(lines_of("550-5.7.1 a\r\n550 5.7.1 b", "550|5.7.1|a;550|5.7.1|b;"),
+          "two lines");
+    CHECK(lines_of("451 try later", "451||try later;"), "no xcode");
+    CHECK(lines_of("550", "550||;"), "the code alone");
+    CHECK(lines_of("550 5.7.1", "550|5.7.1|;"), "no text");
+    CHECK(lines_of("550 5.7 x", "550||5.7 x;"), "two parts are text");
+    CHECK(lines_of("550 5.a.1 x", "550||5.a.1 x;"), "letters are text");
+    CHECK(lines_of("", "||;"), "an empty text is one empty line");
+    CHECK(lines_of("550 a\r\n", "550||a;||;"), "a CRLF at the end");
+    CHECK(pmci_reply_format(&b, "451", NULL, two, 2, NULL) == PMC_OK &&
+              lines_of((const char *)b.data,
+                       "451|4.0.0|100%% sure;451|4.0.0|5.7.1 is in the text;"),
+          "what the formatter writes reads back");
+    pmc_buf_free(&b);
+}
+
+/* ---- verdicts ---------------------------------------------------------- */
+
+static void test_verdicts(void)
+{
+    static const int answers[] = {PMC_CONTINUE, PMC_REJECT, PMC_DISCARD,
+                                  PMC_ACCEPT,   PMC_TEMPFAIL, PMC_NOREPLY,
+                                  PMC_SKIP};
+    int ok = 1;
+
+    for (int ev = 0; ev < PMC_EV_COUNT; ev++)
+        for (size_t i = 0; i < sizeof answers / sizeof *answers; i++)
+            ok &= pmc_verdict_valid((pmc_event)ev, answers[i]);
+    CHECK(ok, "the seven answers are valid for every event");
+    CHECK(pmc_verdict_valid(PMC_EV_NEGOTIATE, PMC_ALL_OPTS),
+          "ALL_OPTS answers negotiate");
+    CHECK(!pmc_verdict_valid(PMC_EV_EOM, PMC_ALL_OPTS) &&
+              !pmc_verdict_valid(PMC_EV_CONNECT, PMC_ALL_OPTS),
+          "ALL_OPTS answers nothing else");
+    CHECK(!pmc_verdict_valid(PMC_EV_HELO, 5) &&
+              !pmc_verdict_valid(PMC_EV_HELO, 6) &&
+              !pmc_verdict_valid(PMC_EV_HELO, 9) &&
+              !pmc_verdict_valid(PMC_EV_HELO, -1) &&
+              !pmc_verdict_valid(PMC_EV_HELO, 11),
+          "the gaps in libmilter's numbering are not verdicts");
+    CHECK(!pmc_verdict_valid(PMC_EV_EOM, PMC_PENDING),
+          "PENDING is a request, not an answer");
 }
 
 /* ---- pending answers -------------------------------------------------- */
@@ -558,6 +636,17 @@ static void test_macros(void)
     CHECK(count == 2, "two connect macros iterate");
     CHECK(pmc_session_setsymlist(s, 0, "j") == PMC_ERR_WRONG_STAGE,
           "setsymlist after negotiation is refused");
+    n = pmc_macro_name(S("{j}"));
+    CHECK(n.len == 1 && n.ptr[0] == 'j', "{j} compares as j");
+    n = pmc_macro_name(S("{daemon_name}"));
+    CHECK(n.len == 11 && !memcmp(n.ptr, "daemon_name", 11),
+          "{daemon_name} compares as daemon_name");
+    n = pmc_macro_name(S("i"));
+    CHECK(n.len == 1 && n.ptr[0] == 'i', "a bare name stays");
+    CHECK(pmc_macro_name(S("{}")).len == 0 &&
+              pmc_macro_name(S("{x")).len == 2 &&
+              pmc_macro_name(S("}")).len == 1,
+          "only a closed pair of braces is taken off");
     pmc_session_free(s);
     pmc_buf_free(&in);
 }
@@ -685,6 +774,8 @@ int main(void)
     test_decoder();
     test_encode();
     test_reply_text();
+    test_reply_lines();
+    test_verdicts();
     test_pending();
     test_action_errors();
     test_body_chunks();

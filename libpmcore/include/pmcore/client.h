@@ -173,6 +173,16 @@ typedef struct pmc_result {
                             client then does not wait for a reply */
 } pmc_result;
 
+/* The lines of a REPLYCODE text (the text of a 'y' reply, as in
+ * pmc_result), the inverse of the filter's setreply and setmlreply: one
+ * line a call, *cursor starting at 0.  Returns 1 with rcode (the line's
+ * first three bytes), xcode (the enhanced code after the separator, three
+ * dot-separated runs of digits; empty when the line has none) and text
+ * (the rest, '%' still doubled as on the wire) set as views into 'reply';
+ * 0 after the last line.  Any thread. */
+PMC_API int pmc_reply_next_line(pmc_str reply, size_t *cursor, pmc_str *rcode,
+                                pmc_str *xcode, pmc_str *text);
+
 /* Values a transport's send and recv return on failure. */
 #define PMC_TRANSPORT_FAILED  (-1)
 #define PMC_TRANSPORT_TIMEOUT (-2)

@@ -218,6 +218,18 @@ typedef enum pmc_event {
 /* The stable lower-case name of an event ("connect", "eom", ...). */
 PMC_API const char *pmc_event_name(pmc_event ev);
 
+/* Whether a handler of event ev may answer with v: 1 or 0.  The answers
+ * are CONTINUE, REJECT, DISCARD, ACCEPT, TEMPFAIL, NOREPLY and SKIP for
+ * every event, and ALL_OPTS for PMC_EV_NEGOTIATE only.  PMC_PENDING is not
+ * an answer but a request to answer later: a session takes it from any
+ * handler but negotiate's, and a binding accepts it only where its API
+ * offers it.  What happens to an invalid one: the session answers the
+ * event as PMC_TEMPFAIL and counts it in callback_errors (a negotiate
+ * handler's ends the session, as any answer but CONTINUE and ALL_OPTS
+ * does); a binding calls this first to tell its user which value was
+ * wrong, then answers with its own failure policy.  Any thread. */
+PMC_API int pmc_verdict_valid(pmc_event ev, int v);
+
 typedef struct pmc_session pmc_session;
 
 /* CONNECT as the MTA sent it.  'family' is the byte from the wire: 'U'
@@ -440,8 +452,15 @@ PMC_API void pmc_session_stats_get(const pmc_session *s,
 
 /* -- Macros -------------------------------------------------------------- */
 
+/* A macro's name as names are compared: without its braces.  The MTA sends
+ * one-letter names bare and longer ones braced ("i", "{daemon_name}"), and
+ * filters, lists and MTAs write either form, so a name and its braced form
+ * ("x" and "{x}") are the same macro.  Returns a view into 'name' (an empty
+ * one for a NULL ptr).  Any thread. */
+PMC_API pmc_str pmc_macro_name(pmc_str name);
+
 /* Look a macro up, searching the stages from the latest (EOM) back to
- * CONNECT; "x" and "{x}" name the same macro.  Returns 1 and sets *value (a
+ * CONNECT; names are compared as pmc_macro_name gives them.  Returns 1 and sets *value (a
  * view valid until the next feed, resume or eof) or 0 if unknown.  Callable
  * from handlers and between feeds. */
 PMC_API int pmc_session_getsymval(const pmc_session *s, const char *name,
@@ -478,15 +497,21 @@ PMC_API pmc_status pmc_session_setsymlist(pmc_session *s, int stage,
 /* Reply text for the next REJECT or TEMPFAIL verdict of the current event.
  * rcode: three digits, first 4 or 5.  xcode: NULL (none) or an enhanced code
  * "c.s.d" whose class c equals rcode's first digit, subject and detail of 1
- * to 3 digits.  text: may be NULL; must not hold CR or LF; '%' is doubled on
- * the wire (Sendmail reads the text as a format; Postfix undoubles).  Each
- * wire line must fit PMC_REPLY_LINE_MAX.  The text is used once: by the
- * verdict of the handler that set it, if that verdict's class matches rcode
- * (REJECT with 5xx, TEMPFAIL with 4xx), and is dropped otherwise. */
+ * to 3 digits.  text: may be NULL; must not hold CR or LF.  Every '%' goes
+ * out doubled, since Sendmail reads the text as a format (Postfix
+ * undoubles): a lone '%' is doubled here, and a "%%" stands for one '%'
+ * its writer doubled already, as libmilter's users were told to, so it
+ * goes out as it is ("100% sure" and "100%% sure" both send "100%% sure").
+ * Each wire line, doubling counted, must fit PMC_REPLY_LINE_MAX.  The text
+ * is used once: by the verdict of the handler that set it, if that
+ * verdict's class matches rcode (REJECT with 5xx, TEMPFAIL with 4xx), and
+ * is dropped otherwise. */
 PMC_API pmc_status pmc_session_setreply(pmc_session *s, const char *rcode,
                                         const char *xcode, const char *text);
 /* Multi-line form: n lines (1..32), each as for setreply's text.  Sent as
- * "rcode-xcode line\r\n" ... "rcode xcode last". */
+ * "rcode-xcode line\r\n" ... "rcode xcode last".  With two lines or more
+ * and xcode NULL, every line carries "4.0.0" or "5.0.0" (rcode's class), as
+ * libmilter's smfi_setmlreply sent them. */
 PMC_API pmc_status pmc_session_setmlreply(pmc_session *s, const char *rcode,
                                           const char *xcode,
                                           const char *const *lines, size_t n);
@@ -516,18 +541,6 @@ PMC_API pmc_status pmc_session_quarantine(pmc_session *s, pmc_str reason);
  * reply (inside a handler or while pending, never for a no-reply event).
  * The 'p' packet goes to the output at once. */
 PMC_API pmc_status pmc_session_progress(pmc_session *s);
-
-/* ------------------------------------------------------------------------ */
-/* Reply text (exposed for bindings and tests)                              */
-/* ------------------------------------------------------------------------ */
-
-/* Build the wire text of a reply into 'out' (appended, NUL-terminated as on
- * the wire).  Same rules as pmc_session_setmlreply; 'err' (may be NULL) gets
- * the reason on failure. */
-PMC_API pmc_status pmc_reply_format(pmc_buf *out, const char *rcode,
-                                    const char *xcode,
-                                    const char *const *lines, size_t n,
-                                    pmc_error *err);
 
 #ifdef __cplusplus
 }

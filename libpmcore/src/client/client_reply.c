@@ -251,3 +251,60 @@ pmc_status pmci_cli_reply(pmc_client *c, uint8_t cmd, const pmc_packet *pkt,
     *final = 1;
     return PMC_OK;
 }
+
+/* "c.s.d" with runs of digits of any length: how an MTA reading the
+ * reply tells an enhanced code from the first word of the text. */
+static int xcode_word(const char *p, size_t n)
+{
+    size_t runs = 0, len = 0;
+
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '.') {
+            if (len == 0 || ++runs > 3)
+                return 0;
+            len = 0;
+        } else if (p[i] >= '0' && p[i] <= '9') {
+            len++;
+        } else {
+            return 0;
+        }
+    }
+    return runs == 3;
+}
+
+int pmc_reply_next_line(pmc_str reply, size_t *cursor, pmc_str *rcode,
+                        pmc_str *xcode, pmc_str *text)
+{
+    const char *p, *sp;
+    size_t at = *cursor, n, i = 0, len;
+
+    /* Past the end once the last line was given: reply.len + 1. */
+    if (at > reply.len)
+        return 0;
+    p = reply.ptr != NULL ? reply.ptr + at : "";
+    n = reply.len - at;
+    while (i + 1 < n && !(p[i] == '\r' && p[i + 1] == '\n'))
+        i++;
+    if (i + 1 < n) {
+        len = i;
+        *cursor = at + i + 2;
+    } else {
+        len = n;
+        *cursor = reply.len + 1;
+    }
+    rcode->ptr = p;
+    rcode->len = len < 3 ? len : 3;
+    text->ptr = p + (len < 4 ? len : 4);
+    text->len = len - (size_t)(text->ptr - p);
+    xcode->ptr = text->ptr;
+    xcode->len = 0;
+    sp = memchr(text->ptr, ' ', text->len);
+    n = sp != NULL ? (size_t)(sp - text->ptr) : text->len;
+    if (xcode_word(text->ptr, n)) {
+        xcode->len = n;
+        n += sp != NULL;
+        text->ptr += n;
+        text->len -= n;
+    }
+    return 1;
+}

@@ -219,7 +219,7 @@ static pmc_status set_reply(pmc_session *s, const char *rcode,
                                               "ended");
     s->reply.len = 0;
     s->reply_class = 0;
-    st = pmc_reply_format(&s->reply, rcode, xcode, lines, n, &s->action_err);
+    st = pmci_reply_format(&s->reply, rcode, xcode, lines, n, &s->action_err);
     if (st != PMC_OK) {
         s->reply.len = 0;
         s->action_err.offset = s->cur_offset;

@@ -206,6 +206,14 @@ PMCI_HIDDEN void pmci_run_close(pmc_session *s);
 /* The end of the session, whatever ended it. */
 PMCI_HIDDEN void pmci_shut(pmc_session *s);
 
+/* reply.c: the wire text of a reply, appended to 'out' and NUL-terminated
+ * as on the wire, by the rules of pmc_session_setmlreply (which uses it
+ * for setreply too); 'err' (may be NULL) gets the reason on failure. */
+PMCI_HIDDEN pmc_status pmci_reply_format(pmc_buf *out, const char *rcode,
+                                         const char *xcode,
+                                         const char *const *lines, size_t n,
+                                         pmc_error *err);
+
 /* negotiate.c */
 PMCI_HIDDEN pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p,
                                       size_t n);

@@ -142,13 +142,16 @@ void pmci_macros_free(pmci_macros *m)
         pmc_buf_free(&m->slot[i]);
 }
 
-/* "x" and "{x}" name the same macro. */
-static void strip_braces(const char **p, size_t *n)
+pmc_str pmc_macro_name(pmc_str name)
 {
-    if (*n >= 2 && (*p)[0] == '{' && (*p)[*n - 1] == '}') {
-        (*p)++;
-        *n -= 2;
+    if (name.ptr == NULL)
+        name.len = 0;
+    else if (name.len >= 2 && name.ptr[0] == '{' &&
+             name.ptr[name.len - 1] == '}') {
+        name.ptr++;
+        name.len -= 2;
     }
+    return name;
 }
 
 static int next_pair(const pmc_buf *b, size_t *cursor, pmc_str *name,
@@ -171,16 +174,16 @@ static int next_pair(const pmc_buf *b, size_t *cursor, pmc_str *name,
 int pmc_session_getsymval(const pmc_session *s, const char *name,
                           size_t name_len, pmc_str *value)
 {
-    pmc_str n, v;
+    pmc_str n, v, want = {name, name_len};
 
     if (s == NULL || name == NULL)
         return 0;
-    strip_braces(&name, &name_len);
+    want = pmc_macro_name(want);
     for (int slot = PMCI_SLOTS - 1; slot >= 0; slot--) {
         size_t cursor = 0;
         while (next_pair(&s->macros.slot[slot], &cursor, &n, &v)) {
-            strip_braces(&n.ptr, &n.len);
-            if (n.len == name_len && memcmp(n.ptr, name, name_len) == 0) {
+            n = pmc_macro_name(n);
+            if (n.len == want.len && memcmp(n.ptr, want.ptr, want.len) == 0) {
                 *value = v;
                 return 1;
             }

@@ -1,8 +1,10 @@
 /*
  * SMTP reply text for REPLYCODE ('y').  MTAs splice this text into their own
- * SMTP dialogue, so a bad code, a stray CR/LF or a single '%' (sendmail uses
- * the text as a printf format) would corrupt the MTA's reply; we refuse
- * those here instead of letting the MTA fail later.
+ * SMTP dialogue, so a bad code or a stray CR/LF would corrupt the MTA's
+ * reply: we refuse those here instead of letting the MTA fail later.  A
+ * single '%' would too (sendmail uses the text as a printf format), so it
+ * goes out doubled.  Every binding's setreply ends here, so these are the
+ * reply rules of all of them.
  */
 #include "internal.h"
 
@@ -54,9 +56,14 @@ static pmc_status append_line(pmc_buf *out, const char *rcode, char sep,
             return pmci_set_error(err, PMC_ERR_REPLY_TEXT, 0,
                                   "reply line %zu contains CR or LF",
                                   line_no + 1);
-        st |= pmc_buf_append(out, t, 1);
-        if (*t == '%')
-            st |= pmc_buf_append(out, "%", 1);
+        if (*t != '%') {
+            st |= pmc_buf_append(out, t, 1);
+            continue;
+        }
+        /* Doubled on the wire; a pair is one '%' doubled by its writer. */
+        st |= pmc_buf_append(out, "%%", 2);
+        if (t[1] == '%')
+            t++;
     }
     if (st != PMC_OK)
         return pmci_set_error(err, PMC_ERR_NOMEM, 0, "out of memory");
@@ -69,9 +76,9 @@ static pmc_status append_line(pmc_buf *out, const char *rcode, char sep,
     return PMC_OK;
 }
 
-pmc_status pmc_reply_format(pmc_buf *out, const char *rcode,
-                            const char *xcode, const char *const *lines,
-                            size_t n, pmc_error *err)
+pmc_status pmci_reply_format(pmc_buf *out, const char *rcode,
+                             const char *xcode, const char *const *lines,
+                             size_t n, pmc_error *err)
 {
     pmc_error scratch;
     size_t start = out->len;
@@ -84,6 +91,10 @@ pmc_status pmc_reply_format(pmc_buf *out, const char *rcode,
         return pmci_set_error(err, PMC_ERR_REPLY_TEXT, 0,
                               "reply code must be three digits starting "
                               "with 4 or 5");
+    /* libmilter's smfi_setmlreply put one on every line when none was
+     * given; filters written against it expect the same bytes. */
+    if (xcode == NULL && n >= 2)
+        xcode = rcode[0] == '4' ? "4.0.0" : "5.0.0";
     if (xcode && !valid_xcode(xcode, rcode[0]))
         return pmci_set_error(err, PMC_ERR_REPLY_TEXT, 0,
                               "extended code \"%.20s\" is not of the form "

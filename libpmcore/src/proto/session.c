@@ -33,12 +33,14 @@ int pmci_reply_owed(const pmc_session *s, pmc_event ev)
     return !(s->protocol & nr_bit[ev]);
 }
 
-static int valid_verdict(int v)
+int pmc_verdict_valid(pmc_event ev, int v)
 {
     switch (v) {
     case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
     case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
         return 1;
+    case PMC_ALL_OPTS:
+        return ev == PMC_EV_NEGOTIATE;
     default:
         return 0;
     }
@@ -117,7 +119,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
     uint8_t code;
     pmc_status st = PMC_OK;
 
-    if (!valid_verdict(v)) {
+    if (!pmc_verdict_valid(ev, v)) {
         s->stats.callback_errors++;
         v = PMC_TEMPFAIL;
     }

@@ -400,7 +400,9 @@ packet is never split over three system calls.  [04_fixes]
 does.  [04_fixes]
 
 =item * C<setreply> accepts every valid enhanced code: subject and detail of
-1 to 3 digits (5.7.123).  C<%> in the text is doubled on the wire.  A text
+1 to 3 digits (5.7.123).  A lone C<%> in the text is doubled on the wire,
+as Sendmail needs; a C<%%> (already doubled, as libmilter's users write
+it) is sent as it is.  A text
 with CR or LF, or a line over 980 bytes, is refused (warning C<setreply:
 bad reply arguments>, undef).  A reply text is used only by a verdict of
 its class (5xx with REJECT, 4xx with TEMPFAIL).  MESSAGE C<'0'> is sent as
@@ -409,7 +411,9 @@ C<0> (1.27 sent an empty text).  [04_fixes, 02_context]
 =item * C<setmlreply> sends exactly the lines given, the last one with a
 space after the codes (C<"550-5.7.1 one\r\n550 5.7.1 two">).  1.27 added
 an empty first and an empty last line.  1 to 32 lines are accepted (1.27:
-2 to 32).  [04_fixes, 02_context]
+2 to 32).  Two lines or more with an undefined XCODE get C<4.0.0> or
+C<5.0.0> on every line, as libmilter sends them (1.27 sent an empty
+code).  [04_fixes, 02_context, 03_vectors]
 
 =item * Packets longer than the maximum packet size (1 MiB by default,
 C<max_packet> in the FLAGS hash) end the connection; 1.27 had no limit.

@@ -7,12 +7,20 @@
 #include "pym.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 
 const char *const pym_slot_names[SLOT_COUNT] = {
     "connect", "helo", "envfrom", "envrcpt", "header", "eoh", "body", "eom",
     "abort", "close", "unknown", "data", "negotiate"
+};
+
+/* The core's event of each slot, for the rules the core keeps per event. */
+static const pmc_event slot_event[SLOT_COUNT] = {
+    PMC_EV_CONNECT, PMC_EV_HELO, PMC_EV_ENVFROM, PMC_EV_ENVRCPT,
+    PMC_EV_HEADER, PMC_EV_EOH, PMC_EV_BODY, PMC_EV_EOM, PMC_EV_ABORT,
+    PMC_EV_CLOSE, PMC_EV_UNKNOWN, PMC_EV_DATA, PMC_EV_NEGOTIATE
 };
 
 /* The one decoding rule for every str argument: UTF-8, with undecodable
@@ -93,25 +101,17 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
     n = PyLong_AsLongAndOverflow(res, &over);
     if (n == -1 && PyErr_Occurred())
         return -1;
-    switch (over ? -1 : n) {
-    case PMC_CONTINUE: case PMC_REJECT: case PMC_DISCARD: case PMC_ACCEPT:
-    case PMC_TEMPFAIL: case PMC_NOREPLY: case PMC_SKIP:
+    if (!over && n >= INT_MIN && n <= INT_MAX &&
+        pmc_verdict_valid(slot_event[slot], (int)n)) {
         *v = (int)n;
         return 0;
-    case PMC_ALL_OPTS:
-        if (slot == SLOT_NEGOTIATE) {
-            *v = (int)n;
-            return 0;
-        }
-        /* fall through */
-    default:
-        /* pymilter passed these on and the MTA hung (issue #63). */
-        PyErr_Format(pym.error,
-                     "The %s callback returned %R, which is not a milter "
-                     "return code (CONTINUE, REJECT, DISCARD, ACCEPT, "
-                     "TEMPFAIL, NOREPLY or SKIP)", pym_slot_names[slot], res);
-        return -1;
     }
+    /* pymilter passed these on and the MTA hung (issue #63). */
+    PyErr_Format(pym.error,
+                 "The %s callback returned %R, which is not a milter "
+                 "return code (CONTINUE, REJECT, DISCARD, ACCEPT, "
+                 "TEMPFAIL, NOREPLY or SKIP)", pym_slot_names[slot], res);
+    return -1;
 }
 
 /* Call slot's callback with (ctx,) + args (borrowed; n items, any of

@@ -259,23 +259,10 @@ static PyObject *Context_getsymval(ContextObject *self, PyObject *args)
     return r;
 }
 
-/* pymilter passed the text to libmilter unchanged, and Milter.Base makes
- * users double '%'; the core doubles every '%' itself, so "%%" is turned
- * back into "%" first to keep the wire bytes pymilter sent. */
-static void undouble(char *t)
-{
-    char *w = t;
-
-    for (; *t; t++) {
-        *w++ = *t;
-        if (t[0] == '%' && t[1] == '%')
-            t++;
-    }
-    *w = 0;
-}
-
 /* Any number of lines reaches the core, which refuses more than 32 with
- * the same milter.error as other bad replies (pymilter: TypeError). */
+ * the same milter.error as other bad replies (pymilter: TypeError).  The
+ * text goes as the user wrote it: the core keeps a doubled '%' and
+ * supplies X.0.0 to multi-line replies, which is what pymilter sent. */
 static PyObject *Context_setreply(ContextObject *self, PyObject *args)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(args), i, nl;
@@ -304,15 +291,11 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
         lines[i] = cstr(PyTuple_GET_ITEM(args, i + 2), "reply line");
         if (lines[i] == NULL)
             goto out;
-        undouble(lines[i]);
     }
     memset(&x, 0, sizeof x);
     x.kind = nl >= 2 ? A_MLREPLY : A_REPLY;
     x.rcode = rcode;
-    /* libmilter's multi-line replies always carry an enhanced code:
-     * without one, X.0.0 of the reply's class. */
-    x.xcode = nl >= 2 && !xcode ? (rcode[0] == '4' ? "4.0.0" : "5.0.0")
-                                : xcode;
+    x.xcode = xcode;
     x.text = lines[0];
     x.lines = (const char *const *)lines;
     x.nl = (size_t)nl;

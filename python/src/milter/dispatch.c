@@ -1,4 +1,5 @@
-/* dispatch.c - the Milter package's standard callbacks, run from C.
+/* dispatch.c - the Milter package's standard callbacks, run from C, and
+ * the decoding of Milter.Base's *_bytes methods, which lives only here.
  *
  * Milter.runmilter registers, for each event, a small Python function that
  * finds the connection's Milter object (ctx.getpriv()) and calls its
@@ -8,10 +9,10 @@
  * header).  Each of those functions carries a `_milter_std` attribute,
  * (method, Base's *_bytes function or None, the method *_bytes calls or
  * None): when the registered callable has it and the context's priv is
- * set, the method is called here directly, with the decoding done exactly
- * as the *_bytes methods do it.  Anything unusual (no priv, an overridden
- * or replaced *_bytes method, a strategy that is not a str on a plain
- * function) takes the Python path, which decides as before. */
+ * set, the method is called here directly.  Base's *_bytes methods are
+ * milter._call_decoded, so the @decode strategy is applied by one function
+ * (call_decoded) whichever way a callback comes.  Anything unusual (no
+ * priv, an overridden or replaced *_bytes method) takes the Python path. */
 #include "pym.h"
 
 #include <string.h>
@@ -48,15 +49,28 @@ typedef struct {
 /* One entry per slot, for the last callable seen there (the GIL guards
  * it): the attribute is read once per registration, not per call. */
 static std_entry cache[SLOT_COUNT];
-static PyObject *s_std, *s_strategy, *s_default, *s_bytes;
+static PyObject *s_std, *s_strategy, *s_default, *s_bytes, *s_header,
+    *s_header_bytes, *s_envfrom, *s_envrcpt, *s_dict, *s_get, *s_decode,
+    *s_utf8;
 
 int pym_dispatch_init(void)
 {
-    s_std = PyUnicode_InternFromString("_milter_std");
-    s_strategy = PyUnicode_InternFromString("error_strategy");
-    s_default = PyUnicode_InternFromString("surrogateescape");
-    s_bytes = PyUnicode_InternFromString("bytes");
-    return s_std && s_strategy && s_default && s_bytes ? 0 : -1;
+    static const struct {
+        PyObject **p;
+        const char *text;
+    } names[] = {
+        {&s_std, "_milter_std"},         {&s_strategy, "error_strategy"},
+        {&s_default, "surrogateescape"}, {&s_bytes, "bytes"},
+        {&s_header, "header"},           {&s_header_bytes, "header_bytes"},
+        {&s_envfrom, "envfrom"},         {&s_envrcpt, "envrcpt"},
+        {&s_dict, "__dict__"},           {&s_get, "get"},
+        {&s_decode, "decode"},           {&s_utf8, "utf-8"},
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if ((*names[i].p = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
 }
 
 static int lookup_attr(PyObject *o, PyObject *name, PyObject **res)
@@ -154,41 +168,81 @@ static PyObject *call_method(PyObject *name, PyObject *self,
 #endif
 }
 
-/* The @decode strategy of meth as Milter._strategy finds it.  1 with
- * *st borrowed, 0 when only the Python code can tell, -1 on error. */
-static int strategy(PyObject *meth, PyObject **st)
+/* The @decode strategy of meth: error_strategy in the __dict__ of its
+ * function (of the method's function for a bound method), else the
+ * default.  New reference, or NULL with an exception set. */
+static PyObject *strategy(PyObject *meth)
 {
     PyObject *func = meth, *dict, *v;
+    int r;
 
     if (Py_TYPE(meth) == &PyMethod_Type)
         func = PyMethod_GET_FUNCTION(meth);
-    if (!PyFunction_Check(func))
-        return 0;
-    dict = ((PyFunctionObject *)func)->func_dict;
-    v = dict != NULL ? PyDict_GetItemWithError(dict, s_strategy) : NULL;
-    if (v == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        *st = s_default;
-        return 1;
+    if (PyFunction_Check(func)) {
+        dict = ((PyFunctionObject *)func)->func_dict;
+        v = dict != NULL ? PyDict_GetItemWithError(dict, s_strategy) : NULL;
+        if (v == NULL && PyErr_Occurred())
+            return NULL;
+        return Py_NewRef(v != NULL ? v : s_default);
     }
-    if (!PyUnicode_CheckExact(v))
-        return 0;
-    *st = v;
-    return 1;
+    /* Any other callable: its __dict__, if it has one, read with get(). */
+    r = lookup_attr(func, s_dict, &dict);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(s_default);
+    v = PyObject_CallMethodObjArgs(dict, s_get, s_strategy, s_default, NULL);
+    Py_DECREF(dict);
+    return v;
 }
 
-/* b.decode('utf-8', errors), or b itself when that raises
- * UnicodeDecodeError (the 'strict' strategy lets the bytes through). */
-static PyObject *decode_or_keep(PyObject *b, const char *errors)
+/* A header value straight from the engine's buffer. */
+static PyObject *raw_bytes(const pym_raw *raw)
 {
-    PyObject *s = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(b),
-                                       PyBytes_GET_SIZE(b), errors);
+    return PyBytes_FromStringAndSize(raw->p, raw->n);
+}
 
+/* The error handler's name when st is a str the decoder takes as it is;
+ * NULL when only bytes.decode can tell what becomes of it. */
+static const char *plain_errors(PyObject *st)
+{
+    const char *errors;
+    Py_ssize_t len;
+
+    if (!PyUnicode_CheckExact(st))
+        return NULL;
+    errors = PyUnicode_AsUTF8AndSize(st, &len);
+    if (errors == NULL || strlen(errors) != (size_t)len) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return errors;
+}
+
+/* b.decode('utf-8', st), or b itself when that raises UnicodeDecodeError
+ * (the 'strict' strategy lets the bytes through); errors is
+ * plain_errors(st).  raw, when given, stands for b, which is made only if
+ * needed. */
+static PyObject *decode_arg(PyObject *b, const pym_raw *raw, PyObject *st,
+                            const char *errors)
+{
+    PyObject *s, *own = NULL;
+
+    if (errors != NULL && raw != NULL) {
+        s = PyUnicode_DecodeUTF8(raw->p, raw->n, errors);
+    } else {
+        if (raw != NULL && (b = own = raw_bytes(raw)) == NULL)
+            return NULL;
+        if (errors != NULL && PyBytes_CheckExact(b))
+            s = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(b),
+                                     PyBytes_GET_SIZE(b), errors);
+        else
+            s = PyObject_CallMethodObjArgs(b, s_decode, s_utf8, st, NULL);
+    }
     if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
         PyErr_Clear();
-        return Py_NewRef(b);
+        s = own != NULL ? Py_NewRef(own)
+                        : raw != NULL ? raw_bytes(raw) : Py_NewRef(b);
     }
+    Py_XDECREF(own);
     return s;
 }
 
@@ -225,114 +279,127 @@ static PyObject *call_got(int unbound, PyObject *m, PyObject *obj,
     return PyObject_Vectorcall(m, args, (size_t)n, NULL);
 }
 
-/* A header value straight from the engine's buffer. */
-static PyObject *raw_bytes(const pym_raw *raw)
+/* Base.<target>_bytes(*args): target is header, envfrom or envrcpt
+ * (interned).  The method's @decode strategy is applied to the bytes
+ * arguments (header: the value only, and only exact bytes), or with
+ * 'bytes' none is, and header_bytes is then replaced on the instance by
+ * the method itself so later headers go straight in.  With raw, the last
+ * argument is missing from args: the header value, made here as a str
+ * directly when it is decoded.  With via (pym_dispatch's calls), a
+ * strategy only bytes.decode can judge goes through the Python method of
+ * that name instead, so what it raises is reported with the frames it
+ * would have had without the shortcut. */
+static PyObject *call_decoded(PyObject *target, PyObject *via,
+                              PyObject *priv, PyObject *const *args,
+                              Py_ssize_t n, const pym_raw *raw)
 {
-    return PyBytes_FromStringAndSize(raw->p, raw->n);
-}
-
-/* raw.decode('utf-8', errors), or the bytes as decode_or_keep does. */
-static PyObject *raw_decode_or_keep(const pym_raw *raw, const char *errors)
-{
-    PyObject *s = PyUnicode_DecodeUTF8(raw->p, raw->n, errors);
-
-    if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-        PyErr_Clear();
-        return raw_bytes(raw);
-    }
-    return s;
-}
-
-/* header_bytes(fld, val) / envfrom_bytes(*b) / envrcpt_bytes(*b) of Base,
- * without their Python frames.  header's field is a str already.  With
- * raw, the last argument is missing from args: the header value, made
- * here as a str directly when it is decoded, as bytes otherwise. */
-static PyObject *call_bytes(const std_entry *e, int slot, PyObject *priv,
-                            PyObject *const *args, Py_ssize_t n,
-                            const pym_raw *raw)
-{
-    PyObject *small[9], **conv = small, *b, *meth = NULL, *st, *res = NULL;
-    PyObject *own = NULL; /* the value as bytes, once made */
-    const char *errors;
-    Py_ssize_t i, len, done = 0;
-    int unbound, r;
+    PyObject *small[9], **conv = small, *meth = NULL, *st = NULL;
+    PyObject *res = NULL;
+    const char *errors = NULL;
+    Py_ssize_t i, done = 0;
+    int header = target == s_header, unbound, keep;
 
     if (n + 1 > 9 && (conv = PyMem_Malloc((size_t)(n + 1) *
                                           sizeof *conv)) == NULL)
         return PyErr_NoMemory();
     conv[0] = NULL;
-    memcpy(conv + 1, args, (size_t)n * sizeof *conv); /* borrowed yet */
-#define NEED_BYTES()                                                       \
-    do {                                                                   \
-        if (raw != NULL && own == NULL) {                                  \
-            if ((own = raw_bytes(raw)) == NULL)                            \
-                goto out;                                                  \
-            conv[n] = own;                                                 \
-        }                                                                  \
-    } while (0)
-    unbound = get_method(priv, e->name, &b);
-    if (unbound < 0)
+    unbound = get_method(priv, target, &meth);
+    if (unbound < 0 || (st = strategy(meth)) == NULL)
         goto out;
-    if (!unbound || b != e->bytes_fn) {
-        /* Overridden, or replaced on the instance: call what is there. */
-        NEED_BYTES();
-        res = call_got(unbound, b, priv, conv + 1, n);
-        Py_DECREF(b);
+    keep = PyObject_RichCompareBool(st, s_bytes, Py_EQ);
+    if (keep < 0)
+        goto out;
+    if (!keep && (errors = plain_errors(st)) == NULL && via != NULL) {
+        memcpy(conv + 1, args, (size_t)n * sizeof *conv);
+        if (raw == NULL || (conv[n] = raw_bytes(raw)) != NULL)
+            res = call_method(via, priv, conv + 1, n);
+        if (raw != NULL)
+            Py_XDECREF(conv[n]);
         goto out;
     }
-    Py_DECREF(b);
-    unbound = get_method(priv, e->target, &meth);
-    if (unbound < 0)
-        goto out;
-    /* Milter._strategy looks at the function of a bound method. */
-    r = strategy(meth, &st);
-    if (r <= 0) {
-        if (r == 0) {
-            NEED_BYTES();
-            res = call_method(e->name, priv, conv + 1, n);
-        }
-        goto out;
+    if (keep && header) {
+        PyObject *bm = unbound ? PyMethod_New(meth, priv) : Py_NewRef(meth);
+        int r = bm != NULL ? PyObject_SetAttr(priv, s_header_bytes, bm) : -1;
+        Py_XDECREF(bm);
+        if (r < 0)
+            goto out;
     }
-    if (PyUnicode_Compare(st, s_bytes) == 0) {
-        /* Raw bytes: header_bytes also puts the method in its own place
-         * so later headers go straight in. */
-        if (slot == SLOT_HEADER) {
-            PyObject *bm = unbound ? PyMethod_New(meth, priv)
-                                   : Py_NewRef(meth);
-            r = bm != NULL ? PyObject_SetAttr(priv, e->name, bm) : -1;
-            Py_XDECREF(bm);
-            if (r < 0)
-                goto out;
-        }
-        NEED_BYTES();
-        res = call_got(unbound, meth, priv, conv + 1, n);
-        goto out;
-    }
-    errors = PyUnicode_AsUTF8AndSize(st, &len);
-    if (errors == NULL || strlen(errors) != (size_t)len) {
-        PyErr_Clear(); /* let bytes.decode say what is wrong with it */
-        NEED_BYTES();
-        res = call_method(e->name, priv, conv + 1, n);
-        goto out;
-    }
-#undef NEED_BYTES
     for (i = 0; i < n; i++, done++) {
-        PyObject *a = args[i];
-        if (raw != NULL && i == n - 1)
-            conv[i + 1] = raw_decode_or_keep(raw, errors);
-        else if ((slot != SLOT_HEADER || i == 1) && PyBytes_CheckExact(a))
-            conv[i + 1] = decode_or_keep(a, errors);
+        PyObject *a = raw != NULL && i == n - 1 ? NULL : args[i];
+        int dec = !keep && (header ? i == 1 && (a == NULL ||
+                                                 PyBytes_CheckExact(a))
+                                   : a == NULL || PyBytes_Check(a));
+        if (dec)
+            conv[i + 1] = decode_arg(a, a == NULL ? raw : NULL, st, errors);
         else
-            conv[i + 1] = Py_NewRef(a);
+            conv[i + 1] = a == NULL ? raw_bytes(raw) : Py_NewRef(a);
         if (conv[i + 1] == NULL)
             goto out;
     }
     res = call_got(unbound, meth, priv, conv + 1, n);
 out:
     Py_XDECREF(meth);
+    Py_XDECREF(st);
     for (i = 0; i < done; i++)
         Py_DECREF(conv[i + 1]);
-    Py_XDECREF(own);
+    if (conv != small)
+        PyMem_Free(conv);
+    return res;
+}
+
+/* milter._call_decoded(self, 'header' | 'envfrom' | 'envrcpt', *args):
+ * Milter.Base's *_bytes methods, so they and pym_dispatch share
+ * call_decoded. */
+PyObject *pym_call_decoded(PyObject *mod, PyObject *args)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *name, *target = NULL;
+
+    (void)mod;
+    name = n >= 2 ? PyTuple_GET_ITEM(args, 1) : NULL;
+    if (name != NULL && PyUnicode_Check(name)) {
+        if (PyUnicode_Compare(name, s_header) == 0)
+            target = s_header;
+        else if (PyUnicode_Compare(name, s_envfrom) == 0)
+            target = s_envfrom;
+        else if (PyUnicode_Compare(name, s_envrcpt) == 0)
+            target = s_envrcpt;
+    }
+    if (target == NULL)
+        return PyErr_Format(PyExc_TypeError,
+                            "_call_decoded(self, 'header' | 'envfrom' | "
+                            "'envrcpt', *args)");
+    return call_decoded(target, NULL, PyTuple_GET_ITEM(args, 0),
+                        &PyTuple_GET_ITEM(args, 2), n - 2, NULL);
+}
+
+/* Base's *_bytes method on priv, unless priv has its own: then that one,
+ * called as Python would. */
+static PyObject *call_bytes(const std_entry *e, PyObject *priv,
+                            PyObject *const *args, Py_ssize_t n,
+                            const pym_raw *raw)
+{
+    PyObject *small[9], **conv = small, *b, *res = NULL;
+    int unbound = get_method(priv, e->name, &b);
+
+    if (unbound < 0)
+        return NULL;
+    if (unbound && b == e->bytes_fn) {
+        Py_DECREF(b);
+        return call_decoded(e->target, e->name, priv, args, n, raw);
+    }
+    if (n + 1 > 9 && (conv = PyMem_Malloc((size_t)(n + 1) *
+                                          sizeof *conv)) == NULL) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    conv[0] = NULL;
+    memcpy(conv + 1, args, (size_t)n * sizeof *conv);
+    if (raw == NULL || (conv[n] = raw_bytes(raw)) != NULL)
+        res = call_got(unbound, b, priv, conv + 1, n);
+    if (raw != NULL)
+        Py_XDECREF(conv[n]);
+    Py_DECREF(b);
     if (conv != small)
         PyMem_Free(conv);
     return res;
@@ -355,7 +422,7 @@ PyObject *pym_dispatch(int slot, PyObject *cb, ContextObject *ctx,
         return NULL;
     if (t && e->bytes_fn != NULL) {
         Py_INCREF(priv); /* setpriv may drop it during the call */
-        res = call_bytes(e, slot, priv, args, n, raw);
+        res = call_bytes(e, priv, args, n, raw);
         Py_DECREF(priv);
         return res;
     }

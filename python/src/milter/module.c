@@ -157,7 +157,75 @@ static PyObject *m_getversion(PyObject *self, PyObject *noargs)
     return Py_BuildValue("(iii)", 1, 0, 1);
 }
 
+/* _macro_name(name): the name as libpmcore compares macro names (without
+ * braces), for Milter.testctx, which plays the MTA's part in Python. */
+static PyObject *m_macro_name(PyObject *self, PyObject *arg)
+{
+    PyObject *b, *r;
+    pmc_str n;
+
+    (void)self;
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "macro name must be str");
+    b = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape");
+    if (b == NULL)
+        return NULL;
+    n.ptr = PyBytes_AS_STRING(b);
+    n.len = (size_t)PyBytes_GET_SIZE(b);
+    n = pmc_macro_name(n);
+    r = pym_decode(n.ptr, n.len);
+    Py_DECREF(b);
+    return r;
+}
+
+/* _reply_lines(text): a REPLYCODE text as setreply() took it, (rcode,
+ * xcode or None, *lines), read by libpmcore (pmc_reply_next_line) for
+ * Milter.testctx, which plays the MTA's part in Python. */
+static PyObject *m_reply_lines(PyObject *self, PyObject *arg)
+{
+    PyObject *lines, *t = NULL, *rc = NULL, *xc = NULL, *l;
+    pmc_str r, rcode, xcode, text, last_x = {NULL, 0};
+    size_t cur = 0;
+    Py_ssize_t i, n;
+
+    (void)self;
+    if (!PyBytes_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "reply text must be bytes");
+    r.ptr = PyBytes_AS_STRING(arg);
+    r.len = (size_t)PyBytes_GET_SIZE(arg);
+    if ((lines = PyList_New(0)) == NULL)
+        return NULL;
+    while (pmc_reply_next_line(r, &cur, &rcode, &xcode, &text)) {
+        if (xcode.len > 0)
+            last_x = xcode;
+        l = pym_decode(text.ptr, text.len);
+        if (l == NULL || PyList_Append(lines, l) < 0) {
+            Py_XDECREF(l);
+            goto out;
+        }
+        Py_DECREF(l);
+    }
+    /* The codes of the last line, as pymilter's callers read them. */
+    rc = pym_decode(rcode.ptr, rcode.len);
+    xc = last_x.ptr ? pym_decode(last_x.ptr, last_x.len) : Py_NewRef(Py_None);
+    n = PyList_GET_SIZE(lines);
+    if (rc == NULL || xc == NULL || (t = PyTuple_New(n + 2)) == NULL)
+        goto out;
+    PyTuple_SET_ITEM(t, 0, Py_NewRef(rc));
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(xc));
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i + 2, Py_NewRef(PyList_GET_ITEM(lines, i)));
+out:
+    Py_XDECREF(rc);
+    Py_XDECREF(xc);
+    Py_DECREF(lines);
+    return t;
+}
+
 static PyMethodDef methods[] = {
+    {"_reply_lines", m_reply_lines, METH_O, NULL},
+    {"_macro_name", m_macro_name, METH_O, NULL},
+    {"_call_decoded", pym_call_decoded, METH_VARARGS, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
      "set_flags(flags): kept for compatibility; negotiation decides."},
     {"set_connect_callback", set_connect_callback, METH_O, NULL},
