@@ -68,56 +68,79 @@ static int one_case(app *a, tsrv *t, uint16_t port, const uint8_t *conv,
     return ok && settled(a, t->srv, 2000);
 }
 
-static void every_offset(pmc_server_model model, unsigned lead_us,
-                         const char *label)
-{
+/* A server of one model on a TCP port of 127.0.0.1, with the milter of
+ * srvtest.h and the raw conversation the cases cut. */
+typedef struct fixture {
     app a;
-    pmc_server_config cfg;
     tsrv t;
-    pmc_buf conv = {0};
-    int lfd, fds0, fds_srv;
+    pmc_buf conv;
     uint16_t port;
+} fixture;
 
-    memset(&a, 0, sizeof a);
+static int fixture_start(fixture *f, pmc_server_model model,
+                         unsigned lead_us, unsigned actions, const char *label)
+{
+    pmc_server_config cfg;
+    int lfd;
+
+    memset(f, 0, sizeof *f);
     dialed = 0;
-    base_config(&cfg, &a);
+    base_config(&cfg, &f->a);
     cfg.model = model;
     cfg.threads = 2;
     cfg.pool_lead_us = lead_us;
-    raw_conversation(&conv);
-    fds0 = count_fds();
-    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
-    if (lfd < 0) {
-        CHECK(0, "%s: server started", label);
-        pmc_buf_free(&conv);
-        return;
+    if (actions)
+        cfg.session.actions = actions;
+    raw_conversation(&f->conv);
+    lfd = srv_start(&f->t, &cfg, "inet:0@127.0.0.1");
+    if (!CHECK(lfd >= 0, "%s: server started", label)) {
+        pmc_buf_free(&f->conv);
+        return 0;
     }
-    port = port_of(lfd);
+    f->port = port_of(lfd);
+    return 1;
+}
+
+static void fixture_stop(fixture *f)
+{
+    srv_stop(&f->t, 0);
+    pmc_buf_free(&f->conv);
+}
+
+static void every_offset(pmc_server_model model, unsigned lead_us,
+                         const char *label)
+{
+    fixture f;
+    int fds0 = count_fds(), fds_srv;
+
+    if (!fixture_start(&f, model, lead_us, 0, label))
+        return;
     /* Let the server set up (epoll, pool) before counting its own. */
-    full_conv(dial_inet("127.0.0.1", port), NULL);
+    full_conv(dial_inet("127.0.0.1", f.port), NULL);
     dialed++;
-    settled(&a, t.srv, 2000);
+    settled(&f.a, f.t.srv, 2000);
     fds_srv = count_fds();
     for (int how = END_FIN; how <= END_RESET; how++) {
         size_t bad = 0, first_bad = 0;
         int fds;
-        for (size_t n = 0; n < conv.len; n++)
-            if (!one_case(&a, &t, port, conv.data, n, (enum end_kind)how) &&
+        for (size_t n = 0; n < f.conv.len; n++)
+            if (!one_case(&f.a, &f.t, f.port, f.conv.data, n,
+                          (enum end_kind)how) &&
                 bad++ == 0)
                 first_bad = n;
         CHECK(bad == 0,
               "%s: %s at every offset of %zu: %zu left open (first at %zu)",
-              label, end_name[how], conv.len, bad, first_bad);
+              label, end_name[how], f.conv.len, bad, first_bad);
         fds = count_fds();
         CHECK(fds == fds_srv, "%s: %s: descriptors back (%d, baseline %d)",
               label, end_name[how], fds, fds_srv);
     }
-    CHECK(a.close_h == a.opens,
+    CHECK(f.a.close_h == f.a.opens,
           "%s: the close handler ran once per connection (%d of %d)", label,
-          (int)a.close_h, (int)a.opens);
-    CHECK(srv_stop(&t, 0) == PMC_OK, "%s: stopped", label);
+          (int)f.a.close_h, (int)f.a.opens);
+    CHECK(srv_stop(&f.t, 0) == PMC_OK, "%s: stopped", label);
     CHECK(count_fds() == fds0, "%s: no descriptor left after stop", label);
-    pmc_buf_free(&conv);
+    pmc_buf_free(&f.conv);
 }
 
 /* Length of the conversation up to and including its first EOM. */
@@ -142,41 +165,24 @@ static size_t through_first_eom(const pmc_buf *b)
 static void busy_ends(pmc_server_model model, unsigned lead_us,
                       const char *label)
 {
-    app a;
-    pmc_server_config cfg;
-    tsrv t;
-    pmc_buf conv = {0};
-    int lfd;
-    uint16_t port;
+    fixture f;
     size_t n;
 
-    memset(&a, 0, sizeof a);
-    dialed = 0;
-    base_config(&cfg, &a);
-    cfg.model = model;
-    cfg.threads = 2;
-    cfg.pool_lead_us = lead_us;
-    cfg.session.actions = PMC_ACT_ADDHDRS | PMC_ACT_CHGBODY;
-    raw_conversation(&conv);
-    n = through_first_eom(&conv);
-    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
-    if (lfd < 0) {
-        CHECK(0, "%s: server started", label);
-        pmc_buf_free(&conv);
+    if (!fixture_start(&f, model, lead_us, PMC_ACT_ADDHDRS | PMC_ACT_CHGBODY,
+                       label))
         return;
-    }
-    port = port_of(lfd);
+    n = through_first_eom(&f.conv);
 
-    atomic_store(&a.eom_ms, 100);
+    atomic_store(&f.a.eom_ms, 100);
     for (int how = END_FIN; how <= END_RESET; how++)
-        CHECK(one_case(&a, &t, port, conv.data, n, (enum end_kind)how),
+        CHECK(one_case(&f.a, &f.t, f.port, f.conv.data, n, (enum end_kind)how),
               "%s: %s while the EOM handler runs: released", label,
               end_name[how]);
-    atomic_store(&a.eom_ms, 0);
+    atomic_store(&f.a.eom_ms, 0);
 
-    atomic_store(&a.big_body, 4 << 20);
+    atomic_store(&f.a.big_body, 4 << 20);
     for (int how = END_FIN; how <= END_RESET; how += 2) {
-        int fd = dial_inet("127.0.0.1", port);
+        int fd = dial_inet("127.0.0.1", f.port);
         int small = 4096;
         CHECK(fd >= 0, "%s: connected", label);
         if (fd < 0)
@@ -184,21 +190,21 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
         dialed++;
         /* A small receive window, so the reply cannot all be sent. */
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        CHECK(send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
+        CHECK(send(fd, f.conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
               "%s: sent", label);
         sleep_ms(100);
         end_conn(fd, (enum end_kind)how);
-        CHECK(settled(&a, t.srv, 2000),
+        CHECK(settled(&f.a, f.t.srv, 2000),
               "%s: %s while a large reply is written: released", label,
               end_name[how]);
     }
     /* A half-closed peer that still reads gets the whole reply, then the
      * end. */
     {
-        int fd = dial_inet("127.0.0.1", port);
+        int fd = dial_inet("127.0.0.1", f.port);
         static uint8_t sink[8 << 20];
         size_t got;
-        CHECK(fd >= 0 && send(fd, conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
+        CHECK(fd >= 0 && send(fd, f.conv.data, n, MSG_NOSIGNAL) == (ssize_t)n,
               "%s: sent", label);
         dialed++;
         shutdown(fd, SHUT_WR);
@@ -206,14 +212,13 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
         CHECK(got > (4u << 20), "%s: half-closed peer read the reply (%zu)",
               label, got);
         close(fd);
-        CHECK(settled(&a, t.srv, 2000), "%s: then released", label);
+        CHECK(settled(&f.a, f.t.srv, 2000), "%s: then released", label);
     }
-    atomic_store(&a.big_body, 0);
-    CHECK(a.close_h == a.opens,
+    atomic_store(&f.a.big_body, 0);
+    CHECK(f.a.close_h == f.a.opens,
           "%s: close handler once per connection (%d of %d)", label,
-          (int)a.close_h, (int)a.opens);
-    srv_stop(&t, 0);
-    pmc_buf_free(&conv);
+          (int)f.a.close_h, (int)f.a.opens);
+    fixture_stop(&f);
 }
 
 /* A stop with a peer that went away inside a message does not wait for
@@ -221,41 +226,27 @@ static void busy_ends(pmc_server_model model, unsigned lead_us,
 static void stop_after_gone(pmc_server_model model, unsigned lead_us,
                             const char *label)
 {
-    app a;
-    pmc_server_config cfg;
-    tsrv t;
-    pmc_buf conv = {0};
-    int lfd, fd;
+    fixture f;
+    int fd;
     long long t0;
 
-    memset(&a, 0, sizeof a);
-    dialed = 0;
-    base_config(&cfg, &a);
-    cfg.model = model;
-    cfg.threads = 2;
-    cfg.pool_lead_us = lead_us;
-    raw_conversation(&conv);
-    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
-    if (lfd < 0) {
-        CHECK(0, "%s: server started", label);
-        pmc_buf_free(&conv);
+    if (!fixture_start(&f, model, lead_us, 0, label))
         return;
-    }
-    fd = dial_inet("127.0.0.1", port_of(lfd));
+    fd = dial_inet("127.0.0.1", f.port);
     /* OPTNEG through the first RCPT, and a macro packet, then FIN. */
     {
         static const uint8_t mac[] = {0, 0, 0, 7, 'D', 'R',
                                       'i', 0, 'Q', '1', 0};
         size_t upto = 0;
         int seen = 0;
-        while (upto + 5 <= conv.len) {
-            uint32_t len = (uint32_t)conv.data[upto + 3];
-            char cmd = (char)conv.data[upto + 4];
+        while (upto + 5 <= f.conv.len) {
+            uint32_t len = (uint32_t)f.conv.data[upto + 3];
+            char cmd = (char)f.conv.data[upto + 4];
             upto += 4 + len;
             if (cmd == 'R' && ++seen == 1)
                 break;
         }
-        CHECK(send(fd, conv.data, upto, MSG_NOSIGNAL) == (ssize_t)upto &&
+        CHECK(send(fd, f.conv.data, upto, MSG_NOSIGNAL) == (ssize_t)upto &&
                   send(fd, mac, sizeof mac, MSG_NOSIGNAL) ==
                       (ssize_t)sizeof mac,
               "%s: sent", label);
@@ -264,14 +255,14 @@ static void stop_after_gone(pmc_server_model model, unsigned lead_us,
     close(fd);
     sleep_ms(50);
     t0 = now_ms();
-    pmc_server_stop(t.srv, 10000);
-    pthread_join(t.th, NULL);
-    t.running = 0;
+    pmc_server_stop(f.t.srv, 10000);
+    pthread_join(f.t.th, NULL);
+    f.t.running = 0;
     CHECK(now_ms() - t0 < 2000, "%s: stop with a gone peer took %lld ms",
           label, now_ms() - t0);
-    CHECK(a.aborts >= 1 && a.closes == 1, "%s: abort and close ran", label);
-    srv_stop(&t, 0);
-    pmc_buf_free(&conv);
+    CHECK(f.a.aborts >= 1 && f.a.closes == 1, "%s: abort and close ran",
+          label);
+    fixture_stop(&f);
 }
 
 int main(void)
