@@ -213,7 +213,8 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
     if (!c->out_left && !c->pending && !c->partial)
         pmci_session_trim(c->s);
     /* The MTA owes nothing while a handler is pending: idle, not read. */
-    pmci_tl_append(l, c, c->out_left || (!c->pending && (c->partial || c->in_msg)));
+    pmci_tl_append(l, c,
+                   c->out_left || (!c->pending && (c->partial || c->in_msg)));
 }
 
 void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)

@@ -20,45 +20,6 @@ int pmci_loop_add(pmci_loop *l, pmci_item *it, uint32_t ev)
     return epoll_ctl(l->ep, EPOLL_CTL_ADD, it->fd, &e);
 }
 
-/* Timeout lists: two, each in deadline order because every member of one
- * list got the same timeout when it was appended. */
-
-void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
-{
-    pmci_tlist *t;
-
-    if (c->tlist < 0)
-        return;
-    t = &l->tl[c->tlist];
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        t->head = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    else
-        t->tail = c->tprev;
-    c->tprev = c->tnext = NULL;
-    c->tlist = -1;
-}
-
-void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
-{
-    pmci_tlist *t = &l->tl[which];
-    int ms = which ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
-
-    pmci_tl_remove(l, c);
-    c->deadline = ms > 0 ? pmci_now_ms() + ms : LLONG_MAX;
-    c->tlist = which;
-    c->tprev = t->tail;
-    c->tnext = NULL;
-    if (t->tail)
-        t->tail->tnext = c;
-    else
-        t->head = c;
-    t->tail = c;
-}
-
 void pmci_loop_each_idle(pmci_loop *l,
                          void (*fn)(pmci_loop *, pmci_conn *))
 {
