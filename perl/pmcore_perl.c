@@ -658,6 +658,18 @@ void pmp_ctx_attach(pTHX_ SV *ctx, HV *cbs, HV *o)
         ->mg_flags |= MGf_DUP;
 }
 
+const void *pmp_by_name(const void *table, size_t count, size_t size,
+                        const char *name)
+{
+    const char *p = table;
+    size_t i;
+
+    for (i = 0; i < count; i++, p += size)
+        if (strEQ(*(const char *const *)(const void *)p, name))
+            return p;
+    return NULL;
+}
+
 pmc_session *pmp_open(pTHX_ pmp_ctx *c)
 {
     if (!c->own) {

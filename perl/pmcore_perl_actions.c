@@ -165,7 +165,7 @@ static pmc_status a_setsymlist(pTHX_ pmc_session *s, SV **a, int n,
 
 /* The one table of context actions: the name Context.pm's _do and
  * write_packet pass, and the conversion that calls the core. */
-static const struct {
+static const struct pmp_action_entry {
     const char *name;
     pmp_action_fn *fn;
 } pmp_actions[] = {
@@ -180,20 +180,18 @@ static const struct {
 
 SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n)
 {
-    pmp_action_fn *fn = NULL;
+    const struct pmp_action_entry *e;
     pmc_status st;
-    size_t i;
     int bad = 0;
 
     if (!c->s)
         return sv_2mortal(newSVpvf("%s: no milter conversation is running "
                                    "(CLOSED)", op));
-    for (i = 0; i < sizeof pmp_actions / sizeof pmp_actions[0] && !fn; i++)
-        if (strEQ(op, pmp_actions[i].name))
-            fn = pmp_actions[i].fn;
-    if (!fn)
+    e = pmp_by_name(pmp_actions, sizeof pmp_actions / sizeof *pmp_actions,
+                    sizeof *pmp_actions, op);
+    if (!e)
         croak("Sendmail::PMilter::Context: unknown action %s", op);
-    st = fn(aTHX_ c->s, a, n, &bad);
+    st = e->fn(aTHX_ c->s, a, n, &bad);
     if (st == PMC_OK)
         return NULL;
     if (bad)
