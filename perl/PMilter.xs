@@ -83,8 +83,32 @@ _action(ctx, op, ...)
   OUTPUT:
     RETVAL
 
-# Context.pm's addheader, in C: the method most milters call for every
-# message.  Same checks, order and texts.
+# Context.pm's _do and _eom_flag: the one copy of 1.27's checks and of the
+# die of a failed action, which addheader below uses too.
+void
+_do(ctx, op, ...)
+    SV *ctx
+    const char *op
+  PPCODE:
+    {
+        SV *e = pmp_action(aTHX_ pmp_ctx_get(aTHX_ ctx, 1), op,
+                           &ST(2), items - 2);
+        if (e)
+            pmp_action_die(aTHX_ op, e);
+        mXPUSHi(1);
+    }
+
+void
+_eom_flag(ctx, name, flag = &PL_sv_undef, flagname = NULL)
+    SV *ctx
+    const char *name
+    SV *flag
+    const char *flagname
+  PPCODE:
+    pmp_eom_flag(aTHX_ ctx, name, SvOK(flag) ? SvUV(flag) : 0,
+                 SvOK(flag) ? flagname : NULL);
+
+# addheader is in C: the method most milters call for every message.
 void
 addheader(ctx, name, value)
     SV *ctx

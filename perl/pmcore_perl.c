@@ -550,9 +550,24 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
     return PMC_REJECT;
 }
 
-static const char *const pmp_cb_names[PMC_EV_COUNT] = {
-    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data", "header",
-    "eoh", "body", "eom", "abort", "close", "unknown"};
+/* The one table of callbacks, in PMC_EV_* order: the key of the
+ * callbacks hash, which is also the field of pmc_handlers and the h_
+ * function.  The names array and the handler installation below are
+ * generated from it, so a new event is one line here. */
+#define PMP_EVENTS(X) \
+    X(NEGOTIATE, negotiate) X(CONNECT, connect) X(HELO, helo) \
+    X(ENVFROM, envfrom) X(ENVRCPT, envrcpt) X(DATA, data) \
+    X(HEADER, header) X(EOH, eoh) X(BODY, body) X(EOM, eom) \
+    X(ABORT, abort) X(CLOSE, close) X(UNKNOWN, unknown)
+
+#define PMP_NAME(ev, f) [PMC_EV_##ev] = #f,
+static const char *const pmp_cb_names[PMC_EV_COUNT] = {PMP_EVENTS(PMP_NAME)};
+#undef PMP_NAME
+
+#define PMP_ONE(ev, f) +1
+_Static_assert(0 PMP_EVENTS(PMP_ONE) == PMC_EV_COUNT,
+               "PMP_EVENTS must list every PMC_EV_* event");
+#undef PMP_ONE
 
 static SV *pmp_code(pTHX_ HV *hv, const char *key)
 {
@@ -594,7 +609,7 @@ void pmp_ctx_attach(pTHX_ SV *ctx, HV *cbs, HV *o)
 {
     pmp_ctx *c;
     IV dv;
-    int i;
+    int i, also[PMC_EV_COUNT];
 
     if (!SvROK(ctx) || SvTYPE(SvRV(ctx)) != SVt_PVHV)
         croak("Sendmail::PMilter::Context: not a hash-based object");
@@ -629,23 +644,30 @@ void pmp_ctx_attach(pTHX_ SV *ctx, HV *cbs, HV *o)
 
     /* Only events with a callback get a handler: the core answers the
      * others itself (and, outside 1.27 mode, asks the MTA not to send
-     * them).  negotiate is always ours in 1.27 mode. */
-    if (c->compat || c->cb[PMC_EV_NEGOTIATE]) c->h.negotiate = h_negotiate;
-    if (c->cb[PMC_EV_CONNECT]) c->h.connect = h_connect;
-    if (c->cb[PMC_EV_HELO]) c->h.helo = h_helo;
-    if (c->cb[PMC_EV_ENVFROM]) c->h.envfrom = h_envfrom;
-    if (c->cb[PMC_EV_ENVRCPT]) c->h.envrcpt = h_envrcpt;
-    if (c->cb[PMC_EV_DATA]) c->h.data = h_data;
-    if (c->cb[PMC_EV_HEADER]) c->h.header = h_header;
-    if (c->cb[PMC_EV_EOH]) c->h.eoh = h_eoh;
-    if (c->cb[PMC_EV_BODY]) c->h.body = h_body;
-    if (c->cb[PMC_EV_EOM]) c->h.eom = h_eom;
-    if (c->cb[PMC_EV_ABORT]) c->h.abort = h_abort;
-    if (c->cb[PMC_EV_CLOSE] || c->quit_cb) c->h.close = h_close;
-    if (c->cb[PMC_EV_UNKNOWN]) c->h.unknown = h_unknown;
+     * them).  negotiate is always ours in 1.27 mode; close also runs the
+     * 'quit' hook. */
+    memset(also, 0, sizeof also);
+    also[PMC_EV_NEGOTIATE] = c->compat;
+    also[PMC_EV_CLOSE] = c->quit_cb != NULL;
+#define PMP_SET(ev, f) \
+    if (c->cb[PMC_EV_##ev] || also[PMC_EV_##ev]) c->h.f = h_##f;
+    PMP_EVENTS(PMP_SET)
+#undef PMP_SET
 
     sv_magicext(SvRV(ctx), NULL, PERL_MAGIC_ext, &pmp_vtbl, (char *)c, 0)
         ->mg_flags |= MGf_DUP;
+}
+
+const void *pmp_by_name(const void *table, size_t count, size_t size,
+                        const char *name)
+{
+    const char *p = table;
+    size_t i;
+
+    for (i = 0; i < count; i++, p += size)
+        if (strEQ(*(const char *const *)(const void *)p, name))
+            return p;
+    return NULL;
 }
 
 pmc_session *pmp_open(pTHX_ pmp_ctx *c)

@@ -43,6 +43,11 @@ pmp_ctx *pmp_ctx_get(pTHX_ SV *ctx, int need);
 /* Build the pmp_ctx of a Context from its callbacks hash and options. */
 void pmp_ctx_attach(pTHX_ SV *ctx, HV *callbacks, HV *opts);
 
+/* The entry named NAME of a table of COUNT structs of SIZE bytes whose
+ * first member is a const char *name; NULL when none is. */
+const void *pmp_by_name(const void *table, size_t count, size_t size,
+                        const char *name);
+
 /* Context actions: NULL on success, else a mortal "sentence (STATUS)". */
 SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n);
 SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *name);

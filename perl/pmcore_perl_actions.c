@@ -39,7 +39,25 @@ static SV *pmp_fail(pTHX_ pmp_ctx *c, pmc_status st)
     return sv_2mortal(newSVpvf("%s (%s)", msg, pmc_status_name(st)));
 }
 
-static pmc_status pmp_mlreply(pTHX_ pmp_ctx *c, SV **a, int n, int *bad)
+static uint32_t pmp_u32(pTHX_ SV **a, int n, int i)
+{
+    return i < n && SvOK(a[i]) ? (uint32_t)SvUV(a[i]) : 0;
+}
+
+/* One action: Perl arguments a[0..n) to the core's call.  *bad is set on
+ * a NUL inside a string the core takes as a C string. */
+typedef pmc_status pmp_action_fn(pTHX_ pmc_session *s, SV **a, int n,
+                                 int *bad);
+
+static pmc_status a_setreply(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    const char *rc = pmp_cstr(aTHX_ a, n, 0, bad);
+    const char *xc = pmp_cstr(aTHX_ a, n, 1, bad);
+    const char *tx = pmp_cstr(aTHX_ a, n, 2, bad);
+    return *bad ? PMC_ERR_ARGUMENT : pmc_session_setreply(s, rc, xc, tx);
+}
+
+static pmc_status a_setmlreply(pTHX_ pmc_session *s, SV **a, int n, int *bad)
 {
     const char *lines[PMC_REPLY_LINES_MAX];
     int i, k = n - 2;
@@ -53,75 +71,127 @@ static pmc_status pmp_mlreply(pTHX_ pmp_ctx *c, SV **a, int n, int *bad)
     }
     if (*bad)
         return PMC_ERR_ARGUMENT;
-    return pmc_session_setmlreply(c->s, pmp_cstr(aTHX_ a, n, 0, bad),
+    return pmc_session_setmlreply(s, pmp_cstr(aTHX_ a, n, 0, bad),
                                   pmp_cstr(aTHX_ a, n, 1, bad), lines,
                                   (size_t)k);
 }
 
-static uint32_t pmp_u32(pTHX_ SV **a, int n, int i)
+static pmc_status a_addheader(pTHX_ pmc_session *s, SV **a, int n, int *bad)
 {
-    return i < n && SvOK(a[i]) ? (uint32_t)SvUV(a[i]) : 0;
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_addheader(s, pmp_str(aTHX_ a, n, 0),
+                                 pmp_str(aTHX_ a, n, 1));
 }
+
+static pmc_status a_insheader(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_insheader(s, pmp_u32(aTHX_ a, n, 0),
+                                 pmp_str(aTHX_ a, n, 1),
+                                 pmp_str(aTHX_ a, n, 2));
+}
+
+static pmc_status a_chgheader(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    pmc_str y = pmp_str(aTHX_ a, n, 2);
+    PERL_UNUSED_ARG(bad);
+    if (!y.ptr)
+        y.ptr = ""; /* undef deletes the header */
+    return pmc_session_chgheader(s, pmp_str(aTHX_ a, n, 0),
+                                 pmp_u32(aTHX_ a, n, 1), y);
+}
+
+static pmc_status a_addrcpt(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_addrcpt(s, pmp_str(aTHX_ a, n, 0));
+}
+
+static pmc_status a_addrcpt_par(pTHX_ pmc_session *s, SV **a, int n,
+                                int *bad)
+{
+    pmc_str y = pmp_str(aTHX_ a, n, 1);
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_addrcpt_par(s, pmp_str(aTHX_ a, n, 0),
+                                   y.ptr ? &y : NULL);
+}
+
+static pmc_status a_delrcpt(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_delrcpt(s, pmp_str(aTHX_ a, n, 0));
+}
+
+static pmc_status a_chgfrom(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    pmc_str y = pmp_str(aTHX_ a, n, 1);
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_chgfrom(s, pmp_str(aTHX_ a, n, 0), y.ptr ? &y : NULL);
+}
+
+static pmc_status a_replacebody(pTHX_ pmc_session *s, SV **a, int n,
+                                int *bad)
+{
+    pmc_str x = pmp_str(aTHX_ a, n, 0);
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_replacebody(s, x.ptr ? x.ptr : "", x.len);
+}
+
+static pmc_status a_quarantine(pTHX_ pmc_session *s, SV **a, int n,
+                               int *bad)
+{
+    pmc_str x = pmp_str(aTHX_ a, n, 0);
+    PERL_UNUSED_ARG(bad);
+    if (!x.ptr)
+        x.ptr = "";
+    return pmc_session_quarantine(s, x);
+}
+
+static pmc_status a_progress(pTHX_ pmc_session *s, SV **a, int n, int *bad)
+{
+    PERL_UNUSED_ARG(a);
+    PERL_UNUSED_ARG(n);
+    PERL_UNUSED_ARG(bad);
+    return pmc_session_progress(s);
+}
+
+static pmc_status a_setsymlist(pTHX_ pmc_session *s, SV **a, int n,
+                               int *bad)
+{
+    const char *l = pmp_cstr(aTHX_ a, n, 1, bad);
+    return *bad ? PMC_ERR_ARGUMENT
+                : pmc_session_setsymlist(s, (int)pmp_u32(aTHX_ a, n, 0), l);
+}
+
+/* The one table of context actions: the name Context.pm's _do and
+ * write_packet pass, and the conversion that calls the core. */
+static const struct pmp_action_entry {
+    const char *name;
+    pmp_action_fn *fn;
+} pmp_actions[] = {
+    {"setreply", a_setreply},       {"setmlreply", a_setmlreply},
+    {"addheader", a_addheader},     {"insheader", a_insheader},
+    {"chgheader", a_chgheader},     {"addrcpt", a_addrcpt},
+    {"addrcpt_par", a_addrcpt_par}, {"delrcpt", a_delrcpt},
+    {"chgfrom", a_chgfrom},         {"replacebody", a_replacebody},
+    {"quarantine", a_quarantine},   {"progress", a_progress},
+    {"setsymlist", a_setsymlist},
+};
 
 SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n)
 {
+    const struct pmp_action_entry *e;
     pmc_status st;
-    pmc_str x, y;
     int bad = 0;
 
     if (!c->s)
         return sv_2mortal(newSVpvf("%s: no milter conversation is running "
                                    "(CLOSED)", op));
-    if (strEQ(op, "setreply")) {
-        const char *rc = pmp_cstr(aTHX_ a, n, 0, &bad);
-        const char *xc = pmp_cstr(aTHX_ a, n, 1, &bad);
-        const char *tx = pmp_cstr(aTHX_ a, n, 2, &bad);
-        st = bad ? PMC_ERR_ARGUMENT : pmc_session_setreply(c->s, rc, xc, tx);
-    } else if (strEQ(op, "setmlreply")) {
-        st = pmp_mlreply(aTHX_ c, a, n, &bad);
-    } else if (strEQ(op, "addheader")) {
-        st = pmc_session_addheader(c->s, pmp_str(aTHX_ a, n, 0),
-                                   pmp_str(aTHX_ a, n, 1));
-    } else if (strEQ(op, "insheader")) {
-        st = pmc_session_insheader(c->s, pmp_u32(aTHX_ a, n, 0),
-                                   pmp_str(aTHX_ a, n, 1),
-                                   pmp_str(aTHX_ a, n, 2));
-    } else if (strEQ(op, "chgheader")) {
-        y = pmp_str(aTHX_ a, n, 2);
-        if (!y.ptr)
-            y.ptr = ""; /* undef deletes the header */
-        st = pmc_session_chgheader(c->s, pmp_str(aTHX_ a, n, 0),
-                                   pmp_u32(aTHX_ a, n, 1), y);
-    } else if (strEQ(op, "addrcpt")) {
-        st = pmc_session_addrcpt(c->s, pmp_str(aTHX_ a, n, 0));
-    } else if (strEQ(op, "addrcpt_par")) {
-        y = pmp_str(aTHX_ a, n, 1);
-        st = pmc_session_addrcpt_par(c->s, pmp_str(aTHX_ a, n, 0),
-                                     y.ptr ? &y : NULL);
-    } else if (strEQ(op, "delrcpt")) {
-        st = pmc_session_delrcpt(c->s, pmp_str(aTHX_ a, n, 0));
-    } else if (strEQ(op, "chgfrom")) {
-        y = pmp_str(aTHX_ a, n, 1);
-        st = pmc_session_chgfrom(c->s, pmp_str(aTHX_ a, n, 0),
-                                 y.ptr ? &y : NULL);
-    } else if (strEQ(op, "replacebody")) {
-        x = pmp_str(aTHX_ a, n, 0);
-        st = pmc_session_replacebody(c->s, x.ptr ? x.ptr : "", x.len);
-    } else if (strEQ(op, "quarantine")) {
-        x = pmp_str(aTHX_ a, n, 0);
-        if (!x.ptr)
-            x.ptr = "";
-        st = pmc_session_quarantine(c->s, x);
-    } else if (strEQ(op, "progress")) {
-        st = pmc_session_progress(c->s);
-    } else if (strEQ(op, "setsymlist")) {
-        const char *l = pmp_cstr(aTHX_ a, n, 1, &bad);
-        st = bad ? PMC_ERR_ARGUMENT
-                 : pmc_session_setsymlist(c->s, (int)pmp_u32(aTHX_ a, n, 0),
-                                          l);
-    } else {
+    e = pmp_by_name(pmp_actions, sizeof pmp_actions / sizeof *pmp_actions,
+                    sizeof *pmp_actions, op);
+    if (!e)
         croak("Sendmail::PMilter::Context: unknown action %s", op);
-    }
+    st = e->fn(aTHX_ c->s, a, n, &bad);
     if (st == PMC_OK)
         return NULL;
     if (bad)
@@ -210,11 +280,11 @@ SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter)
     return sv_2mortal(newRV_noinc((SV *)hv));
 }
 
-/* 1.27's checks before a modification, as Context.pm's _eom_flag does
- * them: in 1.27 mode (no {pmcore}, or its compat set) the method must run
- * inside eom and FLAG must be in {callback_flags}.  Croaks with 1.27's
- * texts.  For methods written in XS, where the trip through the Perl
- * helpers cost more than the action itself. */
+/* 1.27's checks before a modification (Context.pm's _eom_flag): in 1.27
+ * mode (no {pmcore}, or its compat set) the method must run inside eom
+ * and, unless FLAGNAME is NULL, FLAG must be in {callback_flags}.  Croaks
+ * with 1.27's texts.  In C because addheader, run for every message, is;
+ * the trip through Perl helpers cost more than the action itself. */
 void pmp_eom_flag(pTHX_ SV *ctx, const char *name, UV flag,
                   const char *flagname)
 {
@@ -236,6 +306,8 @@ void pmp_eom_flag(pTHX_ SV *ctx, const char *name, UV flag,
     svp = hv_fetchs(hv, "cb", 0);
     if (!svp || !SvOK(*svp) || !strEQ(SvPV_nolen(*svp), "eom"))
         croak("%s: called outside of EOM\n", name);
+    if (!flagname) /* progress, insheader: EOM only */
+        return;
     svp = hv_fetchs(hv, "callback_flags", 0);
     if (!(svp && SvTRUE(*svp) && (SvUV(*svp) & flag)))
         croak("%s: SMFIF_%s not in capability list\n", name, flagname);

@@ -101,70 +101,153 @@ static SV *pmp_result(pTHX_ pmp_pipe *p, pmc_status st, const pmc_result *r)
 
 #define ARGV_MAX 32
 
-SV *pmp_pipe_call(pTHX_ pmp_pipe *p, const char *op, SV **a, int n)
+/* One MTA call of the pipe: Perl arguments a[0..n) to the client's call;
+ * r gets its result. */
+typedef pmc_status pmp_call_fn(pTHX_ pmc_client *cl, const char *op, SV **a,
+                               int n, pmc_result *r);
+#define PMP_CALL(fn) \
+    static pmc_status fn(pTHX_ pmc_client *cl, const char *op, SV **a, \
+                         int n, pmc_result *r)
+
+PMP_CALL(c_negotiate)
 {
-    pmc_result r;
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    return pmc_client_negotiate(cl, r);
+}
+
+PMP_CALL(c_connect)
+{
+    const char *fam = pmp_c(aTHX_ a, n, 1);
+    PERL_UNUSED_ARG(op);
+    return pmc_client_connect(cl, pmp_c(aTHX_ a, n, 0), fam ? fam[0] : 'U',
+                              (uint16_t)(n > 2 ? SvUV(a[2]) : 0),
+                              pmp_c(aTHX_ a, n, 3), r);
+}
+
+PMP_CALL(c_helo)
+{
+    PERL_UNUSED_ARG(op);
+    return pmc_client_helo(cl, pmp_c(aTHX_ a, n, 0), r);
+}
+
+PMP_CALL(c_envelope) /* mail, rcpt */
+{
     pmc_str argv[ARGV_MAX];
-    pmc_status st;
     int i;
 
-    memset(&r, 0, sizeof r);
-    if (strEQ(op, "negotiate")) {
-        st = pmc_client_negotiate(p->cl, &r);
-    } else if (strEQ(op, "connect")) {
-        const char *fam = pmp_c(aTHX_ a, n, 1);
-        st = pmc_client_connect(p->cl, pmp_c(aTHX_ a, n, 0),
-                                fam ? fam[0] : 'U',
-                                (uint16_t)(n > 2 ? SvUV(a[2]) : 0),
-                                pmp_c(aTHX_ a, n, 3), &r);
-    } else if (strEQ(op, "helo")) {
-        st = pmc_client_helo(p->cl, pmp_c(aTHX_ a, n, 0), &r);
-    } else if (strEQ(op, "mail") || strEQ(op, "rcpt")) {
-        if (n < 1 || n > ARGV_MAX)
-            croak("_Pipe::%s: 1 to %d arguments", op, ARGV_MAX);
-        for (i = 0; i < n; i++)
-            argv[i] = pmp_s(aTHX_ a, n, i);
-        st = op[0] == 'm' ? pmc_client_mail(p->cl, argv, (size_t)n, &r)
-                          : pmc_client_rcpt(p->cl, argv, (size_t)n, &r);
-    } else if (strEQ(op, "data")) {
-        st = pmc_client_data(p->cl, &r);
-    } else if (strEQ(op, "header")) {
-        st = pmc_client_header(p->cl, pmp_s(aTHX_ a, n, 0),
-                               pmp_s(aTHX_ a, n, 1), &r);
-    } else if (strEQ(op, "eoh")) {
-        st = pmc_client_eoh(p->cl, &r);
-    } else if (strEQ(op, "body")) {
-        pmc_str b = pmp_s(aTHX_ a, n, 0);
-        st = pmc_client_body(p->cl, b.ptr, b.len, &r);
-    } else if (strEQ(op, "eom")) {
-        st = pmc_client_eom(p->cl, &r);
-    } else if (strEQ(op, "abort")) {
-        st = pmc_client_abort(p->cl, NULL);
-    } else if (strEQ(op, "unknown")) {
-        st = pmc_client_unknown(p->cl, pmp_c(aTHX_ a, n, 0), &r);
-    } else if (strEQ(op, "quit")) {
-        st = pmc_client_quit(p->cl);
-    } else if (strEQ(op, "macros")) {
-        /* stage, name, value, name, value ... */
-        int k = n - 1;
-        if (n < 1 || k % 2 || k > ARGV_MAX)
-            croak("_Pipe::macros: STAGE, then name/value pairs");
-        for (i = 0; i < k; i++)
-            argv[i] = pmp_s(aTHX_ a, n, i + 1);
-        st = pmc_client_set_macros(p->cl, (int)SvIV(a[0]), argv,
-                                   (size_t)(k / 2));
-    } else if (strEQ(op, "message")) {
-        /* from, message, rcpt... */
-        pmc_str from = pmp_s(aTHX_ a, n, 0), msg = pmp_s(aTHX_ a, n, 1);
-        int k = n - 2;
-        if (k < 1 || k > ARGV_MAX)
-            croak("_Pipe::message: FROM, MESSAGE, RCPT...");
-        for (i = 0; i < k; i++)
-            argv[i] = pmp_s(aTHX_ a, n, i + 2);
-        st = pmc_client_message(p->cl, from, argv, (size_t)k, msg.ptr,
-                                msg.len, &r);
-    } else {
+    if (n < 1 || n > ARGV_MAX)
+        croak("_Pipe::%s: 1 to %d arguments", op, ARGV_MAX);
+    for (i = 0; i < n; i++)
+        argv[i] = pmp_s(aTHX_ a, n, i);
+    return op[0] == 'm' ? pmc_client_mail(cl, argv, (size_t)n, r)
+                        : pmc_client_rcpt(cl, argv, (size_t)n, r);
+}
+
+PMP_CALL(c_data)
+{
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    return pmc_client_data(cl, r);
+}
+
+PMP_CALL(c_header)
+{
+    PERL_UNUSED_ARG(op);
+    return pmc_client_header(cl, pmp_s(aTHX_ a, n, 0), pmp_s(aTHX_ a, n, 1),
+                             r);
+}
+
+PMP_CALL(c_eoh)
+{
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    return pmc_client_eoh(cl, r);
+}
+
+PMP_CALL(c_body)
+{
+    pmc_str b = pmp_s(aTHX_ a, n, 0);
+    PERL_UNUSED_ARG(op);
+    return pmc_client_body(cl, b.ptr, b.len, r);
+}
+
+PMP_CALL(c_eom)
+{
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    return pmc_client_eom(cl, r);
+}
+
+PMP_CALL(c_abort)
+{
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    PERL_UNUSED_ARG(r);
+    return pmc_client_abort(cl, NULL);
+}
+
+PMP_CALL(c_unknown)
+{
+    PERL_UNUSED_ARG(op);
+    return pmc_client_unknown(cl, pmp_c(aTHX_ a, n, 0), r);
+}
+
+PMP_CALL(c_quit)
+{
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(a); PERL_UNUSED_ARG(n);
+    PERL_UNUSED_ARG(r);
+    return pmc_client_quit(cl);
+}
+
+PMP_CALL(c_macros) /* stage, name, value, name, value ... */
+{
+    pmc_str argv[ARGV_MAX];
+    int i, k = n - 1;
+
+    PERL_UNUSED_ARG(op); PERL_UNUSED_ARG(r);
+    if (n < 1 || k % 2 || k > ARGV_MAX)
+        croak("_Pipe::macros: STAGE, then name/value pairs");
+    for (i = 0; i < k; i++)
+        argv[i] = pmp_s(aTHX_ a, n, i + 1);
+    return pmc_client_set_macros(cl, (int)SvIV(a[0]), argv, (size_t)(k / 2));
+}
+
+PMP_CALL(c_message) /* from, message, rcpt... */
+{
+    pmc_str argv[ARGV_MAX];
+    pmc_str from = pmp_s(aTHX_ a, n, 0), msg = pmp_s(aTHX_ a, n, 1);
+    int i, k = n - 2;
+
+    PERL_UNUSED_ARG(op);
+    if (k < 1 || k > ARGV_MAX)
+        croak("_Pipe::message: FROM, MESSAGE, RCPT...");
+    for (i = 0; i < k; i++)
+        argv[i] = pmp_s(aTHX_ a, n, i + 2);
+    return pmc_client_message(cl, from, argv, (size_t)k, msg.ptr, msg.len,
+                              r);
+}
+#undef PMP_CALL
+
+/* The one table of the pipe's calls, by the names PMilter::_Pipe uses. */
+static const struct pmp_call_entry {
+    const char *name;
+    pmp_call_fn *fn;
+} pmp_calls[] = {
+    {"negotiate", c_negotiate}, {"connect", c_connect},
+    {"helo", c_helo},           {"mail", c_envelope},
+    {"rcpt", c_envelope},       {"data", c_data},
+    {"header", c_header},       {"eoh", c_eoh},
+    {"body", c_body},           {"eom", c_eom},
+    {"abort", c_abort},         {"unknown", c_unknown},
+    {"quit", c_quit},           {"macros", c_macros},
+    {"message", c_message},
+};
+
+SV *pmp_pipe_call(pTHX_ pmp_pipe *p, const char *op, SV **a, int n)
+{
+    const struct pmp_call_entry *e;
+    pmc_result r;
+
+    e = pmp_by_name(pmp_calls, sizeof pmp_calls / sizeof *pmp_calls,
+                    sizeof *pmp_calls, op);
+    if (!e)
         croak("Sendmail::PMilter::_Pipe: unknown call %s", op);
-    }
-    return pmp_result(aTHX_ p, st, &r);
+    memset(&r, 0, sizeof r);
+    return pmp_result(aTHX_ p, e->fn(aTHX_ p->cl, op, a, n, &r), &r);
 }

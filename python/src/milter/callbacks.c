@@ -11,17 +11,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-const char *const pym_slot_names[SLOT_COUNT] = {
-    "connect", "helo", "envfrom", "envrcpt", "header", "eoh", "body", "eom",
-    "abort", "close", "unknown", "data", "negotiate"
-};
+#define PYM_NAME(ev, name, how) [SLOT_##ev] = #name,
+const char *const pym_slot_names[SLOT_COUNT] = {PYM_EVENTS(PYM_NAME)};
+#undef PYM_NAME
 
-/* The core's event of each slot, for the rules the core keeps per event. */
-static const pmc_event slot_event[SLOT_COUNT] = {
-    PMC_EV_CONNECT, PMC_EV_HELO, PMC_EV_ENVFROM, PMC_EV_ENVRCPT,
-    PMC_EV_HEADER, PMC_EV_EOH, PMC_EV_BODY, PMC_EV_EOM, PMC_EV_ABORT,
-    PMC_EV_CLOSE, PMC_EV_UNKNOWN, PMC_EV_DATA, PMC_EV_NEGOTIATE
-};
+#define PYM_ONE(ev, name, how) +1
+_Static_assert(0 PYM_EVENTS(PYM_ONE) == PMC_EV_COUNT,
+               "PYM_EVENTS must list every PMC_EV_* event");
+#undef PYM_ONE
 
 /* The one decoding rule for every str argument: UTF-8, with undecodable
  * bytes kept as lone surrogates so nothing fails and
@@ -102,7 +99,7 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
     if (n == -1 && PyErr_Occurred())
         return -1;
     if (!over && n >= INT_MIN && n <= INT_MAX &&
-        pmc_verdict_valid(slot_event[slot], (int)n)) {
+        pmc_verdict_valid((pmc_event)slot, (int)n)) {
         *v = (int)n;
         return 0;
     }
@@ -379,18 +376,9 @@ static int h_close(pmc_session *s, void *ud)
     return PMC_CONTINUE;
 }
 
-const pmc_handlers pym_handlers = {
-    .negotiate = pym_negotiate,
-    .connect = h_connect,
-    .helo = h_helo,
-    .envfrom = h_envfrom,
-    .envrcpt = h_envrcpt,
-    .data = h_data,
-    .header = h_header,
-    .eoh = h_eoh,
-    .body = h_body,
-    .eom = h_eom,
-    .abort = h_abort,
-    .close = h_close,
-    .unknown = h_unknown,
-};
+/* negotiate.c has the negotiate handler. */
+#define h_negotiate pym_negotiate
+#define PYM_HANDLER(ev, name, how) .name = h_##name,
+const pmc_handlers pym_handlers = {PYM_EVENTS(PYM_HANDLER)};
+#undef PYM_HANDLER
+#undef h_negotiate

@@ -86,53 +86,71 @@ typedef struct act {
     size_t val_len;
 } act;
 
+/* getsymval copies the value: the session's buffer may change once the
+ * connection's thread goes on. */
+static pmc_status run_symval(pmc_session *s, act *x)
+{
+    pmc_str v;
+
+    x->found = pmc_session_getsymval(s, x->a.ptr, x->a.len, &v);
+    if (x->found) {
+        x->val = PyMem_RawMalloc(v.len + 1);
+        if (x->val == NULL)
+            return PMC_ERR_NOMEM;
+        memcpy(x->val, v.ptr, v.len);
+        x->val_len = v.len;
+    }
+    return PMC_OK;
+}
+
+#define RUN(fn, call) \
+    static pmc_status fn(pmc_session *s, act *x) { return call; }
+RUN(run_reply, pmc_session_setreply(s, x->rcode, x->xcode, x->text))
+RUN(run_mlreply,
+    pmc_session_setmlreply(s, x->rcode, x->xcode, x->lines, x->nl))
+RUN(run_addhdr, pmc_session_addheader(s, x->a, x->b))
+RUN(run_inshdr, pmc_session_insheader(s, x->idx, x->a, x->b))
+RUN(run_chghdr, pmc_session_chgheader(s, x->a, x->idx, x->b))
+RUN(run_addrcpt, pmc_session_addrcpt(s, x->a))
+RUN(run_addrcpt_par, pmc_session_addrcpt_par(s, x->a, &x->b))
+RUN(run_chgfrom, pmc_session_chgfrom(s, x->a, x->has_b ? &x->b : NULL))
+RUN(run_delrcpt, pmc_session_delrcpt(s, x->a))
+RUN(run_quarantine, pmc_session_quarantine(s, x->a))
+RUN(run_body, pmc_session_replacebody(s, x->a.ptr, x->a.len))
+RUN(run_progress, ((void)x, pmc_session_progress(s)))
+RUN(run_symlist, pmc_session_setsymlist(s, x->stage, x->list))
+#undef RUN
+
+/* The one table of context actions: the core's call of each kind and
+ * pymilter's fixed message when it fails. */
+static const struct {
+    pmc_status (*run)(pmc_session *s, act *x);
+    const char *fail;
+} actions[] = {
+    [A_SYMVAL] = {run_symval, NULL},
+    [A_REPLY] = {run_reply, "cannot set reply"},
+    [A_MLREPLY] = {run_mlreply, "cannot set reply"},
+    [A_ADDHDR] = {run_addhdr, "cannot add header"},
+    [A_INSHDR] = {run_inshdr, "cannot add header"},
+    [A_CHGHDR] = {run_chghdr, "cannot change header"},
+    [A_ADDRCPT] = {run_addrcpt, "cannot add recipient"},
+    [A_ADDRCPT_PAR] = {run_addrcpt_par, "cannot add recipient"},
+    [A_CHGFROM] = {run_chgfrom, "cannot change sender"},
+    [A_DELRCPT] = {run_delrcpt, "cannot delete recipient"},
+    [A_QUARANTINE] = {run_quarantine, "cannot quarantine message"},
+    [A_BODY] = {run_body, "cannot replace message body"},
+    [A_PROGRESS] = {run_progress, "cannot notify progress"},
+    [A_SYMLIST] = {run_symlist, "cannot set macro list"},
+};
+
 static void act_run(pmc_session *s, void *p)
 {
     act *x = p;
     const pmc_error *e;
-    pmc_str v;
 
-    switch (x->kind) {
-    case A_SYMVAL:
-        x->st = PMC_OK;
-        x->found = pmc_session_getsymval(s, x->a.ptr, x->a.len, &v);
-        if (x->found) {
-            x->val = PyMem_RawMalloc(v.len + 1);
-            if (x->val == NULL) {
-                x->st = PMC_ERR_NOMEM;
-                return;
-            }
-            memcpy(x->val, v.ptr, v.len);
-            x->val_len = v.len;
-        }
-        return;
-    case A_REPLY:
-        x->st = pmc_session_setreply(s, x->rcode, x->xcode, x->text);
-        break;
-    case A_MLREPLY:
-        x->st = pmc_session_setmlreply(s, x->rcode, x->xcode, x->lines,
-                                       x->nl);
-        break;
-    case A_ADDHDR: x->st = pmc_session_addheader(s, x->a, x->b); break;
-    case A_INSHDR: x->st = pmc_session_insheader(s, x->idx, x->a, x->b); break;
-    case A_CHGHDR: x->st = pmc_session_chgheader(s, x->a, x->idx, x->b); break;
-    case A_ADDRCPT: x->st = pmc_session_addrcpt(s, x->a); break;
-    case A_ADDRCPT_PAR:
-        x->st = pmc_session_addrcpt_par(s, x->a, &x->b);
-        break;
-    case A_CHGFROM:
-        x->st = pmc_session_chgfrom(s, x->a, x->has_b ? &x->b : NULL);
-        break;
-    case A_DELRCPT: x->st = pmc_session_delrcpt(s, x->a); break;
-    case A_QUARANTINE: x->st = pmc_session_quarantine(s, x->a); break;
-    case A_BODY: x->st = pmc_session_replacebody(s, x->a.ptr, x->a.len); break;
-    case A_PROGRESS: x->st = pmc_session_progress(s); break;
-    case A_SYMLIST:
-        x->st = pmc_session_setsymlist(s, x->stage, x->list);
-        break;
-    default: x->st = PMC_ERR_ARGUMENT; break;
-    }
-    if (x->st != PMC_OK && (e = pmc_session_action_error(s)) != NULL)
+    x->st = actions[x->kind].run(s, x);
+    if (x->kind != A_SYMVAL && x->st != PMC_OK &&
+        (e = pmc_session_action_error(s)) != NULL)
         x->err = *e;
 }
 
@@ -159,13 +177,13 @@ static PyObject *fail_err(const char *msg, const pmc_error *e)
     return NULL;
 }
 
-/* Run x on the session; None, or milter.error(msg) if the core refused. */
-static PyObject *perform(ContextObject *self, act *x, const char *msg)
+/* Run x on the session; None, or milter.error if the core refused. */
+static PyObject *perform(ContextObject *self, act *x)
 {
     if (pym_ctx_run(self, act_run, x) < 0)
         return NULL;
     if (x->st != PMC_OK)
-        return fail_err(msg, &x->err);
+        return fail_err(actions[x->kind].fail, &x->err);
     Py_RETURN_NONE;
 }
 
@@ -299,7 +317,7 @@ static PyObject *Context_setreply(ContextObject *self, PyObject *args)
     x.text = lines[0];
     x.lines = (const char *const *)lines;
     x.nl = (size_t)nl;
-    r = perform(self, &x, "cannot set reply");
+    r = perform(self, &x);
 out:
     PyMem_Free(rcode);
     PyMem_Free(xcode);
@@ -329,7 +347,7 @@ static PyObject *Context_addheader(ContextObject *self, PyObject *args)
     }
     x.kind = idx < 0 ? A_ADDHDR : A_INSHDR;
     x.idx = (uint32_t)idx;
-    r = perform(self, &x, "cannot add header");
+    r = perform(self, &x);
     put_bytes(&bf);
     put_bytes(&bv);
     return r;
@@ -345,7 +363,7 @@ static PyObject *Context_chgheader(ContextObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OiO:chgheader", &f, &idx, &v) || check(self))
         return NULL;
     if (idx < 0)
-        return fail_err("cannot change header", NULL);
+        return fail_err(actions[A_CHGHDR].fail, NULL);
     memset(&x, 0, sizeof x);
     x.b.ptr = "";
     if (get_bytes(f, &bf, &x.a, "field") < 0)
@@ -357,7 +375,7 @@ static PyObject *Context_chgheader(ContextObject *self, PyObject *args)
     }
     x.kind = A_CHGHDR;
     x.idx = (uint32_t)idx;
-    r = perform(self, &x, "cannot change header");
+    r = perform(self, &x);
     put_bytes(&bf);
     put_bytes(&bv);
     return r;
@@ -365,7 +383,7 @@ static PyObject *Context_chgheader(ContextObject *self, PyObject *args)
 
 /* addrcpt, chgfrom: (address, params=None). */
 static PyObject *addr_params(ContextObject *self, PyObject *args,
-                             const char *fmt, int rcpt, const char *msg)
+                             const char *fmt, int rcpt)
 {
     PyObject *a, *p = Py_None, *r;
     arg_bytes ba, bp;
@@ -383,7 +401,7 @@ static PyObject *addr_params(ContextObject *self, PyObject *args,
     }
     x.has_b = p != Py_None;
     x.kind = rcpt ? (x.has_b ? A_ADDRCPT_PAR : A_ADDRCPT) : A_CHGFROM;
-    r = perform(self, &x, msg);
+    r = perform(self, &x);
     put_bytes(&ba);
     put_bytes(&bp);
     return r;
@@ -391,17 +409,17 @@ static PyObject *addr_params(ContextObject *self, PyObject *args,
 
 static PyObject *Context_addrcpt(ContextObject *self, PyObject *args)
 {
-    return addr_params(self, args, "O|O:addrcpt", 1, "cannot add recipient");
+    return addr_params(self, args, "O|O:addrcpt", 1);
 }
 
 static PyObject *Context_chgfrom(ContextObject *self, PyObject *args)
 {
-    return addr_params(self, args, "O|O:chgfrom", 0, "cannot change sender");
+    return addr_params(self, args, "O|O:chgfrom", 0);
 }
 
 /* delrcpt, quarantine, replacebody: one string. */
 static PyObject *one_str(ContextObject *self, PyObject *args, const char *fmt,
-                         int kind, const char *what, const char *msg)
+                         int kind, const char *what)
 {
     PyObject *a, *r;
     arg_bytes b;
@@ -413,27 +431,24 @@ static PyObject *one_str(ContextObject *self, PyObject *args, const char *fmt,
     if (get_bytes(a, &b, &x.a, what) < 0)
         return NULL;
     x.kind = kind;
-    r = perform(self, &x, msg);
+    r = perform(self, &x);
     put_bytes(&b);
     return r;
 }
 
 static PyObject *Context_delrcpt(ContextObject *self, PyObject *args)
 {
-    return one_str(self, args, "O:delrcpt", A_DELRCPT, "argument",
-                   "cannot delete recipient");
+    return one_str(self, args, "O:delrcpt", A_DELRCPT, "argument");
 }
 
 static PyObject *Context_quarantine(ContextObject *self, PyObject *args)
 {
-    return one_str(self, args, "O:quarantine", A_QUARANTINE, "argument",
-                   "cannot quarantine message");
+    return one_str(self, args, "O:quarantine", A_QUARANTINE, "argument");
 }
 
 static PyObject *Context_replacebody(ContextObject *self, PyObject *args)
 {
-    return one_str(self, args, "O:replacebody", A_BODY, "body",
-                   "cannot replace message body");
+    return one_str(self, args, "O:replacebody", A_BODY, "body");
 }
 
 static PyObject *Context_progress(ContextObject *self, PyObject *noargs)
@@ -445,7 +460,7 @@ static PyObject *Context_progress(ContextObject *self, PyObject *noargs)
         return NULL;
     memset(&x, 0, sizeof x);
     x.kind = A_PROGRESS;
-    return perform(self, &x, "cannot notify progress");
+    return perform(self, &x);
 }
 
 /* str or bytes (Milter.Base passes bytes, spec 6.7).  Only in negotiate:
@@ -462,7 +477,7 @@ static PyObject *Context_setsymlist(ContextObject *self, PyObject *args)
         return NULL;
     if (stage < 0 || stage >= PMC_STAGE_COUNT ||
         (self->symlists & (1u << stage)))
-        return fail_err("cannot set macro list", NULL);
+        return fail_err(actions[A_SYMLIST].fail, NULL);
     list = cstr(m, "macros");
     if (list == NULL)
         return NULL;
@@ -470,7 +485,7 @@ static PyObject *Context_setsymlist(ContextObject *self, PyObject *args)
     x.kind = A_SYMLIST;
     x.stage = stage;
     x.list = list;
-    r = perform(self, &x, "cannot set macro list");
+    r = perform(self, &x);
     PyMem_Free(list);
     if (r != NULL)
         self->symlists |= 1u << stage;

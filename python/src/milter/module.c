@@ -31,22 +31,17 @@ static PyObject *set_slot(int slot, PyObject *f)
     return old ? old : Py_NewRef(Py_None);
 }
 
-#define SETTER(fn, slot)                                       \
-    static PyObject *fn(PyObject *self, PyObject *f)           \
-    {                                                          \
-        (void)self;                                            \
-        return set_slot(slot, f);                              \
+/* set_<name>_callback for each S row of PYM_EVENTS. */
+#define PYM_SETTER_R(ev, name)
+#define PYM_SETTER_S(ev, name)                                           \
+    static PyObject *set_##name##_callback(PyObject *self, PyObject *f)  \
+    {                                                                    \
+        (void)self;                                                      \
+        return set_slot(SLOT_##ev, f);                                   \
     }
-SETTER(set_connect_callback, SLOT_CONNECT)
-SETTER(set_helo_callback, SLOT_HELO)
-SETTER(set_envfrom_callback, SLOT_ENVFROM)
-SETTER(set_envrcpt_callback, SLOT_ENVRCPT)
-SETTER(set_header_callback, SLOT_HEADER)
-SETTER(set_eoh_callback, SLOT_EOH)
-SETTER(set_body_callback, SLOT_BODY)
-SETTER(set_eom_callback, SLOT_EOM)
-SETTER(set_abort_callback, SLOT_ABORT)
-SETTER(set_close_callback, SLOT_CLOSE)
+#define PYM_SETTER(ev, name, how) PYM_SETTER_##how(ev, name)
+PYM_EVENTS(PYM_SETTER)
+#undef PYM_SETTER
 
 static PyObject *m_register(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -228,16 +223,12 @@ static PyMethodDef methods[] = {
     {"_call_decoded", pym_call_decoded, METH_VARARGS, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
      "set_flags(flags): kept for compatibility; negotiation decides."},
-    {"set_connect_callback", set_connect_callback, METH_O, NULL},
-    {"set_helo_callback", set_helo_callback, METH_O, NULL},
-    {"set_envfrom_callback", set_envfrom_callback, METH_O, NULL},
-    {"set_envrcpt_callback", set_envrcpt_callback, METH_O, NULL},
-    {"set_header_callback", set_header_callback, METH_O, NULL},
-    {"set_eoh_callback", set_eoh_callback, METH_O, NULL},
-    {"set_body_callback", set_body_callback, METH_O, NULL},
-    {"set_eom_callback", set_eom_callback, METH_O, NULL},
-    {"set_abort_callback", set_abort_callback, METH_O, NULL},
-    {"set_close_callback", set_close_callback, METH_O, NULL},
+#define PYM_SETDEF_R(ev, name)
+#define PYM_SETDEF_S(ev, name)                                           \
+    {"set_" #name "_callback", set_##name##_callback, METH_O, NULL},
+#define PYM_SETDEF(ev, name, how) PYM_SETDEF_##how(ev, name)
+    PYM_EVENTS(PYM_SETDEF)
+#undef PYM_SETDEF
     {"set_exception_policy", m_set_exception_policy, METH_VARARGS,
      "set_exception_policy(code): CONTINUE, REJECT, ACCEPT or TEMPFAIL."},
     {"register", (PyCFunction)(void (*)(void))m_register,

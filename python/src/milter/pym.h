@@ -29,11 +29,24 @@ static inline PyObject *pym_newref(PyObject *o)
 #define Py_NewRef(o) pym_newref((PyObject *)(o))
 #endif
 
-/* Callback slots, in pymilter's order; the names appear in messages. */
+/* The one table of callbacks, in PMC_EV_* order, so a slot is the core's
+ * event.  Columns: the event, pymilter's name (in messages, as
+ * _TestConn's dict key, and the field of pmc_handlers) and how pymilter
+ * registers it: S by set_<name>_callback, R by register()'s keywords.
+ * The slot enum, the names, pym_handlers, the setters and _TestConn's
+ * handler selection are generated from it. */
+#define PYM_EVENTS(X)                                                   \
+    X(NEGOTIATE, negotiate, R) X(CONNECT, connect, S) X(HELO, helo, S)  \
+    X(ENVFROM, envfrom, S) X(ENVRCPT, envrcpt, S) X(DATA, data, R)      \
+    X(HEADER, header, S) X(EOH, eoh, S) X(BODY, body, S)                \
+    X(EOM, eom, S) X(ABORT, abort, S) X(CLOSE, close, S)                \
+    X(UNKNOWN, unknown, R)
+
 enum {
-    SLOT_CONNECT, SLOT_HELO, SLOT_ENVFROM, SLOT_ENVRCPT, SLOT_HEADER,
-    SLOT_EOH, SLOT_BODY, SLOT_EOM, SLOT_ABORT, SLOT_CLOSE, SLOT_UNKNOWN,
-    SLOT_DATA, SLOT_NEGOTIATE, SLOT_COUNT
+#define PYM_SLOT(ev, name, how) SLOT_##ev = PMC_EV_##ev,
+    PYM_EVENTS(PYM_SLOT)
+#undef PYM_SLOT
+    SLOT_COUNT = PMC_EV_COUNT
 };
 extern const char *const pym_slot_names[SLOT_COUNT];
 

@@ -30,31 +30,30 @@ static int parse_callbacks(TestConnObject *self, PyObject *d)
  * NULL so the session derives NO* bits (vectors' "handlers=" line). */
 static int parse_handlers(TestConnObject *self, PyObject *names)
 {
-    static const char *const ev[] = {
-        "negotiate", "connect", "helo", "envfrom", "envrcpt", "data",
-        "header", "eoh", "body", "eom", "abort", "close", "unknown"};
-    void **src = (void **)&pym_handlers, **dst;
     PyObject *it, *o;
-    size_t i;
+    int i;
 
     memset(&self->handlers, 0, sizeof self->handlers);
-    dst = (void **)&self->handlers;
     it = PyObject_GetIter(names);
     if (it == NULL)
         return -1;
     while ((o = PyIter_Next(it)) != NULL) {
         const char *n = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
-        for (i = 0; n != NULL && i < sizeof ev / sizeof ev[0]; i++)
-            if (strcmp(n, ev[i]) == 0)
+        for (i = 0; n != NULL && i < SLOT_COUNT; i++)
+            if (strcmp(n, pym_slot_names[i]) == 0)
                 break;
         Py_DECREF(o);
-        if (n == NULL || i == sizeof ev / sizeof ev[0]) {
+        if (n == NULL || i == SLOT_COUNT) {
             Py_DECREF(it);
             PyErr_SetString(PyExc_ValueError, "unknown handler name");
             return -1;
         }
-        /* pmc_handlers is a struct of function pointers in this order. */
-        memcpy(&dst[i], &src[i], sizeof(void *));
+        switch (i) {
+#define PYM_TAKE(ev, name, how)                                      \
+        case SLOT_##ev: self->handlers.name = pym_handlers.name; break;
+        PYM_EVENTS(PYM_TAKE)
+#undef PYM_TAKE
+        }
     }
     Py_DECREF(it);
     return PyErr_Occurred() ? -1 : 0;

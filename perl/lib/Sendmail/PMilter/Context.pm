@@ -86,25 +86,11 @@ sub setpriv ($$) { $_[0]->{priv} = $_[1]; return 1 }
 
 # --- actions -------------------------------------------------------------
 
-sub _do {
-    my ($this, $op, @args) = @_;
-    my $err = $this->_action($op, @args);
-    return 1 unless defined $err;
-    $ERROR = $err;
-    die "$op: $err\n";
-}
-
-# 1.27's order of checks for modifications: EOM only, then the register()
-# capability list.  With the hash form of register() the engine alone
-# decides (stage and negotiated actions).
-sub _eom_flag {
-    my ($this, $name, $flag, $flagname) = @_;
-    return unless _compat($this);
-    die "$name: called outside of EOM\n"
-        unless defined $this->{cb} && $this->{cb} eq 'eom';
-    die "$name: SMFIF_$flagname not in capability list\n"
-        if defined $flag && !(($this->{callback_flags} || 0) & $flag);
-}
+# _do(OP, ARGS...) runs one action of the table in pmcore_perl_actions.c
+# and dies with $ERROR set when it fails; _eom_flag(NAME, FLAG, FLAGNAME)
+# makes 1.27's order of checks for modifications (EOM only, then the
+# register() capability list; with the hash form of register() the engine
+# alone decides).  Both are in PMilter.xs, shared with addheader there.
 
 sub setreply ($$$$) {
     my ($this, $rcode, $xcode, $message) = @_;
