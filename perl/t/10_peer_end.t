@@ -31,18 +31,24 @@ sub count_lines {
     return scalar grep { /^\Q$what\E / } <$fh>;
 }
 
-# Descriptors of a process and of its children (postfork forks one per
-# connection), by /proc.
-sub fds_of_tree {
+# The milter's own descriptors, and how many child processes it has (one
+# per connection under postfork, the workers under prefork), by /proc.  A
+# prefork worker that retires is replaced, and a young one may not have
+# closed what it inherited yet, so the tree's total is no measure there.
+sub fds_of {
     my ($pid) = @_;
-    my $n = 0;
+    opendir my $f, "/proc/$pid/fd" or return -1;
+    return scalar grep { !/^\./ } readdir $f;
+}
+
+sub children_of {
+    my ($pid) = @_;
     opendir my $d, '/proc' or return -1;
+    my $n = 0;
     for my $p (grep { /^\d+$/ } readdir $d) {
         open my $st, '<', "/proc/$p/stat" or next;
-        my ($ppid) = (split ' ', scalar <$st>)[3];
-        next unless $p == $pid || $ppid == $pid;
-        opendir my $f, "/proc/$p/fd" or next;
-        $n += grep { !/^\./ } readdir $f;
+        my ($state, $ppid) = (split ' ', scalar <$st>)[2, 3];
+        $n++ if $ppid == $pid && $state ne 'Z';
     }
     return $n;
 }
@@ -106,7 +112,9 @@ for my $dispatcher (qw(postfork loop prefork)) {
     ok(wait_until(2000, sub { count_lines($ev, 'close') >= 1 }),
        "$dispatcher: up");
     my $conns = count_lines($ev, 'close');
-    my $fds0 = fds_of_tree($pid);
+    # prefork starts its ten workers at once; count them all in.
+    wait_until(5000, sub { children_of($pid) >= 10 }) if $dispatcher eq 'prefork';
+    my ($fds0, $kids0) = (fds_of($pid), children_of($pid));
     for my $how (qw(fin half reset)) {
         my @bad;
         for my $n (0 .. length($conv) - 1) {
@@ -142,9 +150,11 @@ for my $dispatcher (qw(postfork loop prefork)) {
         }
         is_deeply(\@bad, [], "$dispatcher: $how at every offset of " . length($conv)
                   . ': the close callback ran once for each connection');
-        my $fds;
-        ok(wait_until(2000, sub { ($fds = fds_of_tree($pid)) <= $fds0 + 2 }),
+        my ($fds, $kids);
+        ok(wait_until(2000, sub { ($fds = fds_of($pid)) <= $fds0 + 2 }),
            "$dispatcher: $how: descriptors back ($fds, baseline $fds0)");
+        ok(wait_until(2000, sub { ($kids = children_of($pid)) <= $kids0 }),
+           "$dispatcher: $how: child processes back ($kids, baseline $kids0)");
     }
     # Gone inside a message: the stop does not wait for the drain deadline.
     my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
