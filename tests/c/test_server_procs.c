@@ -217,8 +217,12 @@ static void test_prefork(void)
         CHECK(cli_hello(k1, "a") == PMC_OK && cli_hello(k2, "b") == PMC_OK,
               "prefork: two connections held");
         CHECK(wait_tag(&L, 'o', 5, 1000) == 5, "prefork: both opened");
-        sleep_ms(100); /* the workers' reports reach the master */
-        pmc_server_stats_get(t.srv, &s);
+        /* The workers' reports reach the master. */
+        for (long long end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+            pmc_server_stats_get(t.srv, &s);
+            if (s.conn_active == 2)
+                break;
+        }
         CHECK(s.conn_active == 2, "prefork: 2 active (%llu)",
               (unsigned long long)s.conn_active);
         kill((pid_t)w0, SIGKILL);
@@ -230,11 +234,18 @@ static void test_prefork(void)
         CHECK(!alive(w0), "prefork: dead worker reaped");
         snprintf(want, sizeof want, "worker %ld was killed by signal %d", w0,
                  SIGKILL);
+        for (long long end = now_ms() + 5000;
+             now_ms() < end && !warned_has(want); sleep_ms(20))
+            ;
+        for (long long end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+            pmc_server_stats_get(t.srv, &s);
+            if (s.conn_active == 1)
+                break;
+        }
         CHECK(warned_has(want) &&
                   warned_has("1 connection(s) lost; replacing it"),
               "prefork: the death was logged with pid, signal and loss: %s",
               warned);
-        pmc_server_stats_get(t.srv, &s);
         CHECK(s.conn_active == 1,
               "prefork: the lost connection is no longer active (%llu)",
               (unsigned long long)s.conn_active);
@@ -334,7 +345,13 @@ static void test_fork(void)
               nth_pid(&L, 'o', 1) != nth_pid(&L, 'o', 2) &&
               nth_pid(&L, 'o', 0) != getpid(),
           "fork: one process per connection");
-    sleep_ms(200);
+    /* Each child is reaped once it has exited, which under valgrind (its
+     * leak check at exit) can take a while. */
+    for (long long end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+        pmc_server_stats_get(t.srv, &s);
+        if (s.workers_exited == 3 && s.conn_active == 0)
+            break;
+    }
     pmc_server_stats_get(t.srv, &s);
     CHECK(s.workers_spawned == 3 && s.workers_exited == 3 &&
               s.conn_accepted == 3 && s.conn_active == 0 && s.messages == 3,
