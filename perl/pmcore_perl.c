@@ -314,8 +314,13 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
                 "invalid callback return %" SVf " from %s\n",
                 SVfARG(shown), pmc_event_name(ev))));
     }
-    /* The reply text lives for one callback, as in 1.27. */
-    (void)hv_deletes(c->hv, "reply", G_DISCARD);
+    /* The reply text lives for one callback, as in 1.27.  Only setreply
+     * sets it: a hash delete for every callback cost more than the
+     * callback's own frame. */
+    if (c->reply_set) {
+        c->reply_set = 0;
+        (void)hv_deletes(c->hv, "reply", G_DISCARD);
+    }
     FREETMPS;
     LEAVE;
     return v;

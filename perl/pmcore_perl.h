@@ -34,6 +34,7 @@ typedef struct pmp_ctx {
     int compat;            /* 1: reproduce 1.27's negotiation */
     int die_verdict;       /* pmc verdict after a die or a bad return */
     int failed;            /* the last callback died or returned garbage */
+    int reply_set;         /* setreply ran: {reply} to delete after it */
     int read_timeout_ms, idle_timeout_ms;
     size_t max_packet;
 } pmp_ctx;
