@@ -175,7 +175,7 @@ void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg)
         LEAVE;
         return;
     }
-    warn("%" SVf, SVfARG(msg));
+    warn("Sendmail::PMilter: %" SVf, SVfARG(msg));
 }
 
 /* A callback died or returned garbage: log it, answer by policy. */
