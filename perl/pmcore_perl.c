@@ -101,6 +101,7 @@ static pmc_server *pmp_exit_srv;   /* the server this process runs, if any */
 int pmp_exit_pending(void) { return pmp_exiting; }
 unsigned pmp_exit_count(void) { return pmp_exit_catches; }
 void pmp_exit_server(pmc_server *srv) { pmp_exit_srv = srv; }
+pmc_server *pmp_running_server(void) { return pmp_exit_srv; }
 
 /* Stop the server now: nothing of the milter may run any more, so there is
  * nothing to drain for. */

@@ -84,6 +84,8 @@ int pmp_exit_pending(void);
 unsigned pmp_exit_count(void);
 /* The server of this process (NULL when none): stopped on an exit. */
 void pmp_exit_server(pmc_server *srv);
+/* The server this process runs (set for the run), or NULL. */
+pmc_server *pmp_running_server(void);
 void pmp_exit_stop(void);
 /* Go on with a pending exit (does not return); nothing if none. */
 void pmp_exit_resume(pTHX);

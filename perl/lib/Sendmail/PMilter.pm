@@ -167,6 +167,12 @@ sub set_log {
     return 1;
 }
 
+# New: the running server's counters in Prometheus's text format
+# (docs/metrics.md), or undef when no server runs in this process.  Also
+# served over HTTP, with no code, when PMCORE_METRICS=inet:PORT@ADDR is
+# set.
+sub metrics_text { return _metrics_text() }
+
 my @syslog_priority = qw(emerg alert crit err warning notice info debug);
 
 sub _syslog_sink {
@@ -377,6 +383,14 @@ C<Sendmail::PMilter: >.  C<set_log('syslog', ident =E<gt> NAME, facility
 =E<gt> FACILITY, logsock =E<gt> ARG)> sends the lines to syslog through
 Sys::Syslog instead (defaults: the milter's name and C<mail>; C<logsock> is
 given to C<Sys::Syslog::setlogsock>).
+
+C<< Sendmail::PMilter->metrics_text >> returns the counters of the server
+running in this process (connections, messages, verdicts, modifications,
+callback latency: docs/metrics.md) in Prometheus's text format, or undef
+when none runs.  With C<PMCORE_METRICS=inet:PORT@ADDR> in the environment
+the server answers C<GET /metrics> and C<GET /health> on that address, for
+any milter, unchanged; a value that does not parse or cannot be listened on
+makes C<main> die with a message naming the variable.
 
 =head2 Constants
 

@@ -203,6 +203,7 @@ void pym_gil_give(int g);
 
 /* server.c */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pym_metrics_text(PyObject *self, PyObject *noargs);
 PyObject *pym_stop(PyObject *self, PyObject *args);
 PyObject *pym_opensocket(PyObject *self, PyObject *args);
 int pym_server_init(PyObject *m);

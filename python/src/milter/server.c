@@ -509,6 +509,28 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
+/* metrics_text(): the running server's counters in Prometheus's text
+ * format (pmc_server_metrics_text), or None outside main().  The GIL stays
+ * held: main() frees the server only after taking it back. */
+PyObject *pym_metrics_text(PyObject *self, PyObject *noargs)
+{
+    pmc_buf b = {0};
+    PyObject *r;
+
+    (void)self;
+    (void)noargs;
+    if (!running)
+        Py_RETURN_NONE;
+    if (pmc_server_metrics_text(running, &b) != PMC_OK) {
+        pmc_buf_free(&b);
+        return PyErr_NoMemory();
+    }
+    r = PyUnicode_FromStringAndSize(b.len ? (const char *)b.data : "",
+                                    (Py_ssize_t)b.len);
+    pmc_buf_free(&b);
+    return r;
+}
+
 PyObject *pym_stop(PyObject *self, PyObject *noargs)
 {
     (void)self;
