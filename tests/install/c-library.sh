@@ -131,15 +131,24 @@ converse() {
         check "the running milter loaded the staged libpmcore.so.0" \
             grep -qF "$real" "/proc/$pid/maps"
     fi
-    "$stage/usr/bin/pmilter-test" -r bob@example.com -r nobody@example.com \
-        "unix:$sock" tests/cli/files/plain.eml >"$T/out" 2>&1
-    local status=$?
+    # The socket file exists from bind(), a moment before listen(): retry
+    # while pmilter-test says it cannot connect (exit 5).  A conversation
+    # that ran also means the milter's signal handlers are in place.
+    local status
+    for _ in $(seq 1 100); do
+        "$stage/usr/bin/pmilter-test" -r bob@example.com -r nobody@example.com \
+            "unix:$sock" tests/cli/files/plain.eml >"$T/out" 2>&1
+        status=$?
+        [ "$status" -ne 5 ] && break
+        sleep 0.05
+    done
     if [ "$status" -eq 0 ] &&
         grep -qF '<- ADDHEADER   X-Hello: world' "$T/out" &&
         grep -qF '<- REPLYCODE   550 5.1.1 No such user here' "$T/out" &&
         grep -qF '== result: accepted, exit status 0' "$T/out"; then
         ok "$name milter: staged pmilter-test adds the header, refuses nobody@"
     else
+        sed 's/^/milter: /' "$T/$name.log" >>"$T/out"
         not_ok "$name milter: conversation (pmilter-test exit $status)"
     fi
     kill -TERM "$pid"
