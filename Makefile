@@ -140,7 +140,9 @@ clean:
 	if [ -f perl/Makefile ]; then $(MAKE) -C perl clean >/dev/null; fi
 
 help:
-	@echo "make                 build $(LIB)"
+	@echo "make                 build $(LIB) and $(BUILD)/libpmcore.so (mk/c-library.mk)"
+	@echo "make install [PREFIX=/usr/local DESTDIR=]  headers, libraries, pmcore.pc,"
+	@echo "                     pmilter-test and its man page; make uninstall removes them"
 	@echo "make test            symbol check, bindings (when present), C suites"
 	@echo "make test-c-prove    C suites under prove (they print TAP)"
 	@echo "make test-asan       C suites with ASan+UBSan in build-asan/"
