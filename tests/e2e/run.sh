@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end suite: the Perl and Python test milters behind a private
-# Postfix (tests/e2e/README.md).  Run by `make test` once the bindings are
+# Postfix, and the C, Perl and Python ones behind a private Sendmail
+# (tests/e2e/README.md).  Run by `make test` once the bindings are
 # built (perl/blib, build/venv); needs root and Debian's postfix
 # (scripts/setup.d/30-postfix.sh installs it).
 #   tests/e2e/run.sh [pytest arguments]
@@ -32,6 +33,10 @@ cleanup() {
     if [ -f "$root/conf/main.cf" ]; then
         postfix -c "$root/conf" stop >/dev/null 2>&1 ||
             postfix -c "$root/conf" abort >/dev/null 2>&1 || true
+    fi
+    # Sendmail (test_sendmail.py) leads its own process group too.
+    if [ -f "$root/sendmail/sendmail.pid" ]; then
+        kill -KILL -- "-$(head -n1 "$root/sendmail/sendmail.pid")" 2>/dev/null || true
     fi
     # Each milter leads its own process group (with its workers).
     for pidfile in "$root"/ctl/*/milter.pid; do
