@@ -47,6 +47,10 @@ def free_port():
 class MilterProc:
     """One milter process under test, restartable after a test stopped it."""
 
+    # The environment and umask it starts with (None, -1: the suite's own).
+    env = None
+    umask = -1
+
     def __init__(self, root, lang, transport, script=None, name=None):
         """SCRIPT: a milter taking just its socket spec (default: the
         suite's own milter of LANG, which also takes its control folder)."""
@@ -87,8 +91,8 @@ class MilterProc:
         # Its own process group, which a Perl milter's per-connection
         # children share: stopping the group stops them all.
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     stdin=subprocess.DEVNULL, env=self.env,
+                                     umask=self.umask, start_new_session=True)
         log.close()
         # For run.sh's cleanup, should pytest be killed before the fixtures
         # could stop the milter.
