@@ -1,4 +1,5 @@
-"""Published milters, run unchanged on pmcore's bindings behind Postfix.
+"""Published milters, run unchanged on pmcore's bindings behind Postfix and
+Sendmail.
 
 scripts/setup.d/70-published-milters.sh puts them in build/published/:
 pymilter 1.0.5's sample.py, dkimpy-milter 1.2.3 and spf-engine 3.1.0's
@@ -9,13 +10,17 @@ the configuration a site would write, generated here, and listens where the
 suite says; its code is not touched.
 
 PublishedEnv is harness.Env with these milters, under ROOT/published (its
-own Postfix instance, so the main suite's environment is not changed).
+own Postfix instance, so the main suite's environment is not changed), plus
+a Sendmail (sendmail.py) in front of the same milter processes; Front is
+the door to one MTA or the other.
 """
 import os
 import subprocess
 import sys
 
-from harness import HERE, PERL_INC, REPO, Env, MilterProc
+import sendmail
+from harness import (HERE, PERL_INC, REPO, Client, Env, MilterProc, RawSMTP,
+                     free_port)
 
 PUBLISHED = os.environ.get('E2E_PUBLISHED_DIR',
                            os.path.join(REPO, 'build', 'published'))
@@ -157,3 +162,51 @@ class PublishedEnv(Env):
         # Postfix's daemons (user postfix) walk down from the suite's folder.
         os.chmod(os.path.dirname(root), 0o755)
         super().__init__(root, published_milters(root))
+        # Sendmail too, when build/sendmail is there (test_published.py
+        # says when it is not).
+        self.sm_ports = {n: free_port() for n in self.milters}
+        self.sendmail = None
+        if sendmail.available() is None:
+            self.sendmail = sendmail.Sendmail(
+                os.path.join(root, 'sendmail'), self.sink.port,
+                {n: (self.sm_ports[n], _sendmail_spec(m))
+                 for n, m in self.milters.items()})
+
+    def start(self):
+        super().start()
+        if self.sendmail:
+            self.sendmail.start()
+        return self
+
+    def stop(self):
+        try:
+            if self.sendmail:
+                self.sendmail.stop()
+        finally:
+            super().stop()
+
+
+def _sendmail_spec(m):
+    """Sendmail's S= for milter M (sample.py's spec is a bare path)."""
+    return 'unix:' + m.path if m.transport == 'unix' else m.spec
+
+
+class Front:
+    """One MTA of a PublishedEnv: 'postfix' or 'sendmail'."""
+
+    def __init__(self, env, mta):
+        self.env, self.mta = env, mta
+        self.ports = env.ports if mta == 'postfix' else env.sm_ports
+
+    def client(self, name, helo='client.e2e.test'):
+        cls = Client if self.mta == 'postfix' else sendmail.SendmailClient
+        return cls(self, name, helo)
+
+    def raw(self, name):
+        return RawSMTP(self, name)
+
+    def delivered(self, qid):
+        """The sink's transaction for QID, once the MTA is done with it."""
+        if self.mta == 'postfix':
+            self.env.postfix.wait_removed(qid)
+        return self.env.sink.wait(qid)
