@@ -74,9 +74,8 @@ define(`confBAD_RCPT_THROTTLE', `0')dnl
 define(`confMILTER_LOG_LEVEL', `0')dnl
 define(`SMART_HOST', `esmtp:[127.0.0.1]')dnl
 define(`ESMTP_MAILER_ARGS', `TCP $h {relay}')dnl
-dnl 8-bit data and long lines pass as they are (Postfix's suite sends both).
+dnl 8-bit data is relayed as it came, not converted.
 define(`confEIGHT_BIT_HANDLING', `pass8')dnl
-define(`SMTP_MAILER_MAXMSGS', `1')dnl
 FEATURE(`no_default_msa')dnl
 FEATURE(`nocanonify')dnl
 FEATURE(`accept_unresolvable_domains')dnl
