@@ -4,6 +4,14 @@
 EXTRA_TESTS += tests/e2e/run.sh
 
 E2E_PY := $(BUILD)/venv/bin/python
+# The C milter of the Sendmail suite, on the library's own server API.
+E2E_C_MILTER := $(BUILD)/tests/e2e_milter
+test: $(E2E_C_MILTER)
+
+$(E2E_C_MILTER): tests/e2e/milters/e2e_milter.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(PMC_CFLAGS) $< $(LIB) -o $@
+
 # The samples `make demo-postfix` puts behind Postfix; each takes its socket
 # spec as its only argument.
 DEMO_PERL_MILTER ?= examples/perl/header-milter.pl
@@ -12,7 +20,7 @@ DEMO_PYTHON_MILTER ?= examples/python/header_adder.py
 .PHONY: e2e-bindings test-e2e demo-postfix
 # The Perl binding in perl/blib and the Python one in the venv, as make test
 # leaves them (the venv is only filled when the binding is missing).
-e2e-bindings:
+e2e-bindings: $(E2E_C_MILTER)
 	cd perl && perl Makefile.PL >/dev/null && $(MAKE) >/dev/null
 	if ! $(E2E_PY) -c 'import milter, pytest' 2>/dev/null; then \
 	    $(PY) -m venv $(BUILD)/venv && \

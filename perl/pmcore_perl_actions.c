@@ -204,9 +204,6 @@ SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n)
     return pmp_fail(aTHX_ c, st);
 }
 
-/* 1.27 stage letters in its getsymval order: earliest stage first. */
-static const char pmp_letters[] = "CHMRTNE";
-
 static int pmp_stage_of(int letter)
 {
     switch (letter) {
@@ -221,47 +218,21 @@ static int pmp_stage_of(int letter)
     return -1;
 }
 
-/* A macro of one stage: by its exact name, or with 'same' by the core's
- * rule of macro names (pmc_macro_name). */
-static int pmp_find(const pmc_session *s, int stage, pmc_str name, int same,
-                    pmc_str *value)
-{
-    size_t cur = 0;
-    pmc_str k, v;
-
-    if (same)
-        name = pmc_macro_name(name);
-    while (pmc_session_macro_next(s, stage, &cur, &k, &v)) {
-        if (same)
-            k = pmc_macro_name(k);
-        if (k.len == name.len && memcmp(k.ptr, name.ptr, name.len) == 0) {
-            *value = v;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* 1.27's lookup (stages C H M R T N E, exact name), then the core's rule
- * of names ("x" is "{x}") as libmilter has it, which 1.27 lacked. */
+/* The core's lookup in every register form.  1.27 searched the earliest
+ * stage first, so a macro the MTA sends again at EOM ({i} in Postfix)
+ * gave the stale MAIL value; no milter can rely on that and libmilter
+ * never did it. */
 SV *pmp_getsymval(pTHX_ pmp_ctx *c, SV *namesv)
 {
     STRLEN len;
-    pmc_str name, v;
-    int i, same;
+    const char *name;
+    pmc_str v;
 
     if (!c->s || !SvOK(namesv))
         return &PL_sv_undef;
-    name.ptr = SvPVbyte(namesv, len);
-    name.len = len;
-    if (!c->compat) /* libmilter's lookup: latest stage first */
-        return pmc_session_getsymval(c->s, name.ptr, name.len, &v)
-                   ? sv_2mortal(newSVpvn(v.ptr, v.len)) : &PL_sv_undef;
-    for (same = 0; same < 2; same++)
-        for (i = 0; pmp_letters[i]; i++)
-            if (pmp_find(c->s, pmp_stage_of(pmp_letters[i]), name, same, &v))
-                return sv_2mortal(newSVpvn(v.ptr, v.len));
-    return &PL_sv_undef;
+    name = SvPVbyte(namesv, len);
+    return pmc_session_getsymval(c->s, name, len, &v)
+               ? sv_2mortal(newSVpvn(v.ptr, v.len)) : &PL_sv_undef;
 }
 
 /* A snapshot of one stage's macros for $ctx->{symbols}{LETTER}. */

@@ -265,7 +265,8 @@ def _replace(part, name, savname):
               'Content-Transfer-Encoding'):
         if h in part:
             del part[h]
-    part['Content-Type'] = 'text/plain'
+    # pymilter names the notice, and mail clients show that name.
+    part['Content-Type'] = 'text/plain; name=WARNING.TXT'
     part.set_payload(virus_msg % (name, socket.gethostname(), savname))
 
 

@@ -66,7 +66,7 @@ is($d{progress}, 'ok', 'progress during helo (hash form)');
 is(codes(@r), 'O c p c', '... sends p before the reply');
 like($Sendmail::PMilter::Context::ERROR, qr/WRONG_STAGE/, '$Sendmail::PMilter::Context::ERROR');
 
-# getsymval in hash form: libmilter's order (latest stage first).
+# getsymval: libmilter's order (latest stage first) in every register form.
 my $i;
 ($ctx) = ctx_for({ eom => sub { $i = $_[0]->getsymval('i'); SMFIS_CONTINUE } }, {});
 conv($ctx, optneg(6, 0x1FF, 0x1FFFFF), pkt('D', 'M', "i\0from-M\0"), pkt('M', "<a>\0"),
@@ -76,7 +76,7 @@ is($i, 'from-E', 'hash form: the latest stage wins');
 undef $i;
 conv($ctx, optneg(6, 0x1FF, 0x1FFFFF), pkt('D', 'M', "i\0from-M\0"), pkt('M', "<a>\0"),
      pkt('R', "<b>\0"), pkt('D', 'E', "i\0from-E\0"), pkt('E'));
-is($i, 'from-M', 'numeric FLAGS: 1.27 order (earliest stage first)');
+is($i, 'from-E', 'numeric FLAGS: the latest stage wins too (1.27 gave from-M)');
 
 # The quit hook (undocumented in 1.27) runs before close on a clean end.
 my @order;

@@ -129,7 +129,7 @@ def test_headerchange_told_before_delete():
         (n, v, len(m.get_all(n) or [])))
     assert mime.defang(msg)
     assert ('Content-Type', None, 1) in seen
-    assert ('Content-Type', 'text/plain', 1) in seen
+    assert ('Content-Type', 'text/plain; name=WARNING.TXT', 1) in seen
 
 
 def test_html_script_filter():

@@ -49,7 +49,7 @@ def pytest_configure(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On failure, show the milter's output and Postfix's log with it."""
+    """On failure, show the milter's output and the MTA's log with it."""
     outcome = yield
     report = outcome.get_result()
     if report.when != 'call' or not report.failed:
@@ -60,3 +60,10 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f'milter {milter.name} log', milter.log_tail()))
     if e is not None:
         report.sections.append(('postfix maillog', e.postfix.log_tail(60)))
+    # test_sendmail.py's fixtures.
+    milter = item.funcargs.get('sm')
+    if milter is not None:
+        report.sections.append((f'milter {milter.name} log', milter.log_tail()))
+    e = item.funcargs.get('sm_env')
+    if e is not None:
+        report.sections.append(('sendmail log', e.sendmail.log_tail(60)))

@@ -21,6 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PERL_INC = ['-I' + os.path.join(REPO, 'perl', 'blib', 'lib'),
             '-I' + os.path.join(REPO, 'perl', 'blib', 'arch')]
+# The C milter (tests/e2e/milters/e2e_milter.c), as make builds it.
+C_MILTER = os.environ.get('E2E_C_MILTER',
+                          os.path.join(REPO, 'build', 'tests', 'e2e_milter'))
 LANGS = ('perl', 'python')
 TRANSPORTS = ('unix', 'inet')
 MILTER_NAMES = tuple(f'{lang}-{t}' for lang in LANGS for t in TRANSPORTS)
@@ -43,6 +46,10 @@ def free_port():
 
 class MilterProc:
     """One milter process under test, restartable after a test stopped it."""
+
+    # The environment and umask it starts with (None, -1: the suite's own).
+    env = None
+    umask = -1
 
     def __init__(self, root, lang, transport, script=None, name=None):
         """SCRIPT: a milter taking just its socket spec (default: the
@@ -69,6 +76,8 @@ class MilterProc:
     def command(self):
         if self.script:
             args = [self.script, self.spec]
+        elif self.lang == 'c':
+            return [C_MILTER, self.spec, self.ctl]
         else:
             ext = '.pl' if self.lang == 'perl' else '.py'
             args = [os.path.join(HERE, 'milters', 'e2e_milter' + ext),
@@ -82,8 +91,8 @@ class MilterProc:
         # Its own process group, which a Perl milter's per-connection
         # children share: stopping the group stops them all.
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     stdin=subprocess.DEVNULL, env=self.env,
+                                     umask=self.umask, start_new_session=True)
         log.close()
         # For run.sh's cleanup, should pytest be killed before the fixtures
         # could stop the milter.
@@ -202,6 +211,9 @@ class SMTPReply(Exception):
 class Client:
     """An SMTP session to the listener in front of milter NAME."""
 
+    # Where the reply to the final dot names the queue id (Postfix's form).
+    QUEUED = r'queued as ([0-9A-Za-z]+)'
+
     def __init__(self, env, name, helo):
         self.env = env
         self.smtp = smtplib.SMTP('127.0.0.1', env.ports[name], timeout=60)
@@ -236,7 +248,7 @@ class Client:
         for r in rcpts:
             self.check('RCPT', self.smtp.rcpt(r))
         text = self.check('DATA', self.smtp.data(message))
-        m = re.search(r'queued as ([0-9A-Za-z]+)', text)
+        m = re.search(self.QUEUED, text)
         assert m, f'no queue id in {text!r}'
         return m.group(1)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end suite: the Perl and Python test milters behind a private
-# Postfix (tests/e2e/README.md).  Run by `make test` once the bindings are
+# Postfix, and the C, Perl and Python ones behind a private Sendmail
+# (tests/e2e/README.md).  Run by `make test` once the bindings are
 # built (perl/blib, build/venv); needs root and Debian's postfix
 # (scripts/setup.d/30-postfix.sh installs it).
 #   tests/e2e/run.sh [pytest arguments]
@@ -29,12 +30,18 @@ root=$(mktemp -d /tmp/pmcore-e2e.XXXXXX)
 export E2E_ROOT=$root
 # The fixtures stop everything; this is for a run that was killed.
 cleanup() {
-    if [ -f "$root/conf/main.cf" ]; then
-        postfix -c "$root/conf" stop >/dev/null 2>&1 ||
-            postfix -c "$root/conf" abort >/dev/null 2>&1 || true
+    # The main instance, and test_published.py's under published/.
+    for conf in "$root/conf" "$root/published/conf"; do
+        [ -f "$conf/main.cf" ] || continue
+        postfix -c "$conf" stop >/dev/null 2>&1 ||
+            postfix -c "$conf" abort >/dev/null 2>&1 || true
+    done
+    # Sendmail (test_sendmail.py) leads its own process group too.
+    if [ -f "$root/sendmail/sendmail.pid" ]; then
+        kill -KILL -- "-$(head -n1 "$root/sendmail/sendmail.pid")" 2>/dev/null || true
     fi
     # Each milter leads its own process group (with its workers).
-    for pidfile in "$root"/ctl/*/milter.pid; do
+    for pidfile in "$root"/ctl/*/milter.pid "$root"/published/ctl/*/milter.pid; do
         [ -f "$pidfile" ] || continue
         kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
     done

@@ -1,4 +1,4 @@
-"""The envelope sender changed, and quarantine to the hold queue."""
+"""The envelope sender changed, quarantine to the hold queue, and discard."""
 from harness import message, split_message
 
 
@@ -29,3 +29,16 @@ def test_quarantine_hold_queue(env, m):
     assert b'Subject: e2e test' in content
     assert f'X-E2E-Milter: {m.lang} msg=1'.encode() in content
     assert env.sink.for_queue_id(qid) == []
+
+
+def test_discard(env, m):
+    with env.client(m.name) as c:
+        gone = c.send('sender@sink.test', ['one@sink.test'],
+                      message(mode='eom-discard'))
+        kept = c.send('sender@sink.test', ['one@sink.test'], message())
+    env.postfix.wait_log(rf'{gone}: milter-discard: END-OF-MESSAGE from .*'
+                         r'milter triggers DISCARD action')
+    # The next message on the session is relayed; the discarded one never.
+    env.sink.wait(kept)
+    env.postfix.wait_removed(kept)
+    assert env.sink.for_queue_id(gone) == []

@@ -480,8 +480,10 @@ works everywhere) and without name lookups; an IPv4 or IPv6 address that
 is not numeric gives undef (1.27 resolved host names, or failed the
 connection).  [02_context]
 
-=item * C<getsymval> searches 1.27's stage order (C H M R T N E) and then
-also the other brace form (C<i> finds C<{i}>), as libmilter does.  Macros
+=item * C<getsymval> searches the stages latest first (E N T R M H C) and
+tries both brace forms (C<i> finds C<{i}>), as libmilter does, whatever the
+register form: a macro sent again at EOM (C<{i}> from Postfix) gives its EOM
+value (1.27 searched C H M R T N E and gave the stale MAIL value).  Macros
 follow the engine's lifetime rules: each MACRO packet replaces that stage's
 set, ABORT clears the message's stages, C<R> macros stay readable until the
 next message (1.27 deleted them after envrcpt and let C<M> macros pile up).

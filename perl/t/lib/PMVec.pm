@@ -12,6 +12,8 @@ use Socket qw(AF_INET AF_INET6 AF_UNIX inet_ntop unpack_sockaddr_in
 use Sendmail::PMilter qw(:all SMFIS_NOREPLY SMFIS_SKIP);
 use Sendmail::PMilter::Context;
 
+our $FLAGS;    # see run()
+
 my @EVENTS = qw(negotiate connect helo envfrom envrcpt data header eoh body
                 eom abort close unknown);
 # Private sans-I/O verdict: the handler's answer comes later (_resume).
@@ -271,7 +273,8 @@ sub run {
     my %cb = map { $_ => handler($r, $_) } keys %{ $v->{handlers} };
     my %cfg = %{ $v->{cfg} };
     my $m = Sendmail::PMilter->new;
-    $m->register($v->{name}, \%cb, {
+    # $PMVec::FLAGS set: register with 1.27's numeric FLAGS instead.
+    $m->register($v->{name}, \%cb, defined $FLAGS ? $FLAGS : {
         action_flags => delete $cfg{actions}, protocol_flags => delete $cfg{protocol},
         %cfg });
     my @warn;

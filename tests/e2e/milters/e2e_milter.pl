@@ -40,7 +40,7 @@ sub make_body {
 # 'reject' for PREFIX-reject..., etc.; undef when TEXT is no command.
 sub verdict_of {
     my ($text, $prefix) = @_;
-    return $text =~ /^\Q$prefix\E-(reject|tempfail|die)/ ? $1 : undef;
+    return $text =~ /^\Q$prefix\E-(reject|tempfail|discard|die)/ ? $1 : undef;
 }
 
 sub local_part {
@@ -65,6 +65,7 @@ sub new_message {
 sub refuse {
     my ($ctx, $stage, $verb) = @_;
     die "e2e $LANG dies at $stage\n" if $verb eq 'die';
+    return SMFIS_DISCARD if $verb eq 'discard';
     my ($code, $xcode) = $verb eq 'reject' ? ('550', '5.7.1') : ('451', '4.7.1');
     $ctx->setmlreply($code, $xcode,
         ["e2e $LANG ${verb}s at $stage", "second line from $LANG"]);

@@ -40,7 +40,7 @@ def make_body(size):
 
 def verdict_of(text, prefix):
     """'reject' for PREFIX-reject..., etc.; None when TEXT is no command."""
-    for verb in ('reject', 'tempfail', 'die'):
+    for verb in ('reject', 'tempfail', 'discard', 'die'):
         if text.startswith(f'{prefix}-{verb}'):
             return verb
     return None
@@ -73,6 +73,8 @@ class E2EMilter(Milter.Base):
     def refuse(self, stage, verb):
         if verb == 'die':
             raise RuntimeError(f'e2e {LANG} raises at {stage}')
+        if verb == 'discard':
+            return Milter.DISCARD
         code, xcode = ('550', '5.7.1') if verb == 'reject' else ('451', '4.7.1')
         self.setreply(code, xcode, f'e2e {LANG} {verb}s at {stage}',
                       f'second line from {LANG}')
