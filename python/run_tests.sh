@@ -24,6 +24,9 @@ rm -rf "$HERE/build"
 [ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
 "$PY" -c 'import pytest' 2>/dev/null ||
     "$PY" -m pip install --quiet --disable-pip-version-check pytest
+# The [dns] extra, for the tests of Milter.dns and Milter.dsn.
+"$PY" -c 'import dns.resolver' 2>/dev/null ||
+    "$PY" -m pip install --quiet --disable-pip-version-check 'dnspython>=2.0'
 
 # Run from the tests directory so the installed package is the one tested
 # (not the source tree), with every xfail and skip listed with its reason.
