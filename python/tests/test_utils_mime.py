@@ -145,3 +145,39 @@ def test_addr_cache(tmp_path):
     assert 'spammer.com' in d and 'anyone@spammer.com' in d
     assert d.has_precise_key('foo@bar.com')
     assert 'old@x.com' not in d          # expired
+
+
+def test_addr_cache_file_format_and_expiry(tmp_path):
+    # pymilter's file: "address" or "address <time_format stamp>"; load()
+    # drops old and unreadable entries and keeps the previous file.
+    import time
+    from Milter.cache import AddrCache
+    fname = str(tmp_path / 'cbv.dat')
+
+    def stamp(days_ago):
+        return time.strftime(AddrCache.time_format,
+                             time.localtime(time.time() - days_ago * 86400))
+    lines = ['manual.example\n', 'recent@a.example %s\n' % stamp(2),
+             'stale@a.example %s\n' % stamp(20), 'junk@a.example 12345\n']
+    with open(fname, 'w') as fp:
+        fp.writelines(lines)
+    c = AddrCache(renew=7)
+    c.load(fname)
+    assert 'recent@a.example' in c and 'x@manual.example' in c
+    assert 'stale@a.example' not in c and 'junk@a.example' not in c
+    with open(fname) as fp:
+        assert fp.readlines() == lines[:2]
+    with open(fname + '.old') as fp:
+        assert fp.readlines() == lines
+    assert not (tmp_path / 'cbv.dat.lock').exists()
+    # Entries expire in memory too, after `renew` days.
+    c.cache['recent@a.example'] = (time.time() - 8 * 86400, None)
+    assert not c.has_precise_key('recent@a.example')
+    assert 'recent@a.example' not in c.cache
+    # A fresh file written by the cache reads back.
+    c['New@B.example'] = None
+    c.addperm('Perm@B.example')
+    d = AddrCache()
+    d.load(fname, 30)
+    assert d.has_precise_key('new@b.example') and 'perm@b.example' in d
+    assert d.cache['perm@b.example'][0] is not None   # seen now, on reload
