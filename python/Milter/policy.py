@@ -26,6 +26,11 @@ def _berkeley():
     return None
 
 
+# The Berkeley DB module maps are read with (bsddb3.db, as pymilter names
+# it), None when neither bsddb3 nor berkeleydb is installed.
+db = _berkeley()
+
+
 class DB(object):
     """A read-only key -> value map on disk: db[key] (bytes) raises
     KeyError for a missing or empty value, as pymilter's does."""
@@ -33,7 +38,7 @@ class DB(object):
     def open(self, fname, mode):
         if mode != 'r':
             raise ValueError('unsupported mode: %r (only "r")' % (mode,))
-        bdb = _berkeley()
+        bdb = db
         if bdb is not None:
             self.f = bdb.DB()
             self.f.open(fname, flags=bdb.DB_RDONLY)
