@@ -26,6 +26,7 @@ class FakeDNS(object):
         self.zone = {(n.lower(), t): v for (n, t), v in zone.items()}
         self.follow = set(follow)
         self.silent = silent          # never answer: a dead server
+        self._stop = False
         self.queries = []             # (name, type) asked, in order
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(('127.0.0.1', 0))
@@ -42,13 +43,18 @@ class FakeDNS(object):
         return r
 
     def close(self):
+        """Stop the server thread (woken by an empty datagram) and wait
+        for it, so no test leaves a thread behind."""
+        self._stop = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b'', ('127.0.0.1', self.port))
+        self.thread.join(5)
         self.sock.close()
 
     def _serve(self):
         while True:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
+            wire, peer = self.sock.recvfrom(4096)
+            if self._stop:
                 return
             q = dns.message.from_wire(wire)
             question = q.question[0]

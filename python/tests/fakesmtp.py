@@ -21,9 +21,18 @@ class FakeSMTP(object):
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen(5)
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
 
     def close(self):
+        """Stop accepting (shutdown wakes the blocked accept) and wait for
+        every thread, so no test leaves one behind."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for t in list(self.threads):
+            t.join(5)
         self.sock.close()
 
     def _accept(self):
@@ -32,8 +41,10 @@ class FakeSMTP(object):
                 conn, _peer = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._session, args=(conn,),
-                             daemon=True).start()
+            t = threading.Thread(target=self._session, args=(conn,),
+                                 daemon=True)
+            self.threads.append(t)
+            t.start()
 
     def _reply(self, line):
         for prefix, reply in self.replies.items():

@@ -22,18 +22,32 @@ name is missing, 2 if a reference cannot be read.
 import argparse
 import ast
 import importlib
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+import sysconfig
 
-# Modules a `from X import Y` re-export is taken from only if X is not
-# part of Python itself (a stdlib helper imported by the reference is no
-# API of its own).
-STDLIB = set(getattr(sys, 'stdlib_module_names', ())) | {
-    'StringIO', 'ConfigParser', 'anydbm', 'sgmllib', 'markupbase',
-    'thread', 'urllib'}
+# A `from X import Y` counts as a re-export only if X is not part of
+# Python itself (a stdlib helper imported by the reference is no API of
+# its own); Python 2 names are stdlib too.
+PY2_STDLIB = {'StringIO', 'ConfigParser', 'anydbm', 'sgmllib', 'markupbase',
+              'thread', 'urllib2'}
+
+
+def is_stdlib(module):
+    top = module.split('.')[0]
+    if top in PY2_STDLIB or top in sys.builtin_module_names:
+        return True
+    names = getattr(sys, 'stdlib_module_names', None)   # 3.10+
+    if names is not None:
+        return top in names
+    spec = importlib.util.find_spec(top)
+    stdlib = sysconfig.get_paths()['stdlib']
+    return bool(spec and spec.origin and spec.origin.startswith(stdlib) and
+                'site-packages' not in spec.origin)
 
 
 def public(name):
@@ -95,7 +109,7 @@ def module_names(tree, star):
                 for n in assigned(node):
                     names.setdefault(n, None)
             elif isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.split('.')[0] not in STDLIB and \
+                    not is_stdlib(node.module) and \
                     node.module != '__future__':
                 for a in node.names:
                     if a.name == '*':
