@@ -12,7 +12,6 @@ pymilter 1.0.5's module does not run on Python 3 (basestring, indexing
 dict.values()); this one does, and gives reply texts as str.
 """
 import smtplib
-import socket
 import time
 from email.message import Message
 
