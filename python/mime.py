@@ -167,8 +167,18 @@ class MimeMessage(email.message.Message):
     def getencoding(self):
         return self.get('content-transfer-encoding', '7bit').lower()
 
-    def decode(self):
-        return self.get_payload(decode=True)
+    def decode(self, filt=None):
+        """pymilter's form: write the decoded payload to filt (a binary
+        file; a payload that cannot be decoded writes nothing) and return
+        the Content-Transfer-Encoding, or None.  Without filt, the decoded
+        payload."""
+        if filt is None:
+            return self.get_payload(decode=True)
+        try:
+            filt.write(self.get_payload(decode=True))
+        except Exception:
+            pass
+        return self.get('content-transfer-encoding', None)
 
     def get_payload_decoded(self):
         return self.get_payload(decode=True)
@@ -235,9 +245,12 @@ def zipnames(txt):
 
 
 def check_ext(name):
-    """True if name ends in an executable extension."""
+    """name if it ends in an executable extension, else None (a false
+    name comes back as it is), as pymilter's check_ext."""
+    if not name:
+        return name
     n = name.lower().strip()
-    return any(n.endswith(e) for e in bad_extensions)
+    return name if any(n.endswith(e) for e in bad_extensions) else None
 
 
 # A name and a quoted string inside <!...> (SGMLFilter.parse_declaration
@@ -414,9 +427,10 @@ def check_html(msg, savname=None):
     return changed
 
 
-def check_attachments(msg, check):
+def check_attachments(msg, check, lev=None):
     """Call check(part) for every leaf part; stop at the first result
-    other than CONTINUE (0) and return it."""
+    other than CONTINUE (0) and return it.  lev (pymilter's nesting
+    counter for its debug output) is accepted and not used."""
     for part in msg.walk():
         if part.is_multipart():
             continue

@@ -181,3 +181,21 @@ def test_addr_cache_file_format_and_expiry(tmp_path):
     d.load(fname, 30)
     assert d.has_precise_key('new@b.example') and 'perm@b.example' in d
     assert d.cache['perm@b.example'][0] is not None   # seen now, on reload
+
+
+def test_pymilter_call_forms():
+    # Signatures pymilter's callers use: decode(filt), check_attachments
+    # with lev, check_ext giving the name back.
+    msg = mime.message_from_file(io.BytesIO(MSG))
+    part = msg.get_payload(1)
+    out = io.BytesIO()
+    assert part.decode(out) == 'base64'
+    assert out.getvalue() == part.get_payload(decode=True) == \
+        b'MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00'
+    assert msg.get_payload(0).decode(io.BytesIO()) is None
+    assert mime.check_ext('EVIL.EXE') == 'EVIL.EXE'
+    assert mime.check_ext('a.txt') is None and mime.check_ext('') == ''
+    seen = []
+    assert mime.check_attachments(msg, lambda p: seen.append(p) or 0,
+                                  lev=[1]) == 0
+    assert len(seen) == 2
