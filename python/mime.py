@@ -2,8 +2,9 @@
 "defanging"), written from the documented API on top of the email package.
 
 Public names: MimeMessage, MimeGenerator, message_from_file, unquote,
-zipnames, check_ext, check_name, check_attachments, defang, virus_msg,
-extlist, bad_extensions.
+zipnames, check_ext, check_name, check_attachments, check_html, defang,
+virus_msg, extlist, bad_extensions, SGMLFilter, HTMLScriptFilter (on
+Milter.sgmllib), declname, declstringlit.
 """
 import email
 import email.generator
@@ -13,9 +14,11 @@ import re
 import socket
 import zipfile
 
+from Milter.sgmllib import SGMLParser as HTMLParser
+
 __all__ = ['MimeMessage', 'MimeGenerator', 'message_from_file', 'unquote',
            'zipnames', 'check_ext', 'check_name', 'check_attachments',
-           'check_html', 'HTMLScriptFilter', 'defang', 'virus_msg',
+           'check_html', 'HTMLScriptFilter', 'SGMLFilter', 'defang', 'virus_msg',
            'extlist', 'bad_extensions']
 
 extlist = ','.join((
@@ -164,8 +167,18 @@ class MimeMessage(email.message.Message):
     def getencoding(self):
         return self.get('content-transfer-encoding', '7bit').lower()
 
-    def decode(self):
-        return self.get_payload(decode=True)
+    def decode(self, filt=None):
+        """pymilter's form: write the decoded payload to filt (a binary
+        file; a payload that cannot be decoded writes nothing) and return
+        the Content-Transfer-Encoding, or None.  Without filt, the decoded
+        payload."""
+        if filt is None:
+            return self.get_payload(decode=True)
+        try:
+            filt.write(self.get_payload(decode=True))
+        except Exception:
+            pass
+        return self.get('content-transfer-encoding', None)
 
     def get_payload_decoded(self):
         return self.get_payload(decode=True)
@@ -232,12 +245,18 @@ def zipnames(txt):
 
 
 def check_ext(name):
-    """True if name ends in an executable extension."""
+    """name if it ends in an executable extension, else None (a false
+    name comes back as it is), as pymilter's check_ext."""
+    if not name:
+        return name
     n = name.lower().strip()
-    return any(n.endswith(e) for e in bad_extensions)
+    return name if any(n.endswith(e) for e in bad_extensions) else None
 
 
+# A name and a quoted string inside <!...> (SGMLFilter.parse_declaration
+# skips over them, so a '>' inside a string does not end it).
 declname = re.compile(r'[a-zA-Z][-_.a-zA-Z0-9]*\s*')
+declstringlit = re.compile(r'(\'[^\']*\'|"[^"]*")\s*')
 
 
 def check_name(msg, savname=None, ckname=check_ext, scan_zip=False):
@@ -270,29 +289,118 @@ def _replace(part, name, savname):
     part.set_payload(virus_msg % (name, socket.gethostname(), savname))
 
 
-_SCRIPT = re.compile(r'<script\b.*?(</script\s*>|\Z)', re.I | re.S)
-
-
-class HTMLScriptFilter(object):
-    """Copy HTML to out with every <script>...</script> element replaced
-    by self.msg; everything else (comments, declarations, marked sections)
-    passes through unchanged.  feed() as often as needed, then close()."""
-
-    msg = '<!-- WARNING: embedded script removed -->'
+class SGMLFilter(HTMLParser):
+    """Copy HTML to out as it is parsed, every construct unchanged, so a
+    subclass can change just the ones it is interested in.  Use it as a
+    file: write() (or feed()) the text in pieces, then close()."""
 
     def __init__(self, out):
+        HTMLParser.__init__(self)
         self.out = out
-        self.buf = ''
-        self.scripts = 0
 
-    def feed(self, data):
-        self.buf += data
+    def write(self, buf):
+        self.feed(buf)
+
+    def handle_data(self, data):
+        self.out.write(data)
+
+    def handle_comment(self, comment):
+        self.out.write('<!--%s-->' % comment)
+
+    def handle_entityref(self, ref):
+        self.out.write('&%s;' % ref)
+
+    def handle_charref(self, ref):
+        self.out.write('&#%s;' % ref)
+
+    def handle_special(self, data):
+        """A <!...> declaration, passed through as it came."""
+        self.out.write('<!%s>' % data)
+
+    def unknown_starttag(self, tag, attr):
+        self.out.write(self.get_starttag_text())
+
+    def unknown_endtag(self, tag):
+        self.out.write('</%s>' % tag)
+
+    def parse_declaration(self, i):
+        """<!...> up to its '>' (outside quoted strings) goes to
+        handle_special whatever it holds: mail clients accept declarations
+        an SGML parser would reject (<![if ...]> and the like).  Returns
+        the index after it, -1 if the '>' has not come yet."""
+        rawdata = self.rawdata
+        j = i + 2
+        while j < len(rawdata):
+            c = rawdata[j]
+            if c == '>':
+                self.handle_special(rawdata[i + 2:j])
+                return j + 1
+            if c in '"\'' or c.isalpha() and c.isascii():
+                m = (declstringlit if c in '"\'' else declname).match(
+                    rawdata, j)
+                if not m:
+                    return -1
+                j = m.end()
+            else:
+                j += 1
+        return -1
+
+
+class HTMLScriptFilter(SGMLFilter):
+    """SGMLFilter that drops every <script> element, writing self.msg
+    where each outermost one was; self.modified tells whether there was
+    one.  Unlike pymilter's, tags and references inside a script are
+    dropped too, not only its text and comments."""
+
+    def __init__(self, out):
+        SGMLFilter.__init__(self, out)
+        self.ignoring = 0
+        self.modified = False
+        self.msg = '<!-- WARNING: embedded script removed -->'
+
+    def start_script(self, unused):
+        self.ignoring += 1
+        self.modified = True
+
+    def end_script(self):
+        self.ignoring -= 1
+        if not self.ignoring:
+            self.out.write(self.msg)
 
     def close(self):
-        text, n = _SCRIPT.subn(self.msg, self.buf)
-        self.scripts += n
-        self.out.write(text)
-        self.buf = ''
+        SGMLFilter.close(self)
+        # An unclosed <script> runs to the end of the document.
+        if self.ignoring:
+            self.ignoring = 0
+            self.out.write(self.msg)
+
+    def handle_data(self, data):
+        if not self.ignoring:
+            SGMLFilter.handle_data(self, data)
+
+    def handle_comment(self, comment):
+        if not self.ignoring:
+            SGMLFilter.handle_comment(self, comment)
+
+    def handle_entityref(self, ref):
+        if not self.ignoring:
+            SGMLFilter.handle_entityref(self, ref)
+
+    def handle_charref(self, ref):
+        if not self.ignoring:
+            SGMLFilter.handle_charref(self, ref)
+
+    def handle_special(self, data):
+        if not self.ignoring:
+            SGMLFilter.handle_special(self, data)
+
+    def unknown_starttag(self, tag, attr):
+        if not self.ignoring:
+            SGMLFilter.unknown_starttag(self, tag, attr)
+
+    def unknown_endtag(self, tag):
+        if not self.ignoring:
+            SGMLFilter.unknown_endtag(self, tag)
 
 
 def check_html(msg, savname=None):
@@ -311,18 +419,19 @@ def check_html(msg, savname=None):
             text = raw.decode('latin-1')
         out = io.StringIO()
         f = HTMLScriptFilter(out)
-        f.feed(text)
+        f.write(text)
         f.close()
-        if f.scripts:
+        if f.modified:
             del part['content-transfer-encoding']
             part.set_payload(out.getvalue(), 'utf-8')
             changed = True
     return changed
 
 
-def check_attachments(msg, check):
+def check_attachments(msg, check, lev=None):
     """Call check(part) for every leaf part; stop at the first result
-    other than CONTINUE (0) and return it."""
+    other than CONTINUE (0) and return it.  lev (pymilter's nesting
+    counter for its debug output) is accepted and not used."""
     for part in msg.walk():
         if part.is_multipart():
             continue

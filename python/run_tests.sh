@@ -27,6 +27,9 @@ rm -rf "$HERE/build"
 # Milter.metrics is tested against the real prometheus_client.
 "$PY" -c 'import prometheus_client' 2>/dev/null ||
     "$PY" -m pip install --quiet --disable-pip-version-check prometheus_client
+# The [dns] extra, for the tests of Milter.dns and Milter.dsn.
+"$PY" -c 'import dns.resolver' 2>/dev/null ||
+    "$PY" -m pip install --quiet --disable-pip-version-check 'dnspython>=2.0'
 
 # Run from the tests directory so the installed package is the one tested
 # (not the source tree), with every xfail and skip listed with its reason.

@@ -1,96 +1,146 @@
-"""AddrCache: a small file-backed cache of email addresses (and domains),
-as pymilter's Milter.cache provides (for CBV/DSN bookkeeping).
+"""Milter.cache.AddrCache: addresses (and domains) seen recently, kept in
+memory and in a text file (pymilter's API and file format), for example
+the senders a milter has validated or sent a DSN to.
 
-File format, one entry per line: "address" (permanent) or
-"address timestamp" (temporary, seconds since the epoch).  Entries with a
-value (set as cache[addr] = value) live in memory only.
+File format, one entry a line: "address" for an entry added by hand or
+with addperm(), "address timestamp" for one added as cache[address] =
+None, the timestamp written with time_format in local time.  load() drops
+entries older than the cache's age in days (and lines whose timestamp
+cannot be read) and rewrites the file without them, keeping the previous
+version as FILE.old; the rewrite goes through Milter.plock.PLock, so two
+processes never write it at once.  Entries with a value (cache[address] =
+'result') live in memory only.
 """
 import time
 
+from Milter.plock import PLock
+
 __all__ = ['AddrCache']
+
+_DAY = 24 * 60 * 60
 
 
 class AddrCache(object):
-    """Addresses seen recently.  `in` and has_key also match a cached
-    domain for an address in that domain."""
+    """Addresses seen within the last `renew` days.  `in`, has_key and []
+    also answer for an address from an entry for its domain."""
 
-    time_format = '%Y%b%d %H:%M:%S %Z'  # kept for compatibility
+    time_format = '%Y%b%d %H:%M:%S %Z'
 
     def __init__(self, renew=7, fname=None):
-        self.age = renew          # days a temporary entry stays valid
+        self.age = renew
+        self.cache = {}         # address.lower() -> (time or None, value)
         self.fname = fname
-        self.cache = {}           # addr.lower() -> (timestamp or None, value)
-        if fname:
-            self.load(fname, renew)
 
     def load(self, fname, age=0):
-        """Read entries from fname, dropping temporary ones older than age
-        days (age 0 keeps them all)."""
+        """Read fname (missing: an empty cache), dropping entries older
+        than age days (default: the cache's age) and rewriting the file
+        without them.  Entries without a timestamp count as seen now."""
+        age = age or self.age
         self.fname = fname
-        if age:
-            self.age = age
+        self.cache = {}
         now = time.time()
+        oldest = now - age * _DAY
+        lock = PLock(fname)
+        out = lock.lock()
+        dropped = False
         try:
-            fp = open(fname)
-        except OSError:
-            return
-        with fp:
-            for line in fp:
-                parts = line.split()
-                if not parts:
-                    continue
-                key = parts[0].lower()
-                ts = None
-                if len(parts) > 1:
+            try:
+                fp = open(fname)
+            except OSError:
+                fp = None
+            for line in fp or ():
+                fields = line.strip().split(None, 1)
+                if len(fields) != 2:
+                    self.cache[line.strip().lower()] = (now, None)
+                else:
                     try:
-                        ts = float(parts[1])
+                        t = time.mktime(time.strptime(fields[1],
+                                                      self.time_format))
                     except ValueError:
-                        ts = now
-                    if age and now - ts > age * 86400:
+                        t = None        # garbage: dropped
+                    if t is None or t < oldest:
+                        dropped = True
                         continue
-                self.cache[key] = (ts, None)
+                    self.cache[fields[0].lower()] = (t, None)
+                out.write(line)
+            if fp:
+                fp.close()
+            if dropped:
+                lock.commit(fname + '.old')
+            else:
+                lock.unlock()
+        except IOError:
+            lock.unlock()
 
-    def _append(self, line):
-        if self.fname:
-            with open(self.fname, 'a') as fp:
-                fp.write(line + '\n')
+    def _fresh(self, key):
+        """(time, value) of a live entry, else KeyError; an expired entry
+        is removed.  A permanent entry has no time."""
+        ts, value = self.cache[key]
+        if not ts or ts > time.time() - self.age * _DAY:
+            return ts, value
+        del self.cache[key]
+        raise KeyError(key)
 
     def has_precise_key(self, sender):
-        return sender.lower() in self.cache
+        """True if sender itself (not its domain) is cached and live."""
+        try:
+            self._fresh(sender and sender.lower())
+        except KeyError:
+            return False
+        return True
 
     def has_key(self, sender):
-        s = sender.lower()
-        if s in self.cache:
+        """True if sender, or the domain after its first '@', is cached
+        and live."""
+        if self.has_precise_key(sender):
             return True
-        user, at, domain = s.rpartition('@')
-        return bool(at) and domain in self.cache
+        parts = sender.split('@', 1) if sender else []
+        return len(parts) == 2 and self.has_precise_key(parts[1])
 
     __contains__ = has_key
 
     def __getitem__(self, sender):
-        s = sender.lower()
+        """The value cached for sender, or for the domain after its
+        first '@'; KeyError if neither is cached and live."""
         try:
-            return self.cache[s][1]
+            return self._fresh(sender.lower())[1]
         except KeyError:
-            user, at, domain = s.rpartition('@')
-            if at and domain in self.cache:
-                return self.cache[domain][1]
-            raise
+            parts = sender.split('@', 1)
+            if len(parts) != 2:
+                raise KeyError(sender)
+            return self[parts[1]]
 
-    def __setitem__(self, sender, value):
-        s = sender.lower()
+    def addperm(self, sender, res=None):
+        """Cache sender for good; without res it is also written to the
+        file (as a line without timestamp).  A sender already permanent
+        is left as it is (with its value)."""
+        key = sender.lower()
+        try:
+            ts, res = self._fresh(key)[0], self.cache[key][1]
+            if not ts:
+                return
+        except KeyError:
+            pass
+        self.cache[key] = (None, res)
+        if not res and self.fname:
+            with open(self.fname, 'a') as fp:
+                print(sender, file=fp)
+
+    def __setitem__(self, sender, res):
+        """Cache sender now with value res; res None (or false) also
+        writes it to the file with the time."""
         now = time.time()
-        self.cache[s] = (now, value)
-        if value is None:  # only plain "seen" entries are persisted
-            self._append('%s %d' % (s, int(now)))
-
-    def addperm(self, sender, value=None):
-        s = sender.lower()
-        self.cache[s] = (None, value)
-        self._append(s)
+        self.cache[sender.lower()] = (now, res)
+        if not res and self.fname:
+            stamp = time.strftime(self.time_format, time.localtime(now))
+            with open(self.fname, 'a') as fp:
+                print(sender, stamp, file=fp)
 
     def __delitem__(self, sender):
         del self.cache[sender.lower()]
+
+    def __len__(self):
+        return len(self.cache)
 
     def clear(self):
         self.cache.clear()

@@ -9,9 +9,11 @@ results (_reply, _body, _addrcpt, ...) follow pymilter's names.
 """
 import io
 import ipaddress
+import time
 
 import milter
 import Milter
+from Milter import utils  # noqa: F401 - pymilter's testctx offers it
 from Milter import (ACCEPT, CONTINUE, CURR_ACTS, DISCARD, M_CONNECT, M_DATA,
                     M_ENVFROM, M_ENVRCPT, M_EOH, M_EOM, M_HELO, NOREPLY,
                     P_NR_BODY, P_NR_CONN, P_NR_DATA, P_NR_EOH, P_NR_HDR,
@@ -123,6 +125,70 @@ class TestCtx(object):
 
     def _setsymval(self, name, value):
         self._macros[name] = value
+
+    # -- pymilter's action methods, for test code ------------------------
+    # The milter's own calls reach the engine's context.  These change
+    # the recorded result of the last message as pymilter's test double
+    # did, and like it raise IOError before a message was fed.
+    def _after_eom(self, what):
+        if not self._body:
+            raise IOError('%s not called from eom()' % what)
+
+    def setreply(self, rcode, xcode, *msg):
+        self._reply = (rcode, xcode) + msg
+
+    def setsymlist(self, stage, macros):
+        """Only during negotiation (RuntimeError otherwise), as in
+        pymilter; the milter's own setsymlist goes to the engine."""
+        if self._stage != -1:
+            raise RuntimeError('setsymlist may only be called from negotiate')
+        names = macros.split() if isinstance(macros, (str, bytes)) \
+            else list(macros)
+        if len(names) > 5:
+            raise ValueError('setsymlist limited to 5 macros by MTA')
+        if self._symlist[stage] is not None:
+            raise ValueError('setsymlist already called for stage:%s' % stage)
+        if not names:
+            raise ValueError('setsymlist with empty list for stage:%s' % stage)
+        self._symlist[stage] = set(milter._macro_name(
+            n.decode('utf-8', 'surrogateescape') if isinstance(n, bytes)
+            else n) for n in names)
+
+    def addheader(self, field, value, idx=-1):
+        self._after_eom('addheader')
+        self._apply([('h', -1, _b(field), _b(value))] if idx < 0 else
+                    [('i', idx, _b(field), _b(value))])
+
+    def chgheader(self, field, idx, value):
+        self._after_eom('chgheader')
+        self._apply([('m', idx, _b(field), _b(value or ''))])
+
+    def addrcpt(self, rcpt, params=None):
+        self._after_eom('addrcpt')
+        self._addrcpt.append((rcpt, params))
+
+    def delrcpt(self, rcpt):
+        self._after_eom('delrcpt')
+        self._delrcpt.append(rcpt)
+
+    def replacebody(self, chunk):
+        self._after_eom('replacebody')
+        if not self._bodyreplaced:
+            self._bodyin = b''
+        self._apply([('b', 0, getattr(self, '_bodyin', b'') + _b(chunk),
+                      None)])
+
+    def chgfrom(self, sender, params=None):
+        self._after_eom('chgfrom')
+        self._envfromchanged = True
+        self._sender = sender
+
+    def quarantine(self, reason):
+        # pymilter's `raise NotImplemented`, as Milter.test.TestBase keeps.
+        raise TypeError('quarantine is not supported by the test context')
+
+    def progress(self):
+        self._activity = time.time()
 
     # -- plumbing ----------------------------------------------------------
     def _sync_priv(self):

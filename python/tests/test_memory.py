@@ -241,14 +241,21 @@ def test_async_connections_do_not_leak():
     for _ in range(100):
         one()
     gc.collect()
-    tracemalloc.start()
-    snap0 = tracemalloc.take_snapshot()
-    for _ in range(1000):
-        one()
-    gc.collect()
-    snap1 = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    grown = sum(s.size_diff for s in snap1.compare_to(snap0, 'filename'))
-    assert grown < 64 * 1024, grown
+    # Two windows of 500: a leak grows the heap in both, while a global
+    # table that happens to resize inside one (CPython 3.8 after many test
+    # modules were imported: one 1.3 MB block, then 841 bytes for the next
+    # 1,000 connections) grows it in one only.
+    grown = []
+    for _window in range(2):
+        tracemalloc.start()
+        snap0 = tracemalloc.take_snapshot()
+        for _ in range(500):
+            one()
+        gc.collect()
+        snap1 = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        grown.append(sum(s.size_diff
+                         for s in snap1.compare_to(snap0, 'filename')))
+    assert min(grown) < 32 * 1024, grown
     new1, del1 = milter.getdiag()
     assert new1 - new0 == del1 - del0 == 1100
