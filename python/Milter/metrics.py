@@ -1,36 +1,51 @@
-"""The engine's counters for a milter that already uses prometheus_client.
+"""The engine's counters, for a milter that wants them in its own code.
 
 Any milter gets them over HTTP with no code at all: set
 PMCORE_METRICS=inet:PORT@ADDR in its environment and scrape GET /metrics
-there (docs/metrics.md lists the series).  A milter that serves its own
-prometheus_client registry can add them to it instead::
+there (docs/metrics.md lists the series).  In code::
 
     import Milter.metrics
-    Milter.metrics.register()          # the default REGISTRY
+    Milter.metrics.text()              # Prometheus text, or None
+    Milter.metrics.register()          # prometheus_client's REGISTRY
 
-The collector reads milter.metrics_text() at each scrape, so it reports
-the server that milter.main() (or Milter.runmilter) is running in this
-process, and nothing while none runs.
+Both report the server that milter.main() (or Milter.runmilter) is running
+in this process, and nothing while none runs.  register() and
+PmcoreCollector need prometheus_client (pip install
+pmcore-milter[metrics]); text() needs nothing.
 """
 import milter
 
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError('Milter.metrics needs prometheus_client: '
-                      'pip install prometheus_client') from e
+__all__ = ['text', 'PmcoreCollector', 'register']
 
-__all__ = ['PmcoreCollector', 'register']
+
+def text():
+    """The running server's counters in Prometheus's text format, or None
+    outside main()."""
+    return milter._metrics_text()
+
+
+def _parser():
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError as e:
+        raise ImportError('Milter.metrics: the collector needs '
+                          'prometheus_client: pip install '
+                          'pmcore-milter[metrics]') from e
+    return text_string_to_metric_families
 
 
 class PmcoreCollector(object):
-    """A prometheus_client collector of the running server's counters."""
+    """A prometheus_client collector of the running server's counters,
+    read at each scrape."""
+
+    def __init__(self):
+        self._families = _parser()
 
     def collect(self):
-        text = milter.metrics_text()
-        if text is None:
+        t = text()
+        if t is None:
             return
-        for family in text_string_to_metric_families(text):
+        for family in self._families(t):
             yield family
 
     def describe(self):
@@ -41,8 +56,8 @@ class PmcoreCollector(object):
 def register(registry=None):
     """Add a PmcoreCollector to registry (default: prometheus_client's
     REGISTRY) and return it."""
+    collector = PmcoreCollector()
     if registry is None:
         from prometheus_client import REGISTRY as registry
-    collector = PmcoreCollector()
     registry.register(collector)
     return collector

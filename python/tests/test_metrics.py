@@ -1,8 +1,8 @@
 """Metrics with no code change: an unchanged example milter run with
 PMCORE_METRICS set answers GET /metrics and /health, and the counts after
 a known conversation are right, read with prometheus_client's own parser.
-In-process, milter.metrics_text() and Milter.metrics's collector give the
-same series."""
+In-process, Milter.metrics.text() and its collector give the same
+series."""
 import os
 import socket
 import struct
@@ -162,17 +162,17 @@ def test_bad_value_is_a_clear_error_at_start():
 
 INPROC = textwrap.dedent('''
     import sys
-    import Milter, milter
+    import Milter
     import Milter.metrics
     from prometheus_client import CollectorRegistry, generate_latest
     OUT, PORT = sys.argv[1], sys.argv[2]
     reg = CollectorRegistry()
     Milter.metrics.register(reg)
-    assert milter.metrics_text() is None
+    assert Milter.metrics.text() is None
     class M(Milter.Base):
         def close(self):
             with open(OUT, 'w') as f:
-                f.write(milter.metrics_text())
+                f.write(Milter.metrics.text())
                 f.write('----\\n')
                 f.write(generate_latest(reg).decode())
             return Milter.CONTINUE

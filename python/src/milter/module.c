@@ -293,8 +293,8 @@ static PyMethodDef methods[] = {
     {"settimeout", m_settimeout, METH_VARARGS, "settimeout(secs)"},
     {"setconn", m_setconn, METH_VARARGS, "setconn(spec)"},
     {"stop", pym_stop, METH_NOARGS, "stop(): make main() return."},
-    {"metrics_text", pym_metrics_text, METH_NOARGS,
-     "metrics_text() -> the running server's counters in Prometheus's "
+    {"_metrics_text", pym_metrics_text, METH_NOARGS,
+     "_metrics_text() -> the running server's counters in Prometheus's "
      "text format, or None outside main()."},
     {"getdiag", m_getdiag, METH_NOARGS,
      "getdiag() -> (contexts created, contexts deleted)"},

@@ -509,7 +509,7 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
-/* metrics_text(): the running server's counters in Prometheus's text
+/* _metrics_text(): the running server's counters in Prometheus's text
  * format (pmc_server_metrics_text), or None outside main().  The GIL stays
  * held: main() frees the server only after taking it back. */
 PyObject *pym_metrics_text(PyObject *self, PyObject *noargs)
