@@ -129,7 +129,8 @@ class MimeMessage(email.message.Message):
     def getnames(self, scan_zip=False):
         """(attribute, name) pairs a mail client might treat as a file
         name: Content-Type name and Content-Disposition filename of this
-        part; with scan_zip also ('zipname', member) for a zip archive."""
+        part, then every other Content-Type parameter (as pymilter's);
+        with scan_zip also ('zipname', member) for a zip archive."""
         names = []
         for attr, hdr in (('name', 'content-type'),
                           ('filename', 'content-disposition')):
@@ -142,6 +143,16 @@ class MimeMessage(email.message.Message):
                     v = None
             if v:
                 names.append((attr, v))
+        # Klez writes name=a;b=c;d=x[1].scr unquoted: the ';' cut the name
+        # short, and Outlook still opened the part by the last piece.
+        raw = self.get('content-type')
+        for item in _parseparam(str(raw))[1:] if raw is not None else ():
+            k, eq, _v = item.partition('=')
+            k = k.strip().lower()
+            if eq and k != 'name' and not k.startswith('name*'):
+                v = _tolerant_param(str(raw), k)
+                if v:
+                    names.append((k, v))
         if scan_zip and not self.is_multipart() and (
                 self.get_content_type().endswith('zip') or
                 any(n.lower().endswith('.zip') for _a, n in names)):

@@ -95,6 +95,8 @@ class TestBase(object):
         self._symlist[stage] = macros
 
     def connect(self, host='localhost', helo='spamrelay', ip='1.2.3.4'):
+        self._body = None
+        self._bodyreplaced = False
         self._setctx(None)
         self.negotiate([Milter.CURR_ACTS, ~0, 0, 0])
         rc = super(TestBase, self).connect(host, 1, (ip, 1234))
@@ -104,19 +106,29 @@ class TestBase(object):
 
     def feedFile(self, fp, sender='spam@adv.com', rcpt='victim@lamb.com',
                  *rcpts):
+        # Per message, as pymilter's: a test that feeds several messages to
+        # one milter asserts each message's own changes, reply and sender.
+        self._body = None
+        self._bodyreplaced = False
+        self._headerschanged = False
+        self._reply = None
+        self._sender = '<%s>' % sender
         data = fp.read()
         if isinstance(data, str):
             data = data.encode('utf-8', 'surrogateescape')
         self._msg = mime.message_from_file(io.BytesIO(data))
         msg, self._msg = self._msg, None
         headers, body = split_message(data)
-        rc = self.envfrom('<%s>' % sender)
+        rc = self.envfrom(self._sender)
         if rc != Milter.CONTINUE:
             return rc
         for r in (rcpt,) + rcpts:
             rc = self.envrcpt('<%s>' % r)
             if rc != Milter.CONTINUE:
                 return rc
+        rc = self.data()
+        if rc != Milter.CONTINUE:
+            return rc
         for name, value in headers:
             rc = self.header_bytes(name.decode('utf-8', 'surrogateescape'),
                                    value)

@@ -440,3 +440,56 @@ def test_test_base_mixin(tmp_path):
         assert m._body.getvalue().endswith(b'new\n')
     finally:
         Milter.NOREPLY = milter.NOREPLY  # TestBase rebinds it on import
+
+
+def test_test_base_each_message_starts_clean(tmp_path):
+    # bms.py's own suite feeds several messages to one milter and asserts
+    # each one's _bodyreplaced; and its data() is where a delayed reject
+    # is returned.  pymilter's TestBase resets per message and calls data().
+    import Milter.test as mt
+    try:
+        class M(mt.TestBase, Milter.Base):
+            def __init__(self):
+                mt.TestBase.__init__(self, str(tmp_path / 'log'))
+                self.calls = []
+
+            def data(self):
+                self.calls.append('data')
+                if self.reject_at_data:
+                    self.setreply('550', '5.7.1', 'delayed')
+                    return Milter.REJECT
+                return Milter.CONTINUE
+
+            def header(self, name, value):
+                self.calls.append('header')
+                return Milter.CONTINUE
+
+            def eom(self):
+                if self.change:
+                    self.addheader('X-T', 'v')
+                    self.replacebody(b'new\n')
+                return Milter.CONTINUE
+        m = M()
+        m.reject_at_data = False
+        m.change = True
+        assert m.connect() == Milter.CONTINUE
+        assert m.feedFile(io.BytesIO(b'Subject: 1\n\nold\n')) == \
+            Milter.CONTINUE
+        assert m.calls == ['data', 'header']
+        assert m._bodyreplaced and m._headerschanged
+        m.change = False
+        m._reply = ('451', None, 'stale')
+        assert m.feedFile(io.BytesIO(b'Subject: 2\n\nold\n'),
+                          'b@example.com') == Milter.CONTINUE
+        assert not m._bodyreplaced and not m._headerschanged
+        assert m._reply is None
+        assert m._sender == '<b@example.com>'
+        assert m._body.getvalue() == b'Subject: 2\n\nold\n'
+        m.calls = []
+        m.reject_at_data = True
+        assert m.feedFile(io.BytesIO(b'Subject: 3\n\nold\n')) == \
+            Milter.REJECT
+        assert m.calls == ['data']
+        assert m._reply == ('550', '5.7.1', 'delayed')
+    finally:
+        Milter.NOREPLY = milter.NOREPLY  # TestBase rebinds it on import

@@ -31,11 +31,45 @@ def test_message_from_file_and_names():
     part = msg.get_payload(1)
     assert ('name', 'evil.exe') in part.getnames()
     assert ('filename', 'evil.exe') in part.getnames()
-    assert msg.getnames() == []          # per part, not recursive
+    # per part, not recursive: the multipart's own parameter only
+    assert msg.getnames() == [('boundary', 'XX')]
     assert msg.gettype() == 'multipart/mixed'
     assert msg.getparam('boundary') == 'XX'
     text = mime.message_from_file(io.StringIO(MSG.decode()))
     assert text['Subject'] == 's'
+
+
+KLEZ = b"""From: a@b
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary=YY
+
+--YY
+Content-Type: text/plain
+
+hi
+--YY
+Content-Type: audio/x-midi;
+\tname=hom1;tile=1;ord=3354010700499224[1].scr
+Content-Transfer-Encoding: base64
+
+TVqQAAMAAAAEAAAA
+--YY--
+"""
+
+
+def test_unquoted_semicolons_do_not_hide_a_dangerous_name():
+    # Klez's trick (bms.py's test message virus13): the unquoted ';' end
+    # the name at "hom1", and the part still runs as a .scr.  pymilter's
+    # getnames lists every Content-Type parameter, so check_name sees it.
+    msg = mime.message_from_file(io.BytesIO(KLEZ))
+    part = msg.get_payload(1)
+    assert part.getnames() == [('name', 'hom1'), ('tile', '1'),
+                               ('ord', '3354010700499224[1].scr')]
+    assert mime.check_name(part, 'saved') is True
+    assert msg.ismodified()
+    assert b'TVqQ' not in msg.as_bytes()
+    plain = mime.message_from_file(io.BytesIO(KLEZ)).get_payload(0)
+    assert mime.check_name(plain, 'saved') is False
 
 
 def test_defang_and_check_attachments():
