@@ -4,7 +4,7 @@ PMT_SRCS := $(wildcard tools/pmilter-test/*.c)
 PMT := $(BUILD)/bin/pmilter-test
 
 # _GNU_SOURCE: getopt_long, getaddrinfo and strcasecmp under -std=c11.
-$(PMT): $(PMT_SRCS) tools/pmilter-test/pmt.h $(LIB)
+$(PMT): $(PMT_SRCS) $(wildcard tools/pmilter-test/*.h) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(PMC_CFLAGS) -D_GNU_SOURCE $(PMT_SRCS) $(LIB) -o $@
 
