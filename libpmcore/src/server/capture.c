@@ -211,7 +211,7 @@ pmci_capfile *pmci_capfile_open(pmci_capture *cap, const pmc_conn_info *ci)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y%m%dT%H%M%S", &tm);
-    snprintf(name, sizeof name, "%s.%03ldZ-%ld-%llu" CAP_SUFFIX, when,
+    snprintf(name, sizeof name, "%s.%03ldZ-%ld-%010llu" CAP_SUFFIX, when,
              ts.tv_nsec / 1000000, (long)getpid(),
              (unsigned long long)ci->id);
     return pmci_capfile_new(cap->dirfd, name);

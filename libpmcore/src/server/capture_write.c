@@ -313,9 +313,15 @@ long long pmci_capfile_end(pmci_capfile *f, long long now_ms)
      * raw bytes that came. */
     for (int d = 0; d < 2; d++) {
         framer *fr = &f->fr[d];
-        if (!fr->raw && fr->nh > 0 &&
-            (raw(f, d, fr->hdr, fr->nh, now_ms) ||
-             (fr->pk.len && raw(f, d, fr->pk.data, fr->pk.len, now_ms))))
+        pmc_buf cut = {0};
+        int bad;
+        if (fr->raw || fr->nh == 0)
+            continue;
+        bad = pmc_buf_append(&cut, fr->hdr, fr->nh) != PMC_OK ||
+              pmc_buf_append(&cut, fr->pk.data, fr->pk.len) != PMC_OK ||
+              raw(f, d, cut.data, cut.len, now_ms);
+        pmc_buf_free(&cut);
+        if (bad)
             goto fail;
     }
     if (put_fmt(f, "%lld end\n", now_ms - f->t0) || flush(f))
