@@ -25,24 +25,25 @@ static int is_final(uint8_t code)
     return strchr("acdrtysfO4", code) != NULL && code != 0;
 }
 
+/* The transcript's names for the MTA's commands. */
 static const char *event_name(uint8_t cmd)
 {
     switch (cmd) {
-    case 'O': return "negotiation";
+    case 'O': return "OPTNEG";
     case 'C': return "CONNECT";
     case 'H': return "HELO";
     case 'M': return "MAIL";
     case 'R': return "RCPT";
     case 'T': return "DATA";
-    case 'L': return "header";
-    case 'N': return "end of headers";
-    case 'B': return "body";
-    case 'E': return "end of message";
+    case 'L': return "HEADER";
+    case 'N': return "EOH";
+    case 'B': return "BODY";
+    case 'E': return "EOM";
     case 'A': return "ABORT";
     case 'Q': return "QUIT";
-    case 'K': return "QUIT (keep connection)";
-    case 'U': return "unknown command";
-    default: return "command";
+    case 'K': return "QUIT_NC";
+    case 'U': return "UNKNOWN";
+    default: return "a command";
     }
 }
 
