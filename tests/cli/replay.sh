@@ -71,7 +71,8 @@ stop() {
 
 # --- capture -----------------------------------------------------------------
 mkdir "$T/cap"
-PMCORE_CAPTURE="$T/cap" start captured || exit 1
+# --log makes the milter take EOH and the body, so bodies are captured.
+PMCORE_CAPTURE="$T/cap" start captured --log "$T/captured.events" || exit 1
 "$PMT" -q "unix:$T/captured.sock" "$FILES/plain.eml" >/dev/null
 "$PMT" -q -f spammer@example.net "unix:$T/captured.sock" >/dev/null
 "$PMT" -q "unix:$T/captured.sock" "$FILES/modify.eml" >/dev/null
@@ -87,11 +88,14 @@ first=$(ls "$T/cap"/*.pmcap | head -1)
 [ "$(head -1 "$first")" = "pmcore-capture 1" ] && ok "versioned first line" ||
     not_ok "versioned first line: $(head -1 "$first")"
 has "macros readable" "> macros C j=" "$first"
+cat "$T/cap"/*.pmcap >"$T/all"
+has "bodies verbatim after their length" "> B =" "$T/all"
+has "a replaced body too" "< b =" "$T/all"
 has "ends with the end record" " end" <(tail -1 "$first")
 
 # --- replay against the same milter ------------------------------------------
-start same || exit 1
-start changed --changed || exit 1
+start same --log "$T/same.events" || exit 1
+start changed --log "$T/changed.events" --changed || exit 1
 if run "replay DIR, same milter" 0 --replay "$T/cap" \
         --socket "unix:$T/same.sock"; then
     has "replay DIR: summary" "4 conversations, 4 identical, 0 differ"
@@ -161,7 +165,7 @@ else
           for i in $(seq 1 200); do
               printf 'line %03d of a body that fills the disk quickly.....\n' "$i"
           done; } >"$big"
-        PMCORE_CAPTURE="$T/full" start full || exit 1
+        PMCORE_CAPTURE="$T/full" start full --log "$T/full.events" || exit 1
         flowed=0
         for i in $(seq 1 30); do
             "$PMT" -q "unix:$T/full.sock" "$big" >"$T/out" 2>&1 &&

@@ -122,8 +122,11 @@ static int options(const char *p, const char *end, pmc_buf *pl)
 
 /* One "MS DIR KIND [PAYLOAD]" line into r; 1 for a line that is not a
  * packet (start, end, or a kind this reader does not know), -1 when it
- * does not parse. */
-static int parse_line(const char *p, const char *end, pmt_rec *r)
+ * does not parse.  A body's record ("MS > B =N") gets its length in
+ * *blob, for the caller to take the N bytes after the line; "MS D cut N"
+ * gives 2 with N in *blob. */
+static int parse_line(const char *p, const char *end, pmt_rec *r,
+                      size_t *blob)
 {
     const char *t, *dir;
     size_t tn;
@@ -150,6 +153,10 @@ static int parse_line(const char *p, const char *end, pmt_rec *r)
         p++; /* the one space before a payload */
     memset(&r->pkt, 0, sizeof r->pkt);
     r->raw = 0;
+    if (tn == 3 && memcmp(t, "cut", 3) == 0) {
+        *blob = strtoul(p, &e, 10);
+        return e == end && e != p ? 2 : -1;
+    }
     if (tn == 3 && memcmp(t, "raw", 3) == 0) {
         r->raw = 1;
         r->cmd = 0;
@@ -169,6 +176,14 @@ static int parse_line(const char *p, const char *end, pmt_rec *r)
         }
         r->cmd = c.data[0];
         pmc_buf_free(&c);
+        if (r->cmd == (r->dir ? 'b' : 'B') && p < end && *p == '=') {
+            *blob = strtoul(p + 1, &e, 10);
+            if (e != end || e == p + 1)
+                return -1;
+            put32(&r->pkt, (uint32_t)*blob + 1);
+            pmc_buf_append(&r->pkt, &r->cmd, 1);
+            return 0;
+        }
         rc = unescape(p, (size_t)(end - p), &pl);
     }
     if (rc == 0) {
@@ -220,16 +235,43 @@ int pmt_capture_read(const char *path, pmt_capture *c, char *err,
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         pmt_rec r;
+        size_t blob = 0;
         int rc;
         line++;
         if (le == p) {
             p = le + 1;
             continue;
         }
-        rc = parse_line(p, le, &r);
+        rc = parse_line(p, le, &r, &blob);
         if (rc < 0) {
             snprintf(err, errlen, "%s:%u: bad record", path, line);
             goto bad;
+        }
+        if (rc == 2) {
+            /* The previous body of that direction lost its last bytes:
+             * what came is sent as it came. */
+            size_t k = c->n;
+            while (k > 0 && c->recs[k - 1].dir != r.dir)
+                k--;
+            if (k == 0 || c->recs[k - 1].pkt.len < 5 + blob) {
+                snprintf(err, errlen, "%s:%u: bad cut record", path, line);
+                goto bad;
+            }
+            c->recs[k - 1].pkt.len -= blob;
+            c->recs[k - 1].raw = 1;
+            p = le + 1;
+            continue;
+        }
+        if (rc == 0 && blob) {
+            /* The body's bytes follow the line, then a line end. */
+            if ((size_t)(end - le) < blob + 2 || le[1 + blob] != '\n') {
+                pmc_buf_free(&r.pkt);
+                snprintf(err, errlen, "%s:%u: body shorter than its "
+                         "length", path, line);
+                goto bad;
+            }
+            pmc_buf_append(&r.pkt, le + 1, blob);
+            le += 1 + blob;
         }
         if (rc == 0) {
             if (c->n == c->cap) {

@@ -1,0 +1,79 @@
+"""Capture and replay behind Postfix (docs/capture-format.md): a milter
+started with PMCORE_CAPTURE writes Postfix's conversations, whatever its
+language; `pmilter-test --replay` finds no difference against the same
+milter and a difference (exit 1) once the milter was changed (here its
+connect verdict, from continue to reject)."""
+import os
+import subprocess
+
+import pytest
+
+from harness import REPO, header_values, message, split_message
+
+PMT = os.environ.get('PMT', os.path.join(REPO, 'build', 'bin', 'pmilter-test'))
+
+
+def restart(m, capture=None):
+    """Restart the milter, capturing into CAPTURE when given.  Stopping it
+    ends its connections, which completes their capture files."""
+    m.stop()
+    if capture:
+        os.environ['PMCORE_CAPTURE'] = capture
+    try:
+        m.start()
+    finally:
+        os.environ.pop('PMCORE_CAPTURE', None)
+
+
+def replay(path, m):
+    return subprocess.run([PMT, '--replay', path, '--socket', m.spec,
+                           '--timeout', '20'],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.stops_milter
+def test_capture_then_replay(env, m):
+    if not os.access(PMT, os.X_OK):
+        pytest.fail(f'{PMT} is missing (make pmilter-test builds it)')
+    cap = os.path.join(env.root, 'capture', m.name)
+    os.makedirs(cap)
+    restart(m, cap)
+    try:
+        with env.client(m.name) as c:
+            q1 = c.send('sender@sink.test', ['one@sink.test'],
+                        message(mode='addhdr'))
+            q2 = c.send('sender@sink.test', ['two@sink.test', 'x@sink.test'],
+                        message(mode='chghdr'))
+        for q in (q1, q2):
+            env.postfix.wait_removed(q)
+        headers, _ = split_message(env.sink.wait(q1).data)
+        # Capturing changed nothing for the mail.
+        assert header_values(headers, 'X-Added') == [
+            f'added by {m.lang}'.encode()]
+    finally:
+        restart(m)
+    files = sorted(f for f in os.listdir(cap) if f.endswith('.pmcap'))
+    assert files, 'no capture written'
+    text = ''.join(open(os.path.join(cap, f)).read() for f in files)
+    assert text.startswith('pmcore-capture 1\n')
+    # Postfix's side and the milter's, the message's modifications included.
+    assert ' > macros C ' in text and '{daemon_name}=' + m.name in text
+    assert f' < h X-Added\\0added\\x20by\\x20{m.lang}\\0' in text or \
+        f' < h X-Added\\0added by {m.lang}\\0' in text
+    assert ' < m ' in text  # chgheader of the second message
+
+    same = replay(cap, m)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert f'{len(files)} conversations, {len(files)} identical, 0 differ' \
+        in same.stdout
+
+    m.set_connect_verdict('reject')
+    try:
+        changed = replay(cap, m)
+    finally:
+        m.set_connect_verdict(None)
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert 'CONNECT' in changed.stdout
+    assert 'then: continue' in changed.stdout
+    assert 'now:  reply 550' in changed.stdout
+    assert '0 identical' in changed.stdout
