@@ -184,7 +184,9 @@ static void writer_tests(void)
     /* Byte by byte, each packet's time is when its first byte came, so
      * the times differ; without them the files must be the same. */
     {
-        char *a = untimed(whole), *b = untimed(bytewise);
+        /* After the start records, which hold the wall clock. */
+        char *a = untimed(strstr(whole, "\n0 >")),
+             *b = untimed(strstr(bytewise, "\n0 >"));
         CHECK(strcmp(a, b) == 0, "fed one byte at a time, the same records");
         free(a);
         free(b);

@@ -54,7 +54,12 @@ def test_capture_then_replay(env, m):
         restart(m)
     files = sorted(f for f in os.listdir(cap) if f.endswith('.pmcap'))
     assert files, 'no capture written'
-    text = ''.join(open(os.path.join(cap, f)).read() for f in files)
+    texts = [open(os.path.join(cap, f), errors='replace').read()
+             for f in files]
+    text = ''.join(texts)
+    # The harness's readiness probe connects too: a file without packets.
+    talks = sum(' > C ' in t for t in texts)
+    assert talks >= 1
     assert text.startswith('pmcore-capture 1\n')
     # Postfix's side and the milter's, the message's modifications included.
     assert ' > macros C ' in text and '{daemon_name}=' + m.name in text
@@ -76,4 +81,5 @@ def test_capture_then_replay(env, m):
     assert 'CONNECT' in changed.stdout
     assert 'then: continue' in changed.stdout
     assert 'now:  reply 550' in changed.stdout
-    assert '0 identical' in changed.stdout
+    assert (f'{len(files)} conversations, {len(files) - talks} identical, '
+            f'{talks} differ') in changed.stdout

@@ -45,7 +45,7 @@ struct pmci_capfile {
     long long t0;       /* monotonic ms at the start */
     long long size;     /* bytes written to the file */
     long long tlast;    /* the last record time written, as text: */
-    char tbuf[24];      /* most records of a round share it */
+    char tbuf[24];      /* most records of a round share it (< 16 digits) */
     size_t tlen;
     pmc_buf out;
     framer fr[2];       /* 0: MTA to milter, 1: milter to MTA */
@@ -110,7 +110,7 @@ static inline uint8_t *room(pmci_capfile *f, size_t n)
     return f->out.data + f->out.len;
 }
 
-static int put(pmci_capfile *f, const void *p, size_t n)
+static inline int put(pmci_capfile *f, const void *p, size_t n)
 {
     uint8_t *o = room(f, n);
 
@@ -123,7 +123,26 @@ static int put(pmci_capfile *f, const void *p, size_t n)
 
 static const char HEX[] = "0123456789abcdef";
 
-/* One escaped byte at o; returns the end. */
+/* What put_esc makes of the bytes. */
+enum {
+    ESC_PAYLOAD, /* printable ASCII but the backslash stands for itself */
+    ESC_TOKEN,   /* and the space and '=' are escaped too: they separate
+                    tokens, and names from values */
+    ESC_MACROS   /* a token, but each NUL ends a name (written '=') or a
+                    value (written ' '; nothing after the last) */
+};
+
+/* Which bytes stand for themselves, bit (1 << mode). */
+static uint8_t plain_tab[256];
+
+static void plain_init(void)
+{
+    for (int b = 0x20; b < 0x7f; b++)
+        if (b != '\\')
+            plain_tab[b] = b == ' ' || b == '=' ? 1 : 7;
+}
+
+/* Byte b at o as the format writes it; returns the end. */
 static uint8_t *esc1(uint8_t *o, uint8_t b)
 {
     *o++ = '\\';
@@ -141,22 +160,14 @@ static uint8_t *esc1(uint8_t *o, uint8_t b)
     return o;
 }
 
-/* Which bytes stand for themselves: printable ASCII but the backslash
- * (bit 1); in a token also not the space or '=', which separate tokens
- * and names from values there (bit 2). */
-static uint8_t plain_tab[256];
-
-static void plain_init(void)
+/* p[0..n) escaped as mode says.  In ESC_MACROS, *nuls counts the NULs
+ * (the caller checks the shape). */
+static int put_esc(pmci_capfile *f, const uint8_t *p, size_t n, int mode,
+                   size_t *nuls)
 {
-    for (int b = 0x20; b < 0x7f; b++)
-        if (b != '\\')
-            plain_tab[b] = b == ' ' || b == '=' ? 1 : 3;
-}
-
-static int put_esc(pmci_capfile *f, const uint8_t *p, size_t n, int tok)
-{
-    uint8_t *o = room(f, n * 4), *start = o;
-    size_t i = 0;
+    /* 16 bytes of slack: blocks are stored whole, then overwritten. */
+    uint8_t *o = room(f, n * 4 + 32), *start = o;
+    size_t i = 0, z = 0;
 
     if (!o)
         return -1;
@@ -164,39 +175,81 @@ static int put_esc(pmci_capfile *f, const uint8_t *p, size_t n, int tok)
     {
         /* Signed compares: bytes from 0x80 up are negative, so "below
          * 0x20" catches them with the control characters. */
-        const __m128i lo = _mm_set1_epi8(tok ? 0x21 : 0x20);
+        const __m128i lo = _mm_set1_epi8(mode ? 0x21 : 0x20);
         const __m128i del = _mm_set1_epi8(0x7f);
         const __m128i bs = _mm_set1_epi8('\\');
-        const __m128i eq = _mm_set1_epi8(tok ? '=' : '\\');
-        while (i + 16 <= n) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i bad = _mm_or_si128(
+        const __m128i eq = _mm_set1_epi8(mode ? '=' : '\\');
+        uint8_t tmp[32];
+
+        while (i < n) {
+            unsigned r = n - i < 16 ? (unsigned)(n - i) : 16, pos = 0;
+            unsigned off = 0; /* where the block starts in tmp */
+            __m128i v;
+            unsigned mask;
+            if (r == 16) {
+                v = _mm_loadu_si128((const __m128i *)(p + i));
+            } else if (n >= 16) {
+                /* The last 16 bytes, of which the first 16 - r were
+                 * done: no copy, no read past the end. */
+                off = 16 - r;
+                v = _mm_loadu_si128((const __m128i *)(p + n - 16));
+            } else {
+                memcpy(tmp, p, n);
+                v = _mm_loadu_si128((const __m128i *)tmp);
+            }
+            mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
                 _mm_or_si128(_mm_cmplt_epi8(v, lo), _mm_cmpeq_epi8(v, del)),
-                _mm_or_si128(_mm_cmpeq_epi8(v, bs), _mm_cmpeq_epi8(v, eq)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
-            _mm_storeu_si128((__m128i *)o, v);
+                _mm_or_si128(_mm_cmpeq_epi8(v, bs), _mm_cmpeq_epi8(v, eq))));
+            mask = (mask >> off) & ((1u << r) - 1);
+            _mm_storeu_si128((__m128i *)tmp, v);
+            _mm_storeu_si128((__m128i *)o,
+                             _mm_loadu_si128((const __m128i *)(tmp + off)));
             if (mask == 0) {
-                i += 16;
-                o += 16;
+                o += r;
+                i += r;
                 continue;
             }
-            /* The plain bytes before the first one to escape are in
-             * place already. */
-            unsigned k = (unsigned)__builtin_ctz(mask);
-            o = esc1(o + k, p[i + k]);
-            i += k + 1;
+            do {
+                unsigned k = (unsigned)__builtin_ctz(mask);
+                uint8_t b = tmp[off + k];
+                _mm_storeu_si128((__m128i *)o,
+                                 _mm_loadu_si128(
+                                     (const __m128i *)(tmp + off + pos)));
+                o += k - pos;
+                if (b == 0 && mode == ESC_MACROS) {
+                    if (i + k + 1 < n)
+                        *o++ = z % 2 ? ' ' : '=';
+                    z++;
+                } else {
+                    o = esc1(o, b);
+                }
+                pos = k + 1;
+                mask &= mask - 1;
+            } while (mask);
+            _mm_storeu_si128((__m128i *)o,
+                             _mm_loadu_si128((const __m128i *)(tmp + off + pos)));
+            o += r - pos;
+            i += r;
+        }
+    }
+#else
+    {
+        uint8_t bit = (uint8_t)(1u << mode);
+        for (; i < n; i++) {
+            if (plain_tab[p[i]] & bit) {
+                *o++ = p[i];
+            } else if (p[i] == 0 && mode == ESC_MACROS) {
+                if (i + 1 < n)
+                    *o++ = z % 2 ? ' ' : '=';
+                z++;
+            } else {
+                o = esc1(o, p[i]);
+            }
         }
     }
 #endif
-    {
-        uint8_t bit = tok ? 2 : 1;
-        for (; i < n; i++) {
-            if (plain_tab[p[i]] & bit)
-                *o++ = p[i];
-            else
-                o = esc1(o, p[i]);
-        }
-    }
+    if (nuls)
+        *nuls = z;
     f->out.len += (size_t)(o - start);
     return 0;
 }
@@ -221,7 +274,7 @@ static int head(pmci_capfile *f, long long t, int dir)
             f->tbuf[f->tlen++] = d[--k];
         f->tlast = t;
     }
-    memcpy(o, f->tbuf, f->tlen);
+    memcpy(o, f->tbuf, 16); /* room has it; a constant size is inlined */
     o += f->tlen;
     *o++ = ' ';
     *o++ = dir ? '<' : '>';
@@ -265,7 +318,8 @@ int pmci_capfile_start(pmci_capfile *f, const pmc_conn_info *ci,
                 "conn=%llu family=%s port=%u peer=", when,
                 ts.tv_nsec / 1000000, (long)getpid(),
                 (unsigned long long)ci->id, fam, (unsigned)ci->peer_port) ||
-        put_esc(f, (const uint8_t *)ci->peer, strlen(ci->peer), 1) ||
+        put_esc(f, (const uint8_t *)ci->peer, strlen(ci->peer), ESC_TOKEN,
+                NULL) ||
         put(f, "\n", 1))
         return -1;
     return 0;
@@ -282,26 +336,19 @@ static uint32_t be32(const uint8_t *p)
  * (the caller writes it as a plain packet). */
 static int put_macros(pmci_capfile *f, const uint8_t *p, size_t n)
 {
-    size_t i = 1, mark = f->out.len;
+    size_t mark = f->out.len, nuls = 0;
 
     if (n == 0 || (n > 1 && p[n - 1] != 0))
         return 1;
-    if (put(f, "macros ", 7) || put_esc(f, p, 1, 1))
+    if (put(f, "macros ", 7) || put_esc(f, p, 1, ESC_TOKEN, NULL))
         return -1;
-    while (i < n) {
-        const uint8_t *name = p + i, *val;
-        size_t nl = strlen((const char *)name), vl;
-        if (i + nl + 1 >= n) {
-            /* A name without a value: not the shape; undo. */
-            f->out.len = mark;
-            return 1;
-        }
-        val = name + nl + 1;
-        vl = strlen((const char *)val);
-        if (put(f, " ", 1) || put_esc(f, name, nl, 1) || put(f, "=", 1) ||
-            put_esc(f, val, vl, 1))
-            return -1;
-        i += nl + vl + 2;
+    if (n > 1 && (put(f, " ", 1) ||
+                  put_esc(f, p + 1, n - 1, ESC_MACROS, &nuls)))
+        return -1;
+    if (nuls % 2) {
+        /* A name without a value: not the shape; undo. */
+        f->out.len = mark;
+        return 1;
     }
     return 0;
 }
@@ -316,7 +363,7 @@ static int put_options(pmci_capfile *f, const uint8_t *p, size_t n)
                 (unsigned)be32(p), (unsigned)be32(p + 4),
                 (unsigned)be32(p + 8)))
         return -1;
-    if (n > 12 && (put(f, " rest=", 6) || put_esc(f, p + 12, n - 12, 1)))
+    if (n > 12 && (put(f, " rest=", 6) || put_esc(f, p + 12, n - 12, ESC_TOKEN, NULL)))
         return -1;
     return 0;
 }
@@ -335,9 +382,20 @@ static int record(pmci_capfile *f, int dir, long long t, uint8_t cmd,
         r = put_options(f, p, n);
     if (r < 0)
         return -1;
-    if (r > 0 && (put_esc(f, &cmd, 1, 1) || (n && put(f, " ", 1)) ||
-                  put_esc(f, p, n, 0)))
-        return -1;
+    if (r > 0) {
+        uint8_t *o = room(f, 8);
+        if (!o)
+            return -1;
+        if (plain_tab[cmd] & 2)
+            *o++ = cmd;
+        else
+            o = esc1(o, cmd);
+        if (n)
+            *o++ = ' ';
+        f->out.len = (size_t)(o - f->out.data);
+        if (n && put_esc(f, p, n, ESC_PAYLOAD, NULL))
+            return -1;
+    }
     return put(f, "\n", 1);
 }
 
@@ -345,7 +403,8 @@ static int record(pmci_capfile *f, int dir, long long t, uint8_t cmd,
 static int raw(pmci_capfile *f, int dir, const uint8_t *p, size_t n,
                long long now_ms)
 {
-    if (head(f, now_ms, dir) || put(f, "raw ", 4) || put_esc(f, p, n, 0) ||
+    if (head(f, now_ms, dir) || put(f, "raw ", 4) ||
+        put_esc(f, p, n, ESC_PAYLOAD, NULL) ||
         put(f, "\n", 1))
         return -1;
     return 0;
