@@ -83,3 +83,20 @@ def test_capture_then_replay(env, m):
     assert 'now:  reply 550' in changed.stdout
     assert (f'{len(files)} conversations, {len(files) - talks} identical, '
             f'{talks} differ') in changed.stdout
+
+
+@pytest.mark.stops_milter
+def test_bad_capture_value_stops_the_milter(env, m):
+    """A PMCORE_CAPTURE the server cannot use stops the milter at start-up,
+    with the core's message on its output, in either language."""
+    m.stop()
+    os.environ['PMCORE_CAPTURE'] = '/nonexistent/pmcore-capture'
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            m.start()
+    finally:
+        os.environ.pop('PMCORE_CAPTURE', None)
+    assert m.proc.returncode != 0
+    assert ('PMCORE_CAPTURE=/nonexistent/pmcore-capture: cannot open the '
+            'directory: No such file or directory') in str(failed.value)
+    m.start()
