@@ -179,7 +179,7 @@ static int put_esc(pmci_capfile *f, const uint8_t *p, size_t n, int mode,
         const __m128i del = _mm_set1_epi8(0x7f);
         const __m128i bs = _mm_set1_epi8('\\');
         const __m128i eq = _mm_set1_epi8(mode ? '=' : '\\');
-        uint8_t tmp[32];
+        uint8_t tmp[32] = {0}; /* defined bytes past a short string */
 
         while (i < n) {
             unsigned r = n - i < 16 ? (unsigned)(n - i) : 16, pos = 0;
