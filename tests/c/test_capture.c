@@ -292,6 +292,15 @@ static void server_tests(void)
     clear_dir();
     cfg.capture_max_bytes = 0;
 
+    /* THREADS: conversations captured on the pool's threads. */
+    cfg.model = PMC_MODEL_THREADS;
+    cfg.threads = 4;
+    serve(&cfg, 4, &ok, &st);
+    n = list(names, 64);
+    CHECK(ok == 4 && n == 4 && st.captures == 4 && st.capture_dropped == 0,
+          "THREADS: a file per conversation (%zu)", n);
+    clear_dir();
+
     /* PREFORK: the workers write, each under its own pid. */
     cfg.model = PMC_MODEL_PREFORK;
     cfg.workers = 2;
