@@ -341,6 +341,54 @@ static void server_tests(void)
     clear_dir();
 }
 
+/* --- pmc_serve_fd --------------------------------------------------------------- */
+
+typedef struct fdjob {
+    pmc_server_config *cfg;
+    int fd;
+    pmc_server_stats st;
+    pmc_status rc;
+} fdjob;
+
+static void *serve_fd_thread(void *p)
+{
+    fdjob *j = p;
+
+    j->rc = pmc_serve_fd(j->cfg, j->fd, 42, &j->st, NULL);
+    return NULL;
+}
+
+/* The Net::Server-style entry point captures too. */
+static void serve_fd_tests(void)
+{
+    pmc_server_config cfg;
+    app a;
+    fdjob j;
+    pthread_t th;
+    int sv[2], hdr = 0, code;
+    char names[4][128];
+    char *text;
+
+    memset(&a, 0, sizeof a);
+    memset(&j, 0, sizeof j);
+    base_config(&cfg, &a);
+    cfg.capture_dir = dir;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        abort();
+    j.cfg = &cfg;
+    j.fd = sv[0];
+    pthread_create(&th, NULL, serve_fd_thread, &j);
+    code = full_conv(sv[1], &hdr);
+    pthread_join(th, NULL);
+    close(sv[0]);
+    text = list(names, 4) == 1 ? slurp(names[0]) : NULL;
+    CHECK(code == 'c' && hdr && j.rc == PMC_OK && j.st.captures == 1 &&
+              text && strstr(text, " conn=42 ") && strstr(text, " end\n"),
+          "pmc_serve_fd: the conversation captured, counted in its stats");
+    free(text);
+    clear_dir();
+}
+
 /* --- bad settings ------------------------------------------------------------ */
 
 static void refused(const char *env, const char *cfg_dir, const char *want,
@@ -422,6 +470,7 @@ int main(void)
     unsetenv("PMCORE_CAPTURE");
     writer_tests();
     server_tests();
+    serve_fd_tests();
     setting_tests();
     rmdir(dir);
     return tap_done();
