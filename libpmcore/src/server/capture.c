@@ -272,7 +272,8 @@ static void scan(pmci_capture *cap)
         total += v[n++].size;
     }
     closedir(d);
-    qsort(v, n, sizeof *v, by_name);
+    if (n)
+        qsort(v, n, sizeof *v, by_name);
     while (first < n && (n - first > cap->max_files || total > cap->max_bytes)) {
         /* Another process may have removed it first: that is fine. */
         unlinkat(cap->dirfd, v[first].name, 0);
