@@ -4,7 +4,7 @@ PMT_SRCS := $(wildcard tools/pmilter-test/*.c)
 PMT := $(BUILD)/bin/pmilter-test
 
 # _GNU_SOURCE: getopt_long, getaddrinfo and strcasecmp under -std=c11.
-$(PMT): $(PMT_SRCS) tools/pmilter-test/pmt.h $(LIB)
+$(PMT): $(PMT_SRCS) $(wildcard tools/pmilter-test/*.h) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(PMC_CFLAGS) -D_GNU_SOURCE $(PMT_SRCS) $(LIB) -o $@
 
@@ -19,9 +19,13 @@ pmilter-test: $(PMT)
 
 test-cli: $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 	tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
+	tests/cli/replay.sh $(PMT) $(BUILD)/tests/pmt_milter
 
 test: $(PMT) $(BUILD)/tests/pmt_milter
 EXTRA_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
+# Capture and replay (docs/capture-format.md); its full-disk case mounts a
+# tmpfs, so it needs root (CI runs as root).
+EXTRA_TESTS += 'tests/cli/replay.sh $(PMT) $(BUILD)/tests/pmt_milter'
 
 # The README's first command: the sample Perl and Python milters on unix
 # sockets, each driven by pmilter-test playing Postfix (scripts/demo.sh).

@@ -26,7 +26,8 @@ e2e-bindings: $(E2E_C_MILTER)
 	    $(PY) -m venv $(BUILD)/venv && \
 	    $(E2E_PY) -m pip install --quiet --disable-pip-version-check ./python pytest; fi
 
-test-e2e: e2e-bindings
+# test_capture.py replays captures with pmilter-test.
+test-e2e: e2e-bindings $(PMT)
 	tests/e2e/run.sh
 
 demo-postfix: e2e-bindings

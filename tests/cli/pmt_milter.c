@@ -19,7 +19,13 @@
  * the split cases (tests/cli/files/split.cases): "header NAME VALUE" in hex,
  * "eoh", "body HEX" per chunk, "eom".  --leadspc asks for HDR_LEADSPC.
  *
- * usage: pmt_milter [--log FILE] [--leadspc] SOCKET-SPEC
+ * --changed is the next version of this milter, changed on purpose for the
+ * replay tests (tests/cli/replay.sh): "spammer" is refused with another
+ * text, and the default EOM adds X-Pmt-Version: 2 after X-Pmt-Count.
+ * When the server captured (PMCORE_CAPTURE), the last line on stderr is
+ * "pmt_milter: captures N, dropped M".
+ *
+ * usage: pmt_milter [--log FILE] [--leadspc] [--changed] SOCKET-SPEC
  *        (prints "listening PORT" for inet:0)
  */
 #include "pmcore.h"
@@ -32,6 +38,7 @@
 #include <netinet/in.h>
 
 static pmc_server *volatile the_server;
+static int changed;
 
 static void on_signal(int sig)
 {
@@ -98,7 +105,8 @@ static int envfrom(pmc_session *s, void *ud, const pmc_args *a)
 
     c->subject[0] = 0;
     if (has(a->argv[0], "spammer")) {
-        pmc_session_setreply(s, "550", "5.7.1", "sender refused");
+        pmc_session_setreply(s, "550", "5.7.1",
+                             changed ? "sender blocked" : "sender refused");
         return PMC_REJECT;
     }
     return PMC_CONTINUE;
@@ -214,6 +222,8 @@ static int eom(pmc_session *s, void *ud)
     }
     snprintf(buf, sizeof buf, "%u", c->messages);
     pmc_session_addheader(s, S("X-Pmt-Count"), S(buf));
+    if (changed)
+        pmc_session_addheader(s, S("X-Pmt-Version"), S("2"));
     buf[0] = 0;
     macro(s, "i", buf, sizeof buf);
     macro(s, "j", buf, sizeof buf);
@@ -252,6 +262,8 @@ int main(int argc, char **argv)
     for (; argc > 2; argc--, argv++) {
         if (strcmp(argv[1], "--leadspc") == 0) {
             leadspc = 1;
+        } else if (strcmp(argv[1], "--changed") == 0) {
+            changed = 1;
         } else if (strcmp(argv[1], "--log") == 0 && argc > 3) {
             log_path = argv[2];
             argc--, argv++;
@@ -261,7 +273,7 @@ int main(int argc, char **argv)
     }
     if (argc != 2) {
         fprintf(stderr, "usage: pmt_milter [--log FILE] [--leadspc] "
-                        "SOCKET-SPEC\n");
+                        "[--changed] SOCKET-SPEC\n");
         return 2;
     }
     /* Only the logging milter asks for EOH and the body, so the other
@@ -305,6 +317,14 @@ int main(int argc, char **argv)
     if (pmc_server_run(srv, &err) != PMC_OK)
         fprintf(stderr, "pmt_milter: %s\n", err.message);
     the_server = NULL;
+    {
+        pmc_server_stats st;
+        pmc_server_stats_get(srv, &st);
+        if (st.captures || st.capture_dropped)
+            fprintf(stderr, "pmt_milter: captures %llu, dropped %llu\n",
+                    (unsigned long long)st.captures,
+                    (unsigned long long)st.capture_dropped);
+    }
     pmc_server_free(srv);
     return 0;
 }

@@ -2,6 +2,7 @@
  * what the milter did.  Options, the two modes (a message file, a script)
  * and the exit status; see pmilter-test.1. */
 #include "pmt.h"
+#include "replay.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ static void usage(FILE *f)
     fputs(
 "usage: pmilter-test [OPTIONS] SOCKET [MESSAGE-FILE]\n"
 "       pmilter-test [OPTIONS] --script FILE SOCKET\n"
+"       pmilter-test --replay FILE|DIR --socket SOCKET [-t SECONDS] [-q]\n"
 "SOCKET: unix:/path, inet:PORT@HOST, inet6:PORT@[ADDR]\n"
 "  -f, --from ADDR          envelope sender (default <sender@example.org>)\n"
 "  -r, --rcpt ADDR          envelope recipient, repeatable\n"
@@ -40,6 +42,10 @@ static void usage(FILE *f)
 "      --proto-version N    protocol version offered, 2..6 (default 6)\n"
 "  -t, --timeout SECONDS    per reply and for connecting (default 10)\n"
 "  -s, --script FILE        run a scripted conversation\n"
+"      --replay FILE|DIR    play captured conversations (PMCORE_CAPTURE)\n"
+"                           again and print how the replies differ;\n"
+"                           exits 0 identical, 1 differ, 2 error\n"
+"      --socket SOCKET      the milter's socket (instead of the argument)\n"
 "  -j, --json               one JSON document instead of a transcript\n"
 "  -q, --quiet              no transcript; only the resulting message\n"
 "  -o, --output FILE        write the resulting message to FILE\n"
@@ -214,7 +220,7 @@ static int run(const pmt_opts *o)
 }
 
 enum { O_CADDR = 256, O_CPORT, O_CNAME, O_HELO, O_NODEF, O_POSTFIX,
-       O_SENDMAIL, O_PVER, O_CRLF, O_IGNORE };
+       O_SENDMAIL, O_PVER, O_CRLF, O_IGNORE, O_REPLAY, O_SOCKET };
 
 /* The command line into *o: -1 to go on, or the status to exit with. */
 static int parse(pmt_opts *o, int argc, char **argv)
@@ -239,6 +245,8 @@ static int parse(pmt_opts *o, int argc, char **argv)
         {"output", required_argument, 0, 'o'},
         {"crlf", no_argument, 0, O_CRLF},
         {"ignore-verdicts", no_argument, 0, O_IGNORE},
+        {"replay", required_argument, 0, O_REPLAY},
+        {"socket", required_argument, 0, O_SOCKET},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -307,14 +315,25 @@ static int parse(pmt_opts *o, int argc, char **argv)
         case 'o': o->output = optarg; break;
         case O_CRLF: o->crlf = 1; break;
         case O_IGNORE: o->ignore_verdicts = 1; break;
+        case O_REPLAY: o->replay = optarg; break;
+        case O_SOCKET: o->socket = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("pmilter-test %s\n", PMC_VERSION_STRING); return 0;
         default: return bad_usage("%s", "bad option");
         }
     }
-    if (optind >= argc)
+    if (o->replay) {
+        if (!o->socket || optind < argc || o->script_file) {
+            bad_usage("%s", "--replay takes FILE or DIR, --socket SOCKET, "
+                      "and no other input");
+            return PMT_REPLAY_ERROR;
+        }
+        return -1;
+    }
+    if (!o->socket && optind >= argc)
         return bad_usage("%s", "no SOCKET given");
-    o->socket = argv[optind++];
+    if (!o->socket)
+        o->socket = argv[optind++];
     if (optind < argc)
         o->message_file = argv[optind++];
     if (optind < argc)
@@ -333,7 +352,9 @@ int main(int argc, char **argv)
     pmt_opts o;
     int code = parse(&o, argc, argv);
 
-    if (code < 0)
+    if (code < 0 && o.replay)
+        code = pmt_replay(o.replay, o.socket, o.timeout_s, o.quiet);
+    else if (code < 0)
         code = run(&o);
     pmt_strv_free(&o.rcpts);
     pmt_strv_free(&o.macros);

@@ -99,6 +99,7 @@ typedef struct pmt_opts {
     int crlf;
     int ignore_verdicts;
     const char *output;
+    const char *replay;       /* --replay FILE|DIR, or NULL */
 } pmt_opts;
 
 /* The conversation: the client, what was negotiated, and the messages.

@@ -259,6 +259,31 @@ typedef struct pmc_server_config {
      * parse or cannot be listened on makes pmc_server_run fail at once,
      * with a message that names it. */
     const char *metrics_listen;
+
+    /* Capture (docs/capture-format.md): when capture_dir is set, every
+     * connection is written to a file of its own in that directory, both
+     * directions with timestamps, for `pmilter-test --replay`.  The
+     * directory must exist and be writable when the server is created
+     * (pmc_server_new, pmc_serve_fd), else they fail with PMC_ERR_ARGUMENT
+     * and a message naming it.  Files are named
+     * YYYYMMDDTHHMMSS.mmmZ-PID-CONNID.pmcap (UTC, when the connection
+     * opened), so each process of a PREFORK or FORK server writes its own
+     * and names sort by age.  Writing never blocks or fails a
+     * conversation: a capture whose file cannot be created or written
+     * (ENOSPC, EIO...) is deleted and counted in capture_dropped, and the
+     * conversation goes on.  Rotation: after conversations end, the oldest
+     * *.pmcap files of the directory are removed so that at most
+     * capture_max_files files (0 = 1000) and capture_max_bytes bytes
+     * (0 = 1 GiB) remain; each process checks the directory every few
+     * files, so the limits may be exceeded by a few files in between.
+     * The environment variable PMCORE_CAPTURE, when set and not empty,
+     * replaces these three fields: "DIR[,files=N][,size=BYTES]", BYTES
+     * with an optional k, M or G suffix (powers of 1024); a bad value
+     * makes pmc_server_new fail with a message naming PMCORE_CAPTURE.
+     * The string is copied; NULL (default) = no capture. */
+    const char *capture_dir;
+    unsigned capture_max_files;
+    uint64_t capture_max_bytes;
 } pmc_server_config;
 
 /* Defaults as documented above; cfg->session gets pmc_config_init.
@@ -301,6 +326,9 @@ typedef struct pmc_server_stats {
     uint64_t io_errors;        /* reads or writes that failed */
     uint64_t workers_spawned;  /* PREFORK workers and FORK children */
     uint64_t workers_exited;
+    uint64_t captures;         /* capture files completed */
+    uint64_t capture_dropped;  /* captures given up: the file could not be
+                                  created or written (disk full...) */
     uint64_t replies[128];
     uint64_t cb_count[PMC_EV_COUNT];
     uint64_t cb_ns_sum[PMC_EV_COUNT];
@@ -325,7 +353,8 @@ extern PMC_API const uint64_t pmc_latency_bounds_ns[PMC_LATENCY_BUCKETS - 1];
 typedef struct pmc_server pmc_server;
 
 /* Create a server (no listener yet).  NULL with err (may be NULL) set on a
- * bad config (PMC_ERR_ARGUMENT: no handlers, unknown model) or failure
+ * bad config (PMC_ERR_ARGUMENT: no handlers, unknown model, a capture
+ * directory or PMCORE_CAPTURE value that cannot be used) or failure
  * (PMC_ERR_NOMEM, PMC_ERR_IO).  Thread-safe. */
 PMC_API pmc_server *pmc_server_new(const pmc_server_config *cfg,
                                    pmc_error *err);
@@ -438,7 +467,7 @@ PMC_API void pmc_server_free(pmc_server *srv);
  * one stats object per thread).  Returns PMC_OK when the MTA ended the
  * connection (QUIT or end of stream between packets), PMC_ERR_TIMEOUT,
  * PMC_ERR_IO (read or write failed), PMC_ERR_ARGUMENT (no handlers, bad
- * fd), PMC_ERR_NOMEM, or the protocol error that ended the session; err
+ * fd, unusable capture settings), PMC_ERR_NOMEM, or the protocol error that ended the session; err
  * (may be NULL) gets the sentence.  Thread-safe for different fds. */
 PMC_API pmc_status pmc_serve_fd(const pmc_server_config *cfg, int fd,
                                 uint64_t conn_id, pmc_server_stats *stats,

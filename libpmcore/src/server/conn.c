@@ -3,6 +3,7 @@
  * protocol errors with the queue id, and counters. */
 #define _GNU_SOURCE
 #include "internal_server.h"
+#include "capture.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -83,6 +84,7 @@ void pmci_conn_open(pmci_conn *c)
     c->opened = 1;
     if (c->srv->cfg.conn_open)
         c->ud = c->srv->cfg.conn_open(c->srv->cfg.app, &c->info);
+    pmci_cap_open(c);
 }
 
 /* Macro 'i' as a C string, for log lines; NULL when unknown.  Only on the
@@ -119,8 +121,11 @@ void pmci_conn_note(pmci_conn *c, pmc_status st)
 
 pmc_status pmci_conn_feed(pmci_conn *c, const uint8_t *p, size_t n)
 {
-    pmc_status st = pmc_session_feed(c->s, p, n);
+    pmc_status st;
 
+    if (c->cap)
+        pmci_cap_io(c, 0, p, n);
+    st = pmc_session_feed(c->s, p, n);
     pmci_conn_note(c, st);
     return st;
 }
@@ -156,6 +161,8 @@ int pmci_conn_flush(pmci_conn *c)
             return 0;
         w = send(c->it.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
+            if (c->cap)
+                pmci_cap_io(c, 1, p, (size_t)w);
             pmc_session_consume(c->s, (size_t)w);
             continue;
         }
@@ -215,6 +222,7 @@ void pmci_conn_finish(pmci_conn *c)
         close(c->it.fd);
     c->it.fd = -1;
     c->st.conn_active--; /* wraps; the merge adds it back as -1 */
+    pmci_cap_close(c);
     pmci_conn_collect(c);
     if (c->srv->cfg.conn_close)
         c->srv->cfg.conn_close(c->srv->cfg.app, c->ud);
@@ -296,6 +304,7 @@ void pmci_conn_free(pmci_conn *c)
 {
     if (!c)
         return;
+    pmci_cap_close(c);
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     /* Answers that came too late: their connection is gone. */

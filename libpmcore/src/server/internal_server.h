@@ -112,6 +112,7 @@ struct pmci_conn {
     pmci_conn *qnext_rq; /* that list */
     pmci_conn *hnext;    /* the loop's id table */
 
+    struct pmci_capfile *cap; /* capture file (capture.h), or NULL */
     unsigned steps;      /* since the last merge */
     pmci_stats st;       /* unmerged counters */
     pmc_session_stats seen; /* session counters already merged */
@@ -184,6 +185,7 @@ struct pmc_server {
     pthread_mutex_t rq_mu;
     pmci_resume *rq_head, *rq_tail;
     int rq_closed;       /* run is over: answer requests at once */
+    struct pmci_capture *cap; /* capture settings (capture.h), or NULL */
 };
 
 typedef struct pmci_tlist {

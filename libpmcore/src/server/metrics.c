@@ -226,6 +226,12 @@ pmc_status pmc_server_metrics_text(pmc_server *srv, pmc_buf *b)
         put(&o, "pmcore_negotiations_total{mta_version=\"%zu\"} %llu\n", i,
             (unsigned long long)st.negotiations[i]);
     latency(&o, &st);
+    one(&o, "pmcore_captures_total", "counter",
+        "Conversations written to capture files (PMCORE_CAPTURE).",
+        st.captures);
+    one(&o, "pmcore_capture_dropped_total", "counter",
+        "Captures given up because a write failed (a full disk).",
+        st.capture_dropped);
     one(&o, "pmcore_workers_spawned_total", "counter",
         "Worker and child processes started.", st.workers_spawned);
     one(&o, "pmcore_workers_exited_total", "counter",

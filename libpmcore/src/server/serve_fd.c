@@ -3,6 +3,7 @@
  * the fork-per-connection model's children. */
 #define _GNU_SOURCE
 #include "internal_server.h"
+#include "capture.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -266,6 +267,7 @@ pmc_status pmc_serve_fd(const pmc_server_config *cfg, int fd,
 {
     pmc_server srv;
     pmc_status st;
+    pmc_error tmp;
 
     if (!cfg || !cfg->handlers || fd < 0) {
         if (err)
@@ -279,11 +281,17 @@ pmc_status pmc_serve_fd(const pmc_server_config *cfg, int fd,
     srv.wakefd = -1;
     srv.control_fd = -1;
     pmci_handlers_wrap(&srv.tramp, cfg->handlers);
-    if (pthread_mutex_init(&srv.mu, NULL) != 0)
+    st = pmci_capture_new(cfg, &srv.cap, err ? err : &tmp);
+    if (st != PMC_OK)
+        return st;
+    if (pthread_mutex_init(&srv.mu, NULL) != 0) {
+        pmci_capture_free(srv.cap);
         return PMC_ERR_NOMEM;
+    }
     st = pmci_serve_blocking(&srv, fd, conn_id, -1, 1, err);
     if (stats)
         pmci_stats_add(stats, &srv.stats);
     pthread_mutex_destroy(&srv.mu);
+    pmci_capture_free(srv.cap);
     return st;
 }

@@ -4,6 +4,7 @@
  * thread may ask for, in resume.c. */
 #define _GNU_SOURCE
 #include "internal_server.h"
+#include "capture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ static pmc_status fail(pmc_error *err, pmc_status code, const char *fmt,
 pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
 {
     pmc_server *srv;
+    pmc_error tmp;
 
     if (!cfg || !cfg->handlers) {
         fail(err, PMC_ERR_ARGUMENT, "%s", "the server needs a handler table");
@@ -60,6 +62,10 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
         return NULL;
     }
     srv->cfg = *cfg;
+    if (pmci_capture_new(cfg, &srv->cap, err ? err : &tmp) != PMC_OK) {
+        free(srv);
+        return NULL;
+    }
     pmci_handlers_wrap(&srv->tramp, cfg->handlers);
     srv->control_fd = -1;
     atomic_init(&srv->stop_req, 0);
@@ -68,6 +74,7 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
     atomic_init(&srv->running, 0);
     atomic_init(&srv->workers_live, 0);
     if (pthread_mutex_init(&srv->mu, NULL) != 0) {
+        pmci_capture_free(srv->cap);
         free(srv);
         fail(err, PMC_ERR_NOMEM, "%s", "cannot create a mutex");
         return NULL;
@@ -77,6 +84,7 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
     if (srv->wakefd < 0) {
         pthread_mutex_destroy(&srv->rq_mu);
         pthread_mutex_destroy(&srv->mu);
+        pmci_capture_free(srv->cap);
         free(srv);
         fail(err, PMC_ERR_IO, "eventfd: %s", "cannot create");
         return NULL;
@@ -143,6 +151,7 @@ void pmc_server_free(pmc_server *srv)
         close(srv->wakefd);
     pthread_mutex_destroy(&srv->rq_mu);
     pthread_mutex_destroy(&srv->mu);
+    pmci_capture_free(srv->cap);
     free(srv);
 }
 
