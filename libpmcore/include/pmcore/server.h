@@ -255,12 +255,14 @@ PMC_API void pmc_server_config_init(pmc_server_config *cfg);
 
 /* Counters.  Replies are counted by reply code byte; callback latency is
  * per event (PMC_EV_*), measured around each handler call, in ns.  A
- * connection's counters reach the server at the end of each message, at
- * least every 32 round trips, and when it closes.  In
- * PREFORK workers send their counters to the master after each batch of
- * accepts and each closed connection, so the master's snapshot (including
- * conn_active) lags by at most one event per worker; FORK children send
- * theirs when they end. */
+ * connection keeps its own counters and hands them to the server when it
+ * closes; pmc_server_stats_get adds those of the open connections, so a
+ * snapshot includes every reply already sent (a connection in the middle
+ * of a step may show some of the step's counts and not others).  In
+ * PREFORK workers send their counters, the open connections' included,
+ * to the master after each batch of accepts and each closed connection, so
+ * the master's snapshot (including conn_active) lags by at most one event
+ * per worker; FORK children send theirs when they end. */
 typedef struct pmc_server_stats {
     uint64_t conn_accepted;
     uint64_t conn_active;

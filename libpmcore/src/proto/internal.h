@@ -230,7 +230,15 @@ PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
 PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
 /* The counters in place: a driver that looks at them on every step (the
  * server, the in-process transport) would pay for a 1 KiB copy each time
- * with pmc_session_stats_get.  Valid as long as the session. */
+ * with pmc_session_stats_get.  Valid as long as the session.  messages,
+ * callback_errors and replies[] are written with PMCI_COUNT, so another
+ * thread may read them with __atomic_load_n (the server adds a live
+ * connection's counts when its statistics are read). */
 PMCI_HIDDEN const pmc_session_stats *pmci_session_stats(const pmc_session *s);
+
+/* One more in a counter another thread may read while this one counts:
+ * a relaxed atomic store (a plain add on x86, no lock prefix), since only
+ * the session's own thread writes it. */
+#define PMCI_COUNT(x) __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
 
 #endif

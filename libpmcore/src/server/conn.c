@@ -73,6 +73,13 @@ pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id,
     c->info.id = id;
     c->info.fd = fd;
     peer_info(&c->info, peer, peer_len);
+    pthread_mutex_lock(&srv->mu);
+    c->lnext = srv->live;
+    if (srv->live)
+        srv->live->lprev = c;
+    srv->live = c;
+    c->live = 1;
+    pthread_mutex_unlock(&srv->mu);
     return c;
 }
 
@@ -112,7 +119,7 @@ void pmci_conn_note(pmci_conn *c, pmc_status st)
                  "out of memory: %s", e->message);
         return;
     }
-    c->st.protocol_errors++;
+    PMCI_COUNT(c->st.protocol_errors);
     pmci_log(c->srv, PMC_LOG_WARNING, c->id, pmci_conn_qid(c, qid, sizeof qid),
              "protocol error %s: %s", pmc_status_name(st), e->message);
 }
@@ -166,7 +173,7 @@ int pmci_conn_flush(pmci_conn *c)
         if (!c->io_failed) {
             char qid[64], et[100];
             c->io_failed = 1;
-            c->st.io_errors++;
+            PMCI_COUNT(c->st.io_errors);
             pmci_log(c->srv, PMC_LOG_INFO, c->id,
                      pmci_conn_qid(c, qid, sizeof qid), "write failed: %s",
                      w < 0 ? pmci_errtext(errno, et, sizeof et)
@@ -188,19 +195,62 @@ void pmci_conn_state(pmci_conn *c)
     c->queued = c->pending ? pmci_session_queued(c->s) : 0;
 }
 
-/* Move the session's counters into the server's. */
-void pmci_conn_collect(pmci_conn *c)
+/* The session's counts since 'seen', plus the connection's own.  Relaxed
+ * loads: the owner may be counting on another thread. */
+static void add_unmerged(const pmci_conn *c, pmci_stats *to)
 {
     const pmc_session_stats *ss = pmci_session_stats(c->s);
 
-    c->steps = 0;
-
-    c->st.messages += ss->messages - c->seen.messages;
-    c->st.callback_errors += ss->callback_errors - c->seen.callback_errors;
+#define NEW(f) (__atomic_load_n(&ss->f, __ATOMIC_RELAXED) - c->seen.f)
+    to->messages += NEW(messages);
+    to->callback_errors += NEW(callback_errors);
     for (int i = 0; i < 128; i++)
-        c->st.replies[i] += ss->replies[i] - c->seen.replies[i];
-    c->seen = *ss;
-    pmci_stats_merge(c->srv, &c->st);
+        to->replies[i] += NEW(replies[i]);
+#undef NEW
+    pmci_stats_add(to, &c->st);
+}
+
+void pmci_conn_peek(const pmci_conn *c, pmci_stats *out)
+{
+    add_unmerged(c, out);
+}
+
+/* Once per connection (not per message: a pass over 128 reply codes and
+ * the lock would cost more than the message's round trips), and under the
+ * lock the readers take, so each count is seen exactly once. */
+void pmci_conn_collect(pmci_conn *c, int closing)
+{
+    pmc_server *srv = c->srv;
+    const pmc_session_stats *ss = pmci_session_stats(c->s);
+
+    pthread_mutex_lock(&srv->mu);
+    add_unmerged(c, &srv->stats);
+    memset(&c->st, 0, sizeof c->st);
+    c->seen.messages = ss->messages;
+    c->seen.callback_errors = ss->callback_errors;
+    memcpy(c->seen.replies, ss->replies, sizeof c->seen.replies);
+    if (closing && c->live) {
+        if (c->lprev)
+            c->lprev->lnext = c->lnext;
+        else
+            srv->live = c->lnext;
+        if (c->lnext)
+            c->lnext->lprev = c->lprev;
+        c->live = 0;
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+void pmci_collect_live(pmc_server *srv)
+{
+    pmci_conn *c;
+
+    pthread_mutex_lock(&srv->mu);
+    c = srv->live;
+    pthread_mutex_unlock(&srv->mu);
+    /* The list changes only on this thread (the owner of them all). */
+    for (; c; c = c->lnext)
+        pmci_conn_collect(c, 0);
 }
 
 /* End the session if needed, close the socket and run conn_close. */
@@ -213,8 +263,9 @@ void pmci_conn_finish(pmci_conn *c)
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     c->it.fd = -1;
-    c->st.conn_active--; /* wraps; the merge adds it back as -1 */
-    pmci_conn_collect(c);
+    /* Wraps; the merge adds it as -1. */
+    PMCI_STORE(c->st.conn_active, c->st.conn_active - 1);
+    pmci_conn_collect(c, 1);
     if (c->srv->cfg.conn_close)
         c->srv->cfg.conn_close(c->srv->cfg.app, c->ud);
     c->finished = 1;
@@ -258,18 +309,6 @@ void pmci_conn_step(pmci_conn *c)
     pmci_conn_state(c);
     if (pmc_session_is_closed(c->s) && !c->out_left)
         pmci_conn_finish(c);
-    else
-        pmci_conn_collect_some(c);
-}
-
-/* Counters reach the server at the end of each message and at least every
- * 32 steps: a mutex and a pass over 128 reply codes per round trip would
- * cost more than the round trip's own work. */
-void pmci_conn_collect_some(pmci_conn *c)
-{
-    if (++c->steps >= 32 ||
-        pmci_session_stats(c->s)->messages != c->seen.messages)
-        pmci_conn_collect(c);
 }
 
 /* On the connection's thread, inside a step: run the requests handed to
@@ -295,6 +334,8 @@ void pmci_conn_free(pmci_conn *c)
 {
     if (!c)
         return;
+    if (c->live) /* never finished: a setup that failed, or fini */
+        pmci_conn_collect(c, 1);
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     /* Answers that came too late: their connection is gone. */

@@ -43,6 +43,8 @@ typedef struct pmci_listener {
 
 /* Counters a connection or worker gathers without locks, merged later. */
 typedef pmc_server_stats pmci_stats;
+/* A counter that another thread may read as it changes (see PMCI_COUNT). */
+#define PMCI_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* Job bits: what a connection's next processing step must do. */
 #define PMCI_JOB_INPUT 1u /* feed conn->in */
@@ -112,9 +114,15 @@ struct pmci_conn {
     pmci_conn *qnext_rq; /* that list */
     pmci_conn *hnext;    /* the loop's id table */
 
-    unsigned steps;      /* since the last merge */
+    /* Counters.  The owner counts without locks (PMCI_COUNT, PMCI_STORE)
+     * and they reach the server when the connection closes (and, in a
+     * prefork worker, before each report); pmc_server_stats_get adds
+     * those of the live connections, which it finds on srv->live. */
     pmci_stats st;       /* unmerged counters */
-    pmc_session_stats seen; /* session counters already merged */
+    pmc_session_stats seen; /* session counters already merged (under
+                               srv->mu) */
+    pmci_conn *lprev, *lnext; /* srv->live, under srv->mu */
+    int live;
 };
 
 struct pmci_loop;
@@ -164,8 +172,10 @@ struct pmc_server {
     atomic_int reload_req;
     int ran;
 
-    pthread_mutex_t mu;  /* guards stats */
+    pthread_mutex_t mu;  /* guards stats, live and each seen */
     pmci_stats stats;
+    pmci_conn *live;     /* connections whose counters are not all in
+                            stats yet */
 
     uint64_t id_base;    /* connection ids: id_base + counter */
     uint64_t id_next;
@@ -265,8 +275,15 @@ PMCI_HIDDEN void pmci_conn_note(pmci_conn *c, pmc_status st);
 PMCI_HIDDEN int pmci_conn_flush(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_state(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_finish(pmci_conn *c);
-PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c);
-PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
+/* Move c's counters into the server's; 'closing' also takes it off
+ * srv->live.  On the thread that owns c. */
+PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c, int closing);
+/* Add the counters c has not handed over yet to *out; under srv->mu, from
+ * any thread. */
+PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
+/* pmci_conn_collect for every live connection; only where the caller's
+ * thread owns them all (a prefork worker's loop). */
+PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);

@@ -108,7 +108,7 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
         return 0;
     } else {
         char et[100];
-        c->st.io_errors++;
+        PMCI_COUNT(c->st.io_errors);
         pmci_log(l->srv, PMC_LOG_INFO, c->id, NULL, "read failed: %s",
                  pmci_errtext(errno, et, sizeof et));
         c->eof_seen = 1;
