@@ -215,6 +215,9 @@ typedef struct pmci_loop {
                                    last given back */
     long long trim_at;   /* when to give it back; 0 = not planned */
     pmci_tlist tl[2];    /* 0 idle, 1 read */
+    pmci_conn *tl_fresh[2]; /* the first of each list's tail appended since
+                               the clock was last read: undated yet */
+    long long now;       /* the clock at the last wake-up, in ms */
     pmci_conn *again;    /* conns whose last read filled the buffer */
     pmci_conn *dead;     /* finished, freed after the current events */
     uint8_t *rbuf;
@@ -335,6 +338,8 @@ static inline void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
     if (c->tlist < 0)
         return;
     t = &l->tl[c->tlist];
+    if (l->tl_fresh[c->tlist] == c)
+        l->tl_fresh[c->tlist] = c->tnext;
     if (c->tprev)
         c->tprev->tnext = c->tnext;
     else
@@ -347,14 +352,17 @@ static inline void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
     c->tlist = -1;
 }
 
-/* Append to timeout list 'which' (0 idle, 1 read), with its timeout. */
+/* Append to timeout list 'which' (0 idle, 1 read).  Its deadline is set
+ * by the next pmci_tl_date: the clock is read once per wake-up, after the
+ * wake-up's steps, not once per connection put back. */
 static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
 {
     pmci_tlist *t = &l->tl[which];
-    int ms = which ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
 
     pmci_tl_remove(l, c);
-    c->deadline = ms > 0 ? pmci_now_ms() + ms : LLONG_MAX;
+    c->deadline = LLONG_MAX;
+    if (!l->tl_fresh[which])
+        l->tl_fresh[which] = c;
     c->tlist = which;
     c->tprev = t->tail;
     c->tnext = NULL;
@@ -363,6 +371,18 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
     else
         t->head = c;
     t->tail = c;
+}
+/* Date what was appended since the last call: now plus the list's
+ * timeout.  Appended in order, each gets a deadline no earlier than those
+ * before it, so the lists stay in deadline order. */
+static inline void pmci_tl_date(pmci_loop *l, long long now)
+{
+    for (int i = 0; i < 2; i++) {
+        int ms = i ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
+        for (pmci_conn *c = l->tl_fresh[i]; c; c = c->tnext)
+            c->deadline = ms > 0 ? now + ms : LLONG_MAX;
+        l->tl_fresh[i] = NULL;
+    }
 }
 /* fn on every connection no worker holds; fn may free or move it. */
 PMCI_HIDDEN void pmci_loop_each_idle(pmci_loop *l,

@@ -250,8 +250,9 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
             return l->err.code;
         l->lead = pmci_pool_leads(l->pool);
     }
+    l->now = pmci_now_ms();
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
-        l->next_tick = pmci_now_ms() + cfg->tick_interval_ms;
+        l->next_tick = l->now + cfg->tick_interval_ms;
     return PMC_OK;
 io:
     pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_ctl failed");
@@ -280,12 +281,20 @@ static void free_dead(pmci_loop *l)
 
 /* One round: wait, handle the events, re-read, expire, reap.  -1 when
  * epoll failed (the loop ends).  In lead mode the run queue is empty
- * here: lead() runs it out first. */
+ * here: lead() runs it out first.  The clock is read once after the
+ * events (it dates the connections their steps put back on a timeout list,
+ * and expire compares with it), and in lead mode once more before the wait
+ * when the leader's steps put connections back since. */
 static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
-    long long now = pmci_now_ms();
-    int n = epoll_wait(l->ep, ev, 64, wait_ms(l, now));
+    int n;
+
+    if (l->tl_fresh[0] || l->tl_fresh[1]) {
+        l->now = pmci_now_ms();
+        pmci_tl_date(l, l->now);
+    }
+    n = epoll_wait(l->ep, ev, 64, wait_ms(l, l->now));
 
     if (n < 0 && errno != EINTR) {
         pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");
@@ -329,7 +338,10 @@ static int round_once(pmci_loop *l)
         if (!c->busy)
             pmci_loop_after_step(l, c);
     }
-    expire(l, pmci_now_ms());
+    l->now = pmci_now_ms();
+    pmci_tl_date(l, l->now);
+    expire(l, l->now);
+    pmci_tl_date(l, l->now); /* what expire ended and put back */
     if (l->procs)
         l->procs->round(l);
     return 0;
