@@ -109,10 +109,13 @@ const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap)
 
 void pmci_conn_note(pmci_conn *c, pmc_status st)
 {
-    const pmc_error *e = pmc_session_error(c->s);
+    const pmc_error *e;
     char qid[64];
 
-    if (st == PMC_OK || st == PMC_ERR_CLOSED || !e)
+    if (st == PMC_OK || st == PMC_ERR_CLOSED)
+        return;
+    e = pmc_session_error(c->s);
+    if (!e)
         return;
     if (st == PMC_ERR_NOMEM) {
         pmci_log(c->srv, PMC_LOG_ERR, c->id, pmci_conn_qid(c, qid, sizeof qid),
@@ -189,6 +192,7 @@ void pmci_conn_state(pmci_conn *c)
 
     pmc_session_output(c->s, &n);
     c->out_left = n > 0 && !c->io_failed;
+    c->closed = pmc_session_is_closed(c->s);
     c->in_msg = pmci_session_in_message(c->s);
     c->partial = pmci_session_partial(c->s);
     c->pending = pmc_session_is_pending(c->s);
@@ -307,7 +311,7 @@ void pmci_conn_step(pmci_conn *c)
     if (pmci_conn_flush(c) < 0)
         pmci_conn_end(c, PMC_ERR_IO);
     pmci_conn_state(c);
-    if (pmc_session_is_closed(c->s) && !c->out_left)
+    if (c->closed && !c->out_left)
         pmci_conn_finish(c);
 }
 

@@ -88,6 +88,7 @@ struct pmci_conn {
     int in_msg;          /* the MTA owes the rest of a message */
     int partial;         /* a packet is partly received */
     int out_left;        /* output waits for EPOLLOUT */
+    int closed;          /* the session is over */
     int io_failed;
     int keep_fd;         /* pmc_serve_fd: the socket stays the caller's */
 
@@ -218,6 +219,8 @@ typedef struct pmci_loop {
     pmci_conn *tl_fresh[2]; /* the first of each list's tail appended since
                                the clock was last read: undated yet */
     long long now;       /* the clock at the last wake-up, in ms */
+    long long due;       /* nothing of expire's is due before this (a
+                            lower bound; 0 = look at everything) */
     pmci_conn *again;    /* conns whose last read filled the buffer */
     pmci_conn *dead;     /* finished, freed after the current events */
     uint8_t *rbuf;
@@ -379,9 +382,13 @@ static inline void pmci_tl_date(pmci_loop *l, long long now)
 {
     for (int i = 0; i < 2; i++) {
         int ms = i ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
+        if (!l->tl_fresh[i])
+            continue;
         for (pmci_conn *c = l->tl_fresh[i]; c; c = c->tnext)
             c->deadline = ms > 0 ? now + ms : LLONG_MAX;
         l->tl_fresh[i] = NULL;
+        if (l->tl[i].head->deadline < l->due)
+            l->due = l->tl[i].head->deadline;
     }
 }
 /* fn on every connection no worker holds; fn may free or move it. */

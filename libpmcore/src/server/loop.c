@@ -30,6 +30,7 @@ static void begin_stop(pmci_loop *l, int drain_ms)
         return;
     l->stopping = 1;
     l->drain_deadline = pmci_now_ms() + drain_ms;
+    l->due = 0;
     pmci_log(l->srv, PMC_LOG_NOTICE, 0, NULL,
              "stopping: %u connection(s) open, drain deadline %d ms",
              l->active, drain_ms);
@@ -130,10 +131,17 @@ static void trim_heap(pmci_loop *l, long long now)
 #endif
 }
 
+static long long next_due(pmci_loop *l);
+
+/* Most wake-ups have nothing due: l->due says so without a look at each
+ * timer (the prefork and fork masters always look: their children's
+ * timers are theirs). */
 static void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
 
+    if (now < l->due && !l->procs)
+        return;
     for (int i = 0; i < 2; i++) {
         pmci_conn *c;
         while ((c = l->tl[i].head) && c->deadline <= now) {
@@ -166,14 +174,14 @@ static void expire(pmci_loop *l, long long now)
         run_tick(l);
     }
     trim_heap(l, now);
+    l->due = next_due(l);
 }
 
-static int wait_ms(pmci_loop *l, long long now)
+/* The earliest deadline of anything expire looks at, or LLONG_MAX. */
+static long long next_due(pmci_loop *l)
 {
     long long t = LLONG_MAX;
 
-    if (l->again)
-        return 0;
     for (int i = 0; i < 2; i++)
         if (l->tl[i].head && l->tl[i].head->deadline < t)
             t = l->tl[i].head->deadline;
@@ -190,6 +198,16 @@ static int wait_ms(pmci_loop *l, long long now)
         if (c < t)
             t = c;
     }
+    return t;
+}
+
+static int wait_ms(pmci_loop *l, long long now)
+{
+    long long t;
+
+    if (l->again)
+        return 0;
+    t = l->procs ? next_due(l) : l->due;
     if (t == LLONG_MAX)
         return -1;
     t -= now;

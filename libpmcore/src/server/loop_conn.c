@@ -181,12 +181,13 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         l->dead = c;
         l->active--;
         l->closed_since_trim++;
+        l->due = 0; /* expire plans the heap's trim */
         if (l->srv->control_fd >= 0)
             pmci_worker_report(l->srv);
         pmci_accept_update(l);
         return;
     }
-    if (c->io_failed || (pmc_session_is_closed(c->s) && !c->out_left)) {
+    if (c->io_failed || (c->closed && !c->out_left)) {
         pmci_loop_end_conn(l, c, c->io_failed ? PMC_ERR_IO : PMC_OK);
         return;
     }
@@ -234,6 +235,13 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_pending = 1;
+    /* The usual wake-up, input for a connection that waits for nothing
+     * else: straight to the read.  The after-step pass would find nothing
+     * to do before it (no output, no answers, no drain) and read too. */
+    if (c->rd_pending && !l->lead && !c->out_left && !c->want_out &&
+        !c->rq && !c->io_failed && !c->closed && !c->pending &&
+        !c->on_again && !l->stopping && do_read(l, c))
+        return;
     pmci_loop_after_step(l, c);
 }
 
