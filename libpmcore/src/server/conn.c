@@ -167,6 +167,8 @@ int pmci_conn_flush(pmci_conn *c)
         w = send(c->it.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
             pmc_session_consume(c->s, (size_t)w);
+            if ((size_t)w == n) /* nothing is added while we send */
+                return 0;
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -188,15 +190,15 @@ int pmci_conn_flush(pmci_conn *c)
 
 void pmci_conn_state(pmci_conn *c)
 {
-    size_t n;
+    pmci_session_view v;
 
-    pmc_session_output(c->s, &n);
-    c->out_left = n > 0 && !c->io_failed;
-    c->closed = pmc_session_is_closed(c->s);
-    c->in_msg = pmci_session_in_message(c->s);
-    c->partial = pmci_session_partial(c->s);
-    c->pending = pmc_session_is_pending(c->s);
-    c->queued = c->pending ? pmci_session_queued(c->s) : 0;
+    pmci_session_view_get(c->s, &v);
+    c->out_left = v.out_len > 0 && !c->io_failed;
+    c->closed = v.closed;
+    c->in_msg = v.in_msg;
+    c->partial = v.queued > 0;
+    c->pending = v.pending;
+    c->queued = v.pending ? v.queued : 0;
 }
 
 /* The session's counts since 'seen', plus the connection's own.  Relaxed
