@@ -247,6 +247,17 @@ typedef struct pmc_server_config {
      * PyOS_AfterFork_Child in child_init).  NULL = none. */
     void (*before_fork)(void *app);
     void (*after_fork_parent)(void *app);
+    /* THREADS, lead mode: the leader calls run_begin before it runs the
+     * steps of one wake-up when there are two or more, and run_end after
+     * them, on the same thread, always in pairs (also when another thread
+     * took the loop over during one of the steps).  For a binding whose
+     * handlers take a lock (a GIL): take it once for the run instead of
+     * once per handler; the handlers must then take it recursively, or
+     * see that they hold it.  Between the two the leader also reads and
+     * writes the sockets of those connections (without blocking).  NULL =
+     * none. */
+    void (*run_begin)(void *app);
+    void (*run_end)(void *app);
 } pmc_server_config;
 
 /* Defaults as documented above; cfg->session gets pmc_config_init.

@@ -370,8 +370,18 @@ static int round_once(pmci_loop *l)
  * pmci_pool_new, so the pool needs nothing of the loop's code. */
 static int lead(pmci_loop *l)
 {
+    const pmc_server_config *cfg = &l->srv->cfg;
+
     for (;;) {
-        if (!pmci_loop_run_queue(l))
+        /* Several steps: the host's lock once for them all. */
+        int run = cfg->run_begin && l->runq && l->runq->qnext, ok;
+
+        if (run)
+            cfg->run_begin(cfg->app);
+        ok = pmci_loop_run_queue(l);
+        if (run)
+            cfg->run_end(cfg->app);
+        if (!ok)
             return 1;
         /* Freed only here: an event of the round may point at them. */
         free_dead(l);
