@@ -297,18 +297,31 @@ static void free_dead(pmci_loop *l)
     }
 }
 
+/* The clock, once per wake-up: it dates the connections the wake-up's
+ * steps put back on a timeout list, and expire compares with it. */
+static void tick_clock(pmci_loop *l)
+{
+    l->now = pmci_now_ms();
+    pmci_tl_date(l, l->now);
+    expire(l, l->now);
+    pmci_tl_date(l, l->now); /* what expire ended and put back */
+}
+
 /* One round: wait, handle the events, re-read, expire, reap.  -1 when
  * epoll failed (the loop ends).  In lead mode the run queue is empty
- * here: lead() runs it out first.  The clock is read once after the
- * events (it dates the connections their steps put back on a timeout list,
- * and expire compares with it), and in lead mode once more before the wait
- * when the leader's steps put connections back since. */
+ * here: lead() runs it out first.  The clock is read after the steps:
+ * after the events (they ran the steps), or in lead mode before the wait
+ * (lead() ran them since the last round; the events only queue them). */
 static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
     int n;
 
-    if (l->tl_fresh[0] || l->tl_fresh[1]) {
+    if (l->lead) {
+        tick_clock(l);
+        if (l->runq) /* expire ended some: their steps first */
+            return 0;
+    } else if (l->tl_fresh[0] || l->tl_fresh[1]) {
         l->now = pmci_now_ms();
         pmci_tl_date(l, l->now);
     }
@@ -356,10 +369,8 @@ static int round_once(pmci_loop *l)
         if (!c->busy)
             pmci_loop_after_step(l, c);
     }
-    l->now = pmci_now_ms();
-    pmci_tl_date(l, l->now);
-    expire(l, l->now);
-    pmci_tl_date(l, l->now); /* what expire ended and put back */
+    if (!l->lead)
+        tick_clock(l);
     if (l->procs)
         l->procs->round(l);
     return 0;

@@ -238,10 +238,16 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
     /* The usual wake-up, input for a connection that waits for nothing
      * else: straight to the read.  The after-step pass would find nothing
      * to do before it (no output, no answers, no drain) and read too. */
-    if (c->rd_pending && !l->lead && !c->out_left && !c->want_out &&
-        !c->rq && !c->io_failed && !c->closed && !c->pending &&
-        !c->on_again && !l->stopping && do_read(l, c))
-        return;
+    if (c->rd_pending && !c->out_left && !c->want_out && !c->rq &&
+        !c->io_failed && !c->closed && !c->pending && !c->on_again &&
+        !l->stopping) {
+        if (l->lead) {
+            queue_read(l, c);
+            return;
+        }
+        if (do_read(l, c))
+            return;
+    }
     pmci_loop_after_step(l, c);
 }
 
