@@ -349,5 +349,6 @@ void pmci_conn_free(pmci_conn *c)
     pmci_rq_answer_all(c->rq);
     pmc_session_free(c->s);
     pmc_buf_free(&c->in);
+    free(c->own_rbuf);
     free(c);
 }

@@ -78,7 +78,11 @@ struct pmci_conn {
 
     /* Handed between the loop and a worker under the pool's mutex. */
     pmc_buf in;          /* THREADS: bytes read by the loop, not yet fed */
-    const uint8_t *bp;   /* LOOP: borrowed input (the loop's buffer) */
+    const uint8_t *bp;   /* LOOP and lead mode: borrowed input (the
+                            loop's buffer) */
+    uint8_t *own_rbuf;   /* lead mode: a read buffer this step was lent
+                            and the loop gave up when another thread took
+                            it over; back to the loop after the step */
     size_t bn;
     unsigned job;
     pmc_status end_why;
@@ -223,7 +227,10 @@ typedef struct pmci_loop {
                             lower bound; 0 = look at everything) */
     pmci_conn *again;    /* conns whose last read filled the buffer */
     pmci_conn *dead;     /* finished, freed after the current events */
-    uint8_t *rbuf;
+    uint8_t *rbuf;       /* NULL: lead mode lost it and found no other
+                            (reads go through a small stack buffer) */
+    uint8_t *rbuf_spare; /* lead mode: for a new leader, see lead() */
+    pmci_conn *lent;     /* lead mode: whose step reads rbuf now */
     pmci_pool *pool;
     int lead;            /* lead mode: steps queue on runq for the leader */
     pmci_conn *runq, *runq_tail;

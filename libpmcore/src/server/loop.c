@@ -267,6 +267,8 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
         if (!l->pool)
             return l->err.code;
         l->lead = pmci_pool_leads(l->pool);
+        if (l->lead)
+            l->rbuf_spare = malloc(PMCI_SRV_RBUF); /* NULL: made later */
     }
     l->now = pmci_now_ms();
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
@@ -383,6 +385,17 @@ static int lead(pmci_loop *l)
 {
     const pmc_server_config *cfg = &l->srv->cfg;
 
+    /* Taken over from a leader whose step reads the loop's buffer (it was
+     * lent, see pmci_loop_run_queue): that step keeps it, and gives it
+     * back when it comes in (pmci_loop_after_step); lead with the spare,
+     * or a new one, or else a small buffer on the stack (read_in). */
+    if (l->lent) {
+        uint8_t *nb = l->rbuf_spare ? l->rbuf_spare : malloc(PMCI_SRV_RBUF);
+        l->rbuf_spare = NULL;
+        l->lent->own_rbuf = l->rbuf;
+        l->rbuf = nb;
+        l->lent = NULL;
+    }
     for (;;) {
         /* Several steps: the host's lock once for them all. */
         int run = cfg->run_begin && l->runq && l->runq->qnext, ok;
@@ -460,4 +473,5 @@ void pmci_loop_fini(pmci_loop *l)
     if (l->ep >= 0)
         close(l->ep);
     free(l->rbuf);
+    free(l->rbuf_spare);
 }

@@ -8,6 +8,7 @@
 #include "internal_server.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -73,31 +74,35 @@ void pmci_loop_end_conn(pmci_loop *l, pmci_conn *c, pmc_status why)
 static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
 {
     ssize_t n;
+    uint8_t small[4096], *buf = l->rbuf ? l->rbuf : small;
+    size_t cap = l->rbuf ? PMCI_SRV_RBUF : sizeof small;
 
     c->rd_pending = 0;
     if (c->eof_seen)
         return 0;
     for (;;) {
-        n = read(c->it.fd, l->rbuf, PMCI_SRV_RBUF);
+        n = read(c->it.fd, buf, cap);
         if (n >= 0 || errno != EINTR)
             break;
     }
     if (n > 0) {
         c->rd_pending = c->hup;
-        if (n == PMCI_SRV_RBUF && !c->on_again) {
+        if ((size_t)n == cap && !c->on_again) {
             /* There may be more: come back after the other ready
              * connections had their turn. */
             c->on_again = 1;
             c->anext = l->again;
             l->again = c;
         }
-        if (l->pool) {
-            if (pmc_buf_append(&c->in, l->rbuf, (size_t)n) != PMC_OK) {
+        /* The leader runs the step next, on this thread: it borrows the
+         * buffer, as in LOOP (lead() sees to a leader taking over). */
+        if (l->pool && (!l->lead || buf == small)) {
+            if (pmc_buf_append(&c->in, buf, (size_t)n) != PMC_OK) {
                 pmci_loop_end_conn(l, c, PMC_ERR_NOMEM);
                 return 2;
             }
         } else {
-            c->bp = l->rbuf;
+            c->bp = buf;
             c->bn = (size_t)n;
         }
         *job = PMCI_JOB_INPUT;
@@ -171,6 +176,15 @@ static void unlink_again(pmci_loop *l, pmci_conn *c)
 void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 {
     c->busy = 0;
+    if (c->own_rbuf) { /* a buffer lent before a take-over comes back */
+        if (!l->rbuf)
+            l->rbuf = c->own_rbuf;
+        else if (!l->rbuf_spare)
+            l->rbuf_spare = c->own_rbuf;
+        else
+            free(c->own_rbuf);
+        c->own_rbuf = NULL;
+    }
     if (c->finished) {
         pmci_tl_remove(l, c);
         unlink_again(l, c);
@@ -373,8 +387,10 @@ int pmci_loop_run_queue(pmci_loop *l)
             c->busy = 1;
             add_job(c, job);
         }
+        l->lent = c->bp ? c : NULL;
         if (!pmci_pool_lead_step(l->pool, c))
             return 0;
+        l->lent = NULL;
         pmci_loop_after_step(l, c);
     }
     return 1;
