@@ -388,9 +388,10 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
 static inline void pmci_tl_date(pmci_loop *l, long long now)
 {
     for (int i = 0; i < 2; i++) {
-        int ms = i ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
+        int ms;
         if (!l->tl_fresh[i])
             continue;
+        ms = i ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
         for (pmci_conn *c = l->tl_fresh[i]; c; c = c->tnext)
             c->deadline = ms > 0 ? now + ms : LLONG_MAX;
         l->tl_fresh[i] = NULL;

@@ -133,15 +133,10 @@ static void trim_heap(pmci_loop *l, long long now)
 
 static long long next_due(pmci_loop *l);
 
-/* Most wake-ups have nothing due: l->due says so without a look at each
- * timer (the prefork and fork masters always look: their children's
- * timers are theirs). */
 static void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
 
-    if (now < l->due && !l->procs)
-        return;
     for (int i = 0; i < 2; i++) {
         pmci_conn *c;
         while ((c = l->tl[i].head) && c->deadline <= now) {
@@ -286,8 +281,18 @@ static void pool_event(pmci_loop *l)
     ssize_t r = read(pmci_pool_fd(l->pool), &v, sizeof v);
 
     (void)r;
-    while ((c = pmci_pool_done(l->pool)))
+    while ((c = pmci_pool_done(l->pool))) {
+        if (c->own_rbuf) { /* lent before a take-over: back to the loop */
+            if (!l->rbuf)
+                l->rbuf = c->own_rbuf;
+            else if (!l->rbuf_spare)
+                l->rbuf_spare = c->own_rbuf;
+            else
+                free(c->own_rbuf);
+            c->own_rbuf = NULL;
+        }
         pmci_loop_after_step(l, c);
+    }
 }
 
 static void free_dead(pmci_loop *l)
@@ -305,6 +310,11 @@ static void tick_clock(pmci_loop *l)
 {
     l->now = pmci_now_ms();
     pmci_tl_date(l, l->now);
+    /* Most wake-ups have nothing due: l->due says so without a look at
+     * each timer (the prefork and fork masters always look: their
+     * children's timers are theirs). */
+    if (l->now < l->due && !l->procs)
+        return;
     expire(l, l->now);
     pmci_tl_date(l, l->now); /* what expire ended and put back */
 }

@@ -71,11 +71,10 @@ void pmci_loop_end_conn(pmci_loop *l, pmci_conn *c, pmc_status why)
  * so the connection stays marked for one more read after its step.  0 when
  * nothing was there, 1 with *job set (input or end of stream), 2 when the
  * connection was ended (a read error) and went to a step for that. */
-static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
+static inline __attribute__((always_inline)) int
+read_into(pmci_loop *l, pmci_conn *c, unsigned *job, uint8_t *buf, size_t cap)
 {
     ssize_t n;
-    uint8_t small[4096], *buf = l->rbuf ? l->rbuf : small;
-    size_t cap = l->rbuf ? PMCI_SRV_RBUF : sizeof small;
 
     c->rd_pending = 0;
     if (c->eof_seen)
@@ -96,7 +95,7 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
         }
         /* The leader runs the step next, on this thread: it borrows the
          * buffer, as in LOOP (lead() sees to a leader taking over). */
-        if (l->pool && (!l->lead || buf == small)) {
+        if (l->pool && (!l->lead || buf != l->rbuf)) {
             if (pmc_buf_append(&c->in, buf, (size_t)n) != PMC_OK) {
                 pmci_loop_end_conn(l, c, PMC_ERR_NOMEM);
                 return 2;
@@ -121,6 +120,23 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
         return 2;
     }
     return 1;
+}
+
+/* Lead mode after a take-over found no buffer: read through a small one
+ * and copy (rare, and only until a buffer comes back). */
+static __attribute__((noinline)) int read_small(pmci_loop *l, pmci_conn *c,
+                                                unsigned *job)
+{
+    uint8_t small[4096];
+
+    return read_into(l, c, job, small, sizeof small);
+}
+
+static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
+{
+    if (__builtin_expect(l->rbuf == NULL, 0))
+        return read_small(l, c, job);
+    return read_into(l, c, job, l->rbuf, PMCI_SRV_RBUF);
 }
 
 /* 1 when the connection went to a step, 0 when nothing was there. */
@@ -176,15 +192,6 @@ static void unlink_again(pmci_loop *l, pmci_conn *c)
 void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 {
     c->busy = 0;
-    if (c->own_rbuf) { /* a buffer lent before a take-over comes back */
-        if (!l->rbuf)
-            l->rbuf = c->own_rbuf;
-        else if (!l->rbuf_spare)
-            l->rbuf_spare = c->own_rbuf;
-        else
-            free(c->own_rbuf);
-        c->own_rbuf = NULL;
-    }
     if (c->finished) {
         pmci_tl_remove(l, c);
         unlink_again(l, c);
