@@ -150,5 +150,6 @@ help:
 	@echo "make test-tsan       the server suite under ThreadSanitizer"
 	@echo "make fuzz [FUZZ_SECONDS=60]  libFuzzer targets, seeded from tests/vectors"
 	@echo "make bench-core      session throughput and instructions per message"
+	@echo "make bench-instr     instructions per message by part, C/Python/Perl (callgrind)"
 	@echo "make demo            Perl and Python sample milters driven by pmilter-test"
 	@echo "make clean"

@@ -5,7 +5,12 @@
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
 	    build-tsan/tests/test_server build-tsan/tests/test_server_eof \
-	    build-tsan/tests/test_metrics
+	    build-tsan/tests/test_metrics \
+	    build-tsan/tests/test_server_stats build-tsan/tests/test_server_clock \
+	    build-tsan/tests/test_server_runhook
 	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server
 	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server_eof
 	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_metrics
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server_stats
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server_clock
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_server_runhook

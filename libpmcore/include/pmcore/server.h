@@ -284,6 +284,18 @@ typedef struct pmc_server_config {
     const char *capture_dir;
     unsigned capture_max_files;
     uint64_t capture_max_bytes;
+
+    /* THREADS, lead mode: the leader calls run_begin before it runs the
+     * steps of one wake-up when there are two or more, and run_end after
+     * them, on the same thread, always in pairs (also when another thread
+     * took the loop over during one of the steps).  For a binding whose
+     * handlers take a lock (a GIL): take it once for the run instead of
+     * once per handler; the handlers must then take it recursively, or
+     * see that they hold it.  Between the two the leader also reads and
+     * writes the sockets of those connections (without blocking).  NULL =
+     * none. */
+    void (*run_begin)(void *app);
+    void (*run_end)(void *app);
 } pmc_server_config;
 
 /* Defaults as documented above; cfg->session gets pmc_config_init.
@@ -305,12 +317,14 @@ typedef enum pmc_conn_end {
 
 /* Counters.  Replies are counted by reply code byte; callback latency is
  * per event (PMC_EV_*), measured around each handler call, in ns.  A
- * connection's counters reach the server at the end of each message, at
- * least every 32 round trips, and when it closes.  In
- * PREFORK workers send their counters to the master after each batch of
- * accepts and each closed connection, so the master's snapshot (including
- * conn_active) lags by at most one event per worker; FORK children send
- * theirs when they end. */
+ * connection keeps its own counters and hands them to the server when it
+ * closes; pmc_server_stats_get adds those of the open connections, so a
+ * snapshot includes every reply already sent (a connection in the middle
+ * of a step may show some of the step's counts and not others).  In
+ * PREFORK workers send their counters, the open connections' included,
+ * to the master after each batch of accepts and each closed connection, so
+ * the master's snapshot (including conn_active) lags by at most one event
+ * per worker; FORK children send theirs when they end. */
 typedef struct pmc_server_stats {
     uint64_t conn_accepted;
     uint64_t conn_active;

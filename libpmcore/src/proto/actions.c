@@ -70,7 +70,7 @@ static pmc_status emit(pmc_session *s, uint8_t code, const pmc_part *parts,
 {
     if (pmc_encode_parts(&s->out, code, parts, n) != PMC_OK)
         return action_fail(s, PMC_ERR_NOMEM, "out of memory");
-    s->stats.replies[code]++;
+    PMCI_COUNT(s->stats.replies[code]);
     return PMC_OK;
 }
 

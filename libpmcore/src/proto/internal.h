@@ -226,11 +226,31 @@ PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
 PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
 PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
 PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
+/* What a driver looks at after every step, in one call rather than five
+ * (the server's loop does this once per round trip). */
+typedef struct pmci_session_view {
+    size_t out_len;  /* output waiting to be sent */
+    size_t queued;   /* input held unread: a partial packet, or what came
+                        while a handler is pending */
+    int closed;      /* pmc_session_is_closed */
+    int in_msg;      /* pmci_session_in_message */
+    int pending;     /* pmc_session_is_pending */
+} pmci_session_view;
+PMCI_HIDDEN void pmci_session_view_get(const pmc_session *s,
+                                       pmci_session_view *v);
 /* Give back large idle buffers; between steps only. */
 PMCI_HIDDEN void pmci_session_trim(pmc_session *s);
 /* The counters in place: a driver that looks at them on every step (the
  * server, the in-process transport) would pay for a 1 KiB copy each time
- * with pmc_session_stats_get.  Valid as long as the session. */
+ * with pmc_session_stats_get.  Valid as long as the session.  messages,
+ * callback_errors and replies[] are written with PMCI_COUNT, so another
+ * thread may read them with __atomic_load_n (the server adds a live
+ * connection's counts when its statistics are read). */
 PMCI_HIDDEN const pmc_session_stats *pmci_session_stats(const pmc_session *s);
+
+/* One more in a counter another thread may read while this one counts:
+ * a relaxed atomic store (a plain add on x86, no lock prefix), since only
+ * the session's own thread writes it. */
+#define PMCI_COUNT(x) __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
 
 #endif

@@ -163,6 +163,6 @@ pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p, size_t n)
     pmc_buf_free(&pl);
     if (st != PMC_OK)
         return pmci_fail(s, PMC_ERR_NOMEM, "out of memory negotiating");
-    s->stats.replies['O']++;
+    PMCI_COUNT(s->stats.replies['O']);
     return PMC_OK;
 }

@@ -72,7 +72,7 @@ __attribute__((noinline)) static pmc_status flush_body(pmc_session *s)
         if (pmc_encode(&s->out, 'b', n ? s->body.data + off : NULL, n) !=
             PMC_OK)
             return PMC_ERR_NOMEM;
-        s->stats.replies['b']++;
+        PMCI_COUNT(s->stats.replies['b']);
         off += n;
     } while (off < s->body.len);
     return PMC_OK;
@@ -109,7 +109,7 @@ static inline pmc_status finish(pmc_session *s, pmc_event ev, int v)
         return PMC_OK;
     if (put_code(&s->out, 'c') != PMC_OK)
         return pmci_fail(s, PMC_ERR_NOMEM, "out of memory");
-    s->stats.replies['c']++;
+    PMCI_COUNT(s->stats.replies['c']);
     return PMC_OK;
 }
 
@@ -120,7 +120,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
     pmc_status st = PMC_OK;
 
     if (!pmc_verdict_valid(ev, v)) {
-        s->stats.callback_errors++;
+        PMCI_COUNT(s->stats.callback_errors);
         v = PMC_TEMPFAIL;
     }
     if (!pmci_reply_owed(s, ev)) {
@@ -146,7 +146,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
                          : put_code(&s->out, code);
     if (st != PMC_OK)
         return pmci_fail(s, PMC_ERR_NOMEM, "out of memory sending a reply");
-    s->stats.replies[code]++;
+    PMCI_COUNT(s->stats.replies[code]);
     s->reply.len = 0;
     s->reply_class = 0;
 
@@ -159,7 +159,7 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
         s->in_msg = 0;
         s->pending_eob = 0;
         pmci_forget_message_edits(s);
-        s->stats.messages++;
+        PMCI_COUNT(s->stats.messages);
     } else if (v == PMC_ACCEPT) {
         s->in_msg = 0; /* the MTA skips the rest of this message */
     } else if (v == PMC_REJECT || v == PMC_TEMPFAIL || v == PMC_DISCARD) {

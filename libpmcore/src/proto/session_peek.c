@@ -23,6 +23,15 @@ size_t pmci_session_queued(const pmc_session *s)
     return pmc_decoder_pending(&s->dec);
 }
 
+void pmci_session_view_get(const pmc_session *s, pmci_session_view *v)
+{
+    v->out_len = s->out.len;
+    v->queued = pmc_decoder_pending(&s->dec);
+    v->closed = s->closed;
+    v->in_msg = s->in_msg;
+    v->pending = s->pending;
+}
+
 /* Buffers a large packet or a large reply grew stay at that size for the
  * connection's life unless given back; with thousands of idle connections
  * that is most of the RSS.  Called between steps, when no handler holds a

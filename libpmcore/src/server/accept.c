@@ -84,6 +84,7 @@ int pmci_accept_one(pmci_loop *l, pmci_listener *ls,
                          : 200;
             l->st.accept_backoffs++;
             l->backoff_until = pmci_now_ms() + ms;
+            l->due = 0;
             pmci_log(srv, PMC_LOG_WARNING, 0, NULL,
                      "accept: %s; not accepting for %d ms",
                      pmci_errtext(e, et, sizeof et), ms);

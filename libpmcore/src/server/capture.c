@@ -310,7 +310,7 @@ static void dropped(pmci_conn *c, const char *why)
 {
     unsigned long n = pmci_capture_dropped(c->srv->cap);
 
-    c->st.capture_dropped++;
+    PMCI_COUNT(c->st.capture_dropped);
     /* A full disk drops every conversation: log the first drop and then
      * ever more rarely, not one line per connection. */
     if ((n & (n - 1)) == 0)
@@ -363,6 +363,6 @@ void pmci_cap_close(pmci_conn *c)
         dropped(c, pmci_errtext(errno, et, sizeof et));
         return;
     }
-    c->st.captures++;
+    PMCI_COUNT(c->st.captures);
     pmci_capture_rotate(c->srv->cap, (uint64_t)size);
 }

@@ -35,16 +35,19 @@ void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
 void pmci_stats_add(pmci_stats *to, const pmci_stats *from)
 {
     /* Every member is a uint64_t, so the struct adds as an array; maxima
-     * are the exception. */
+     * are the exception.  Relaxed loads: 'from' may be a live connection's
+     * counters, which its owner stores to as they change. */
     const uint64_t *f = (const uint64_t *)from;
     uint64_t *t = (uint64_t *)to;
     size_t n = offsetof(pmci_stats, cb_ns_max) / sizeof(uint64_t);
 
     for (size_t i = 0; i < n; i++)
-        t[i] += f[i];
-    for (int i = 0; i < PMC_EV_COUNT; i++)
-        if (from->cb_ns_max[i] > to->cb_ns_max[i])
-            to->cb_ns_max[i] = from->cb_ns_max[i];
+        t[i] += __atomic_load_n(&f[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < PMC_EV_COUNT; i++) {
+        uint64_t m = __atomic_load_n(&from->cb_ns_max[i], __ATOMIC_RELAXED);
+        if (m > to->cb_ns_max[i])
+            to->cb_ns_max[i] = m;
+    }
 }
 
 void pmci_stats_merge(pmc_server *srv, pmci_stats *delta)
@@ -62,6 +65,7 @@ void pmci_worker_report(pmc_server *srv)
 
     if (srv->control_fd < 0)
         return;
+    pmci_collect_live(srv);
     pthread_mutex_lock(&srv->mu);
     snap = srv->stats;
     memset(&srv->stats, 0, sizeof srv->stats);

@@ -74,6 +74,13 @@ pmci_conn *pmci_conn_new(pmc_server *srv, int fd, uint64_t id,
     c->info.id = id;
     c->info.fd = fd;
     peer_info(&c->info, peer, peer_len);
+    pthread_mutex_lock(&srv->mu);
+    c->lnext = srv->live;
+    if (srv->live)
+        srv->live->lprev = c;
+    srv->live = c;
+    c->live = 1;
+    pthread_mutex_unlock(&srv->mu);
     return c;
 }
 
@@ -104,17 +111,20 @@ const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap)
 
 void pmci_conn_note(pmci_conn *c, pmc_status st)
 {
-    const pmc_error *e = pmc_session_error(c->s);
+    const pmc_error *e;
     char qid[64];
 
-    if (st == PMC_OK || st == PMC_ERR_CLOSED || !e)
+    if (st == PMC_OK || st == PMC_ERR_CLOSED)
+        return;
+    e = pmc_session_error(c->s);
+    if (!e)
         return;
     if (st == PMC_ERR_NOMEM) {
         pmci_log(c->srv, PMC_LOG_ERR, c->id, pmci_conn_qid(c, qid, sizeof qid),
                  "out of memory: %s", e->message);
         return;
     }
-    c->st.protocol_errors++;
+    PMCI_COUNT(c->st.protocol_errors);
     pmci_log(c->srv, PMC_LOG_WARNING, c->id, pmci_conn_qid(c, qid, sizeof qid),
              "protocol error %s: %s", pmc_status_name(st), e->message);
 }
@@ -164,6 +174,8 @@ int pmci_conn_flush(pmci_conn *c)
             if (c->cap)
                 pmci_cap_io(c, 1, p, (size_t)w);
             pmc_session_consume(c->s, (size_t)w);
+            if ((size_t)w == n) /* nothing is added while we send */
+                return 0;
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -173,7 +185,7 @@ int pmci_conn_flush(pmci_conn *c)
         if (!c->io_failed) {
             char qid[64], et[100];
             c->io_failed = 1;
-            c->st.io_errors++;
+            PMCI_COUNT(c->st.io_errors);
             pmci_log(c->srv, PMC_LOG_INFO, c->id,
                      pmci_conn_qid(c, qid, sizeof qid), "write failed: %s",
                      w < 0 ? pmci_errtext(errno, et, sizeof et)
@@ -185,29 +197,73 @@ int pmci_conn_flush(pmci_conn *c)
 
 void pmci_conn_state(pmci_conn *c)
 {
-    size_t n;
+    pmci_session_view v;
 
-    pmc_session_output(c->s, &n);
-    c->out_left = n > 0 && !c->io_failed;
-    c->in_msg = pmci_session_in_message(c->s);
-    c->partial = pmci_session_partial(c->s);
-    c->pending = pmc_session_is_pending(c->s);
-    c->queued = c->pending ? pmci_session_queued(c->s) : 0;
+    pmci_session_view_get(c->s, &v);
+    c->out_left = v.out_len > 0 && !c->io_failed;
+    c->closed = v.closed;
+    c->in_msg = v.in_msg;
+    c->partial = v.queued > 0;
+    c->pending = v.pending;
+    c->queued = v.pending ? v.queued : 0;
 }
 
-/* Move the session's counters into the server's. */
-void pmci_conn_collect(pmci_conn *c)
+/* The session's counts since 'seen', plus the connection's own.  Relaxed
+ * loads: the owner may be counting on another thread. */
+static void add_unmerged(const pmci_conn *c, pmci_stats *to)
 {
     const pmc_session_stats *ss = pmci_session_stats(c->s);
 
-    c->steps = 0;
-
-    c->st.messages += ss->messages - c->seen.messages;
-    c->st.callback_errors += ss->callback_errors - c->seen.callback_errors;
+#define NEW(f) (__atomic_load_n(&ss->f, __ATOMIC_RELAXED) - c->seen.f)
+    to->messages += NEW(messages);
+    to->callback_errors += NEW(callback_errors);
     for (int i = 0; i < 128; i++)
-        c->st.replies[i] += ss->replies[i] - c->seen.replies[i];
-    c->seen = *ss;
-    pmci_stats_merge(c->srv, &c->st);
+        to->replies[i] += NEW(replies[i]);
+#undef NEW
+    pmci_stats_add(to, &c->st);
+}
+
+void pmci_conn_peek(const pmci_conn *c, pmci_stats *out)
+{
+    add_unmerged(c, out);
+}
+
+/* Once per connection (not per message: a pass over 128 reply codes and
+ * the lock would cost more than the message's round trips), and under the
+ * lock the readers take, so each count is seen exactly once. */
+void pmci_conn_collect(pmci_conn *c, int closing)
+{
+    pmc_server *srv = c->srv;
+    const pmc_session_stats *ss = pmci_session_stats(c->s);
+
+    pthread_mutex_lock(&srv->mu);
+    add_unmerged(c, &srv->stats);
+    memset(&c->st, 0, sizeof c->st);
+    c->seen.messages = ss->messages;
+    c->seen.callback_errors = ss->callback_errors;
+    memcpy(c->seen.replies, ss->replies, sizeof c->seen.replies);
+    if (closing && c->live) {
+        if (c->lprev)
+            c->lprev->lnext = c->lnext;
+        else
+            srv->live = c->lnext;
+        if (c->lnext)
+            c->lnext->lprev = c->lprev;
+        c->live = 0;
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+void pmci_collect_live(pmc_server *srv)
+{
+    pmci_conn *c;
+
+    pthread_mutex_lock(&srv->mu);
+    c = srv->live;
+    pthread_mutex_unlock(&srv->mu);
+    /* The list changes only on this thread (the owner of them all). */
+    for (; c; c = c->lnext)
+        pmci_conn_collect(c, 0);
 }
 
 /* End the session if needed, close the socket and run conn_close. */
@@ -221,9 +277,10 @@ void pmci_conn_finish(pmci_conn *c)
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     c->it.fd = -1;
-    c->st.conn_active--; /* wraps; the merge adds it back as -1 */
+    /* Wraps; the merge adds it as -1. */
+    PMCI_STORE(c->st.conn_active, c->st.conn_active - 1);
     pmci_cap_close(c);
-    pmci_conn_collect(c);
+    pmci_conn_collect(c, 1);
     if (c->srv->cfg.conn_close)
         c->srv->cfg.conn_close(c->srv->cfg.app, c->ud);
     c->finished = 1;
@@ -265,20 +322,8 @@ void pmci_conn_step(pmci_conn *c)
     if (pmci_conn_flush(c) < 0)
         pmci_conn_end(c, PMC_ERR_IO);
     pmci_conn_state(c);
-    if (pmc_session_is_closed(c->s) && !c->out_left)
+    if (c->closed && !c->out_left)
         pmci_conn_finish(c);
-    else
-        pmci_conn_collect_some(c);
-}
-
-/* Counters reach the server at the end of each message and at least every
- * 32 steps: a mutex and a pass over 128 reply codes per round trip would
- * cost more than the round trip's own work. */
-void pmci_conn_collect_some(pmci_conn *c)
-{
-    if (++c->steps >= 32 ||
-        pmci_session_stats(c->s)->messages != c->seen.messages)
-        pmci_conn_collect(c);
 }
 
 /* On the connection's thread, inside a step: run the requests handed to
@@ -305,6 +350,8 @@ void pmci_conn_free(pmci_conn *c)
     if (!c)
         return;
     pmci_cap_close(c);
+    if (c->live) /* never finished: a setup that failed, or fini */
+        pmci_conn_collect(c, 1);
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     /* Answers that came too late: their connection is gone. */
@@ -312,5 +359,6 @@ void pmci_conn_free(pmci_conn *c)
     pmci_rq_answer_all(c->rq);
     pmc_session_free(c->s);
     pmc_buf_free(&c->in);
+    free(c->own_rbuf);
     free(c);
 }

@@ -43,6 +43,8 @@ typedef struct pmci_listener {
 
 /* Counters a connection or worker gathers without locks, merged later. */
 typedef pmc_server_stats pmci_stats;
+/* A counter that another thread may read as it changes (see PMCI_COUNT). */
+#define PMCI_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* Job bits: what a connection's next processing step must do. */
 #define PMCI_JOB_INPUT 1u /* feed conn->in */
@@ -76,7 +78,11 @@ struct pmci_conn {
 
     /* Handed between the loop and a worker under the pool's mutex. */
     pmc_buf in;          /* THREADS: bytes read by the loop, not yet fed */
-    const uint8_t *bp;   /* LOOP: borrowed input (the loop's buffer) */
+    const uint8_t *bp;   /* LOOP and lead mode: borrowed input (the
+                            loop's buffer) */
+    uint8_t *own_rbuf;   /* lead mode: a read buffer this step was lent
+                            and the loop gave up when another thread took
+                            it over; back to the loop after the step */
     size_t bn;
     unsigned job;
     pmc_status end_why;
@@ -86,6 +92,7 @@ struct pmci_conn {
     int in_msg;          /* the MTA owes the rest of a message */
     int partial;         /* a packet is partly received */
     int out_left;        /* output waits for EPOLLOUT */
+    int closed;          /* the session is over */
     int io_failed;
     int keep_fd;         /* pmc_serve_fd: the socket stays the caller's */
 
@@ -113,9 +120,15 @@ struct pmci_conn {
     pmci_conn *hnext;    /* the loop's id table */
 
     struct pmci_capfile *cap; /* capture file (capture.h), or NULL */
-    unsigned steps;      /* since the last merge */
+    /* Counters.  The owner counts without locks (PMCI_COUNT, PMCI_STORE)
+     * and they reach the server when the connection closes (and, in a
+     * prefork worker, before each report); pmc_server_stats_get adds
+     * those of the live connections, which it finds on srv->live. */
     pmci_stats st;       /* unmerged counters */
-    pmc_session_stats seen; /* session counters already merged */
+    pmc_session_stats seen; /* session counters already merged (under
+                               srv->mu) */
+    pmci_conn *lprev, *lnext; /* srv->live, under srv->mu */
+    int live;
 };
 
 struct pmci_loop;
@@ -168,8 +181,10 @@ struct pmc_server {
     atomic_int reload_req;
     int ran;
 
-    pthread_mutex_t mu;  /* guards stats */
+    pthread_mutex_t mu;  /* guards stats, live and each seen */
     pmci_stats stats;
+    pmci_conn *live;     /* connections whose counters are not all in
+                            stats yet */
 
     uint64_t id_base;    /* connection ids: id_base + counter */
     uint64_t id_next;
@@ -210,9 +225,17 @@ typedef struct pmci_loop {
                                    last given back */
     long long trim_at;   /* when to give it back; 0 = not planned */
     pmci_tlist tl[2];    /* 0 idle, 1 read */
+    pmci_conn *tl_fresh[2]; /* the first of each list's tail appended since
+                               the clock was last read: undated yet */
+    long long now;       /* the clock at the last wake-up, in ms */
+    long long due;       /* nothing of expire's is due before this (a
+                            lower bound; 0 = look at everything) */
     pmci_conn *again;    /* conns whose last read filled the buffer */
     pmci_conn *dead;     /* finished, freed after the current events */
-    uint8_t *rbuf;
+    uint8_t *rbuf;       /* NULL: lead mode lost it and found no other
+                            (reads go through a small stack buffer) */
+    uint8_t *rbuf_spare; /* lead mode: for a new leader, see lead() */
+    pmci_conn *lent;     /* lead mode: whose step reads rbuf now */
     pmci_pool *pool;
     int lead;            /* lead mode: steps queue on runq for the leader */
     pmci_conn *runq, *runq_tail;
@@ -280,8 +303,15 @@ PMCI_HIDDEN void pmci_conn_note(pmci_conn *c, pmc_status st);
 PMCI_HIDDEN int pmci_conn_flush(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_state(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_finish(pmci_conn *c);
-PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c);
-PMCI_HIDDEN void pmci_conn_collect_some(pmci_conn *c);
+/* Move c's counters into the server's; 'closing' also takes it off
+ * srv->live.  On the thread that owns c. */
+PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c, int closing);
+/* Add the counters c has not handed over yet to *out; under srv->mu, from
+ * any thread. */
+PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
+/* pmci_conn_collect for every live connection; only where the caller's
+ * thread owns them all (a prefork worker's loop). */
+PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
@@ -333,6 +363,8 @@ static inline void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
     if (c->tlist < 0)
         return;
     t = &l->tl[c->tlist];
+    if (l->tl_fresh[c->tlist] == c)
+        l->tl_fresh[c->tlist] = c->tnext;
     if (c->tprev)
         c->tprev->tnext = c->tnext;
     else
@@ -345,14 +377,17 @@ static inline void pmci_tl_remove(pmci_loop *l, pmci_conn *c)
     c->tlist = -1;
 }
 
-/* Append to timeout list 'which' (0 idle, 1 read), with its timeout. */
+/* Append to timeout list 'which' (0 idle, 1 read).  Its deadline is set
+ * by the next pmci_tl_date: the clock is read once per wake-up, after the
+ * wake-up's steps, not once per connection put back. */
 static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
 {
     pmci_tlist *t = &l->tl[which];
-    int ms = which ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
 
     pmci_tl_remove(l, c);
-    c->deadline = ms > 0 ? pmci_now_ms() + ms : LLONG_MAX;
+    c->deadline = LLONG_MAX;
+    if (!l->tl_fresh[which])
+        l->tl_fresh[which] = c;
     c->tlist = which;
     c->tprev = t->tail;
     c->tnext = NULL;
@@ -361,6 +396,23 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
     else
         t->head = c;
     t->tail = c;
+}
+/* Date what was appended since the last call: now plus the list's
+ * timeout.  Appended in order, each gets a deadline no earlier than those
+ * before it, so the lists stay in deadline order. */
+static inline void pmci_tl_date(pmci_loop *l, long long now)
+{
+    for (int i = 0; i < 2; i++) {
+        int ms;
+        if (!l->tl_fresh[i])
+            continue;
+        ms = i ? l->srv->cfg.read_timeout_ms : l->srv->cfg.idle_timeout_ms;
+        for (pmci_conn *c = l->tl_fresh[i]; c; c = c->tnext)
+            c->deadline = ms > 0 ? now + ms : LLONG_MAX;
+        l->tl_fresh[i] = NULL;
+        if (l->tl[i].head->deadline < l->due)
+            l->due = l->tl[i].head->deadline;
+    }
 }
 /* fn on every connection no worker holds; fn may free or move it. */
 PMCI_HIDDEN void pmci_loop_each_idle(pmci_loop *l,

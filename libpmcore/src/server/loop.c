@@ -30,6 +30,7 @@ static void begin_stop(pmci_loop *l, int drain_ms)
         return;
     l->stopping = 1;
     l->drain_deadline = pmci_now_ms() + drain_ms;
+    l->due = 0;
     pmci_log(l->srv, PMC_LOG_NOTICE, 0, NULL,
              "stopping: %u connection(s) open, drain deadline %d ms",
              l->active, drain_ms);
@@ -130,6 +131,8 @@ static void trim_heap(pmci_loop *l, long long now)
 #endif
 }
 
+static long long next_due(pmci_loop *l);
+
 static void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
@@ -166,14 +169,14 @@ static void expire(pmci_loop *l, long long now)
         run_tick(l);
     }
     trim_heap(l, now);
+    l->due = next_due(l);
 }
 
-static int wait_ms(pmci_loop *l, long long now)
+/* The earliest deadline of anything expire looks at, or LLONG_MAX. */
+static long long next_due(pmci_loop *l)
 {
     long long t = LLONG_MAX;
 
-    if (l->again)
-        return 0;
     for (int i = 0; i < 2; i++)
         if (l->tl[i].head && l->tl[i].head->deadline < t)
             t = l->tl[i].head->deadline;
@@ -190,6 +193,16 @@ static int wait_ms(pmci_loop *l, long long now)
         if (c < t)
             t = c;
     }
+    return t;
+}
+
+static int wait_ms(pmci_loop *l, long long now)
+{
+    long long t;
+
+    if (l->again)
+        return 0;
+    t = l->procs ? next_due(l) : l->due;
     if (t == LLONG_MAX)
         return -1;
     t -= now;
@@ -249,9 +262,12 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
         if (!l->pool)
             return l->err.code;
         l->lead = pmci_pool_leads(l->pool);
+        if (l->lead)
+            l->rbuf_spare = malloc(PMCI_SRV_RBUF); /* NULL: made later */
     }
+    l->now = pmci_now_ms();
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
-        l->next_tick = pmci_now_ms() + cfg->tick_interval_ms;
+        l->next_tick = l->now + cfg->tick_interval_ms;
     return PMC_OK;
 io:
     pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_ctl failed");
@@ -265,8 +281,18 @@ static void pool_event(pmci_loop *l)
     ssize_t r = read(pmci_pool_fd(l->pool), &v, sizeof v);
 
     (void)r;
-    while ((c = pmci_pool_done(l->pool)))
+    while ((c = pmci_pool_done(l->pool))) {
+        if (c->own_rbuf) { /* lent before a take-over: back to the loop */
+            if (!l->rbuf)
+                l->rbuf = c->own_rbuf;
+            else if (!l->rbuf_spare)
+                l->rbuf_spare = c->own_rbuf;
+            else
+                free(c->own_rbuf);
+            c->own_rbuf = NULL;
+        }
         pmci_loop_after_step(l, c);
+    }
 }
 
 static void free_dead(pmci_loop *l)
@@ -278,14 +304,40 @@ static void free_dead(pmci_loop *l)
     }
 }
 
+/* The clock, once per wake-up: it dates the connections the wake-up's
+ * steps put back on a timeout list, and expire compares with it. */
+static void tick_clock(pmci_loop *l)
+{
+    l->now = pmci_now_ms();
+    pmci_tl_date(l, l->now);
+    /* Most wake-ups have nothing due: l->due says so without a look at
+     * each timer (the prefork and fork masters always look: their
+     * children's timers are theirs). */
+    if (l->now < l->due && !l->procs)
+        return;
+    expire(l, l->now);
+    pmci_tl_date(l, l->now); /* what expire ended and put back */
+}
+
 /* One round: wait, handle the events, re-read, expire, reap.  -1 when
  * epoll failed (the loop ends).  In lead mode the run queue is empty
- * here: lead() runs it out first. */
+ * here: lead() runs it out first.  The clock is read after the steps:
+ * after the events (they ran the steps), or in lead mode before the wait
+ * (lead() ran them since the last round; the events only queue them). */
 static int round_once(pmci_loop *l)
 {
     struct epoll_event ev[64];
-    long long now = pmci_now_ms();
-    int n = epoll_wait(l->ep, ev, 64, wait_ms(l, now));
+    int n;
+
+    if (l->lead) {
+        tick_clock(l);
+        if (l->runq) /* expire ended some: their steps first */
+            return 0;
+    } else if (l->tl_fresh[0] || l->tl_fresh[1]) {
+        l->now = pmci_now_ms();
+        pmci_tl_date(l, l->now);
+    }
+    n = epoll_wait(l->ep, ev, 64, wait_ms(l, l->now));
 
     if (n < 0 && errno != EINTR) {
         pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");
@@ -329,7 +381,8 @@ static int round_once(pmci_loop *l)
         if (!c->busy)
             pmci_loop_after_step(l, c);
     }
-    expire(l, pmci_now_ms());
+    if (!l->lead)
+        tick_clock(l);
     if (l->procs)
         l->procs->round(l);
     return 0;
@@ -340,8 +393,29 @@ static int round_once(pmci_loop *l)
  * pmci_pool_new, so the pool needs nothing of the loop's code. */
 static int lead(pmci_loop *l)
 {
+    const pmc_server_config *cfg = &l->srv->cfg;
+
+    /* Taken over from a leader whose step reads the loop's buffer (it was
+     * lent, see pmci_loop_run_queue): that step keeps it, and gives it
+     * back when it comes in (pmci_loop_after_step); lead with the spare,
+     * or a new one, or else a small buffer on the stack (read_in). */
+    if (l->lent) {
+        uint8_t *nb = l->rbuf_spare ? l->rbuf_spare : malloc(PMCI_SRV_RBUF);
+        l->rbuf_spare = NULL;
+        l->lent->own_rbuf = l->rbuf;
+        l->rbuf = nb;
+        l->lent = NULL;
+    }
     for (;;) {
-        if (!pmci_loop_run_queue(l))
+        /* Several steps: the host's lock once for them all. */
+        int run = cfg->run_begin && l->runq && l->runq->qnext, ok;
+
+        if (run)
+            cfg->run_begin(cfg->app);
+        ok = pmci_loop_run_queue(l);
+        if (run)
+            cfg->run_end(cfg->app);
+        if (!ok)
             return 1;
         /* Freed only here: an event of the round may point at them. */
         free_dead(l);
@@ -409,4 +483,5 @@ void pmci_loop_fini(pmci_loop *l)
     if (l->ep >= 0)
         close(l->ep);
     free(l->rbuf);
+    free(l->rbuf_spare);
 }

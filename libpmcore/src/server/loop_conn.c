@@ -8,6 +8,7 @@
 #include "internal_server.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -70,7 +71,8 @@ void pmci_loop_end_conn(pmci_loop *l, pmci_conn *c, pmc_status why)
  * so the connection stays marked for one more read after its step.  0 when
  * nothing was there, 1 with *job set (input or end of stream), 2 when the
  * connection was ended (a read error) and went to a step for that. */
-static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
+static inline __attribute__((always_inline)) int
+read_into(pmci_loop *l, pmci_conn *c, unsigned *job, uint8_t *buf, size_t cap)
 {
     ssize_t n;
 
@@ -78,26 +80,28 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
     if (c->eof_seen)
         return 0;
     for (;;) {
-        n = read(c->it.fd, l->rbuf, PMCI_SRV_RBUF);
+        n = read(c->it.fd, buf, cap);
         if (n >= 0 || errno != EINTR)
             break;
     }
     if (n > 0) {
         c->rd_pending = c->hup;
-        if (n == PMCI_SRV_RBUF && !c->on_again) {
+        if ((size_t)n == cap && !c->on_again) {
             /* There may be more: come back after the other ready
              * connections had their turn. */
             c->on_again = 1;
             c->anext = l->again;
             l->again = c;
         }
-        if (l->pool) {
-            if (pmc_buf_append(&c->in, l->rbuf, (size_t)n) != PMC_OK) {
+        /* The leader runs the step next, on this thread: it borrows the
+         * buffer, as in LOOP (lead() sees to a leader taking over). */
+        if (l->pool && (!l->lead || buf != l->rbuf)) {
+            if (pmc_buf_append(&c->in, buf, (size_t)n) != PMC_OK) {
                 pmci_loop_end_conn(l, c, PMC_ERR_NOMEM);
                 return 2;
             }
         } else {
-            c->bp = l->rbuf;
+            c->bp = buf;
             c->bn = (size_t)n;
         }
         *job = PMCI_JOB_INPUT;
@@ -108,7 +112,7 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
         return 0;
     } else {
         char et[100];
-        c->st.io_errors++;
+        PMCI_COUNT(c->st.io_errors);
         pmci_log(l->srv, PMC_LOG_INFO, c->id, NULL, "read failed: %s",
                  pmci_errtext(errno, et, sizeof et));
         c->eof_seen = 1;
@@ -116,6 +120,23 @@ static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
         return 2;
     }
     return 1;
+}
+
+/* Lead mode after a take-over found no buffer: read through a small one
+ * and copy (rare, and only until a buffer comes back). */
+static __attribute__((noinline)) int read_small(pmci_loop *l, pmci_conn *c,
+                                                unsigned *job)
+{
+    uint8_t small[4096];
+
+    return read_into(l, c, job, small, sizeof small);
+}
+
+static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
+{
+    if (__builtin_expect(l->rbuf == NULL, 0))
+        return read_small(l, c, job);
+    return read_into(l, c, job, l->rbuf, PMCI_SRV_RBUF);
 }
 
 /* 1 when the connection went to a step, 0 when nothing was there. */
@@ -181,12 +202,13 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         l->dead = c;
         l->active--;
         l->closed_since_trim++;
+        l->due = 0; /* expire plans the heap's trim */
         if (l->srv->control_fd >= 0)
             pmci_worker_report(l->srv);
         pmci_accept_update(l);
         return;
     }
-    if (c->io_failed || (pmc_session_is_closed(c->s) && !c->out_left)) {
+    if (c->io_failed || (c->closed && !c->out_left)) {
         pmci_loop_end_conn(l, c, c->io_failed ? PMC_ERR_IO : PMC_OK);
         return;
     }
@@ -234,6 +256,19 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_pending = 1;
+    /* The usual wake-up, input for a connection that waits for nothing
+     * else: straight to the read.  The after-step pass would find nothing
+     * to do before it (no output, no answers, no drain) and read too. */
+    if (c->rd_pending && !c->out_left && !c->want_out && !c->rq &&
+        !c->io_failed && !c->closed && !c->pending && !c->on_again &&
+        !l->stopping) {
+        if (l->lead) {
+            queue_read(l, c);
+            return;
+        }
+        if (do_read(l, c))
+            return;
+    }
     pmci_loop_after_step(l, c);
 }
 
@@ -359,8 +394,10 @@ int pmci_loop_run_queue(pmci_loop *l)
             c->busy = 1;
             add_job(c, job);
         }
+        l->lent = c->bp ? c : NULL;
         if (!pmci_pool_lead_step(l->pool, c))
             return 0;
+        l->lent = NULL;
         pmci_loop_after_step(l, c);
     }
     return 1;

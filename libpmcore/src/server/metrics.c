@@ -22,7 +22,7 @@ void pmci_metrics_took(pmci_stats *st, pmc_event ev, uint64_t ns)
 
     while (i < PMC_LATENCY_BUCKETS - 1 && ns > pmc_latency_bounds_ns[i])
         i++;
-    st->cb_hist[ev][i]++;
+    PMCI_COUNT(st->cb_hist[ev][i]); /* read live by stats_get */
 }
 
 void pmci_metrics_ended(pmci_stats *st, const pmc_session *s, int io_failed)
@@ -54,10 +54,10 @@ void pmci_metrics_ended(pmci_stats *st, const pmc_session *s, int io_failed)
      * session saw its end. */
     if (io_failed && why != PMC_END_QUIT)
         why = PMC_END_RESET;
-    st->conn_ended[why]++;
+    PMCI_COUNT(st->conn_ended[why]);
     pmc_session_offer(s, &v, &a, &p);
     if (v >= 2)
-        st->negotiations[v > 7 ? 7 : v]++;
+        PMCI_COUNT(st->negotiations[v > 7 ? 7 : v]);
 }
 
 pmc_health pmc_server_health(pmc_server *srv)

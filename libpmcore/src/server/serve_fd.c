@@ -172,7 +172,6 @@ static void loop(serve *v, uint8_t *buf)
             return;
         }
         pmci_conn_state(c);
-        pmci_conn_collect_some(c);
         if (pmc_session_is_closed(c->s) && !c->out_left)
             return;
         if (v->draining && !c->in_msg && !c->out_left && !c->pending) {
@@ -246,8 +245,8 @@ pmc_status pmci_serve_blocking(pmc_server *srv, int fd, uint64_t id,
         return PMC_ERR_NOMEM;
     }
     c->keep_fd = keep_fd;
-    c->st.conn_accepted++;
-    c->st.conn_active++;
+    PMCI_STORE(c->st.conn_accepted, 1);
+    PMCI_STORE(c->st.conn_active, 1);
     memset(&v, 0, sizeof v);
     v.c = c;
     v.control = control_fd;

@@ -18,10 +18,10 @@ static void took(pmci_conn *c, pmc_event ev, uint64_t t0)
 {
     uint64_t d = now_ns() - t0;
 
-    c->st.cb_count[ev]++;
-    c->st.cb_ns_sum[ev] += d;
+    PMCI_COUNT(c->st.cb_count[ev]);
+    PMCI_STORE(c->st.cb_ns_sum[ev], c->st.cb_ns_sum[ev] + d);
     if (d > c->st.cb_ns_max[ev])
-        c->st.cb_ns_max[ev] = d;
+        PMCI_STORE(c->st.cb_ns_max[ev], d);
     pmci_metrics_took(&c->st, ev, d);
 }
 

@@ -68,6 +68,24 @@ static void conn_close(void *app, void *ud)
     PyMem_RawFree(c);
 }
 
+/* Lead mode: the steps of one wake-up run under one take of the GIL, and
+ * the callbacks in them find it held (pym_gil_take nests): one hand-over
+ * of the GIL per wake-up instead of one per callback when several
+ * connections are ready at once. */
+static _Thread_local int run_gil;
+
+static void run_begin(void *app)
+{
+    (void)app;
+    run_gil = pym_gil_take();
+}
+
+static void run_end(void *app)
+{
+    (void)app;
+    pym_gil_give(run_gil);
+}
+
 static int tick(void *app)
 {
     PyGILState_STATE g = PyGILState_Ensure();
@@ -440,6 +458,8 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
      * only its own connection waits (pmcore.h, pool_lead_us).  This
      * thread runs the tick (signal handlers) only. */
     cfg.pool_lead_us = PYM_POOL_LEAD_US;
+    cfg.run_begin = run_begin;
+    cfg.run_end = run_end;
     if (workers > 0) {
         cfg.model = PMC_MODEL_PREFORK;
         cfg.workers = workers;
