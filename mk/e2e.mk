@@ -18,8 +18,9 @@ e2e-bindings:
 	    $(PY) -m venv $(BUILD)/venv && \
 	    $(E2E_PY) -m pip install --quiet --disable-pip-version-check ./python pytest; fi
 
-test-e2e: e2e-bindings
-	tests/e2e/run.sh
+# The pool test (test_pool.py) runs the C example too.
+test-e2e: e2e-bindings $(BUILD)/examples/hello_milter
+	BUILD=$(BUILD) tests/e2e/run.sh
 
 demo-postfix: e2e-bindings
 	PATH="$$PATH:/usr/sbin" $(E2E_PY) tests/e2e/demo.py \

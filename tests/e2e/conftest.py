@@ -60,3 +60,9 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f'milter {milter.name} log', milter.log_tail()))
     if e is not None:
         report.sections.append(('postfix maillog', e.postfix.log_tail(60)))
+    pool = item.funcargs.get('pool')  # test_pool.py
+    if pool is not None:
+        report.sections.append(('haproxy log', pool.haproxy.log_tail(40)))
+        report.sections.append(('postfix maillog', pool.postfix.log_tail(40)))
+        for m in pool.milters.values():
+            report.sections.append((f'milter {m.name} log', m.log_tail(15)))

@@ -12,6 +12,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 missing=
 [ "$(id -u)" -eq 0 ] || missing="root (Postfix's master runs as root)"
 command -v postfix >/dev/null || missing="postfix (./scripts/setup.sh installs it)"
+command -v haproxy >/dev/null || missing="haproxy (./scripts/setup.sh installs it)"
+[ -x "${BUILD:-build}/examples/hello_milter" ] ||
+    missing="the C example (make ${BUILD:-build}/examples/hello_milter)"
 [ -d perl/blib/arch ] || missing="the Perl binding (cd perl && perl Makefile.PL && make)"
 "$PY" -c 'import milter, pytest' 2>/dev/null ||
     missing="the Python binding and pytest in $PY (make test builds them)"
@@ -29,14 +32,17 @@ root=$(mktemp -d /tmp/pmcore-e2e.XXXXXX)
 export E2E_ROOT=$root
 # The fixtures stop everything; this is for a run that was killed.
 cleanup() {
-    if [ -f "$root/conf/main.cf" ]; then
-        postfix -c "$root/conf" stop >/dev/null 2>&1 ||
-            postfix -c "$root/conf" abort >/dev/null 2>&1 || true
-    fi
-    # Each milter leads its own process group (with its workers).
-    for pidfile in "$root"/ctl/*/milter.pid; do
-        [ -f "$pidfile" ] || continue
-        kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+    # The suite's environment, and the pool's (test_pool.py) below it.
+    for dir in "$root" "$root/pool"; do
+        if [ -f "$dir/conf/main.cf" ]; then
+            postfix -c "$dir/conf" stop >/dev/null 2>&1 ||
+                postfix -c "$dir/conf" abort >/dev/null 2>&1 || true
+        fi
+        # Each milter (and HAProxy) leads its own process group.
+        for pidfile in "$dir"/ctl/*/milter.pid "$dir"/haproxy.pid; do
+            [ -f "$pidfile" ] || continue
+            kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+        done
     done
     [ -n "${E2E_KEEP:-}" ] && echo "e2e: kept $root" || rm -rf "$root"
 }
