@@ -7,11 +7,13 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 
 import pytest
 
+from harness import REPO
 from load import Load
 from pool import STAMPS, Pool
 
@@ -37,6 +39,22 @@ def pool():
         finally:
             if not given and not os.environ.get('E2E_KEEP'):
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def test_example_config_is_valid_and_documented():
+    """examples/haproxy/haproxy.cfg parses, and the README shows all of
+    it (from `global` on)."""
+    cfg = os.path.join(REPO, 'examples', 'haproxy', 'haproxy.cfg')
+    r = subprocess.run(['haproxy', '-c', '-f', cfg], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(cfg) as f:
+        text = f.read()
+    with open(os.path.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    shown = ''.join('    ' + line if line.strip() else line for line in
+                    text[text.index('global\n'):].splitlines(True))
+    assert shown in readme
 
 
 def all_up(pool):
