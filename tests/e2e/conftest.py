@@ -11,6 +11,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import MILTER_NAMES, Env  # noqa: E402
 
+# Figures the pool test measures, printed after the run whatever pytest
+# captured.
+FIGURES = []
+
+
+def record(line):
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section('pool figures')
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope='session')
 def env():

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import record
 from harness import REPO
 from load import Load
 from pool import STAMPS, Pool
@@ -121,7 +122,7 @@ def test_mail_flows_through_every_instance(pool):
     assert not tempfailed and not other, (tempfailed + other)[:5]
     got = delivered(pool, [s.seq for s in ok])
     per = {n: sum(1 for s in ok if got[s.seq] == [n]) for n in STAMPS}
-    print(f'\npool: {len(ok)} messages, by instance {per}')
+    record(f'pool: {len(ok)} messages, by instance {per}')
     assert sum(per.values()) == len(ok), 'a message with no or two stamps'
     for name, n in per.items():
         assert n > 0, f'{name} handled no message'
@@ -163,7 +164,7 @@ def test_graceful_stop_loses_nothing(pool, name):
     draining = [s for s in during if s.at <= exited]
     got = delivered(pool, [s.seq for s in ok])
     drained = sum(1 for s in ok if s.at >= t_term and got[s.seq] == [name])
-    print(f'\ngraceful stop of {name}: {len(during)} messages sent from '
+    record(f'graceful stop of {name}: {len(during)} messages sent from '
           f'SIGTERM on ({len(draining)} while it drained), '
           f'{len(tempfailed)} tempfailed, {len(other)} failed otherwise; '
           f'{drained} went through {name} after SIGTERM; it exited '
@@ -199,7 +200,7 @@ def test_crash_tempfails_only_messages_in_flight(pool):
                  if c[0] == name and c[1] <= t_kill + 0.005 and
                  c[2] >= t_kill - 0.005]
     got = delivered(pool, [s.seq for s in ok])
-    print(f'\ncrash of {name}: {len(load.sent)} messages sent, '
+    record(f'crash of {name}: {len(load.sent)} messages sent, '
           f'{len(tempfailed)} tempfailed, {len(other)} failed otherwise; '
           f'{len(in_flight)} connections were open on {name} at the kill')
     assert not other, other[:5]
@@ -225,6 +226,6 @@ def test_restarted_instance_takes_traffic(pool):
     assert not tempfailed and not other, (tempfailed + other)[:5]
     got = delivered(pool, [s.seq for s in ok])
     through = sum(1 for s in ok if got[s.seq] == ['c'])
-    print(f'\nrestart: c back UP, {through} of {len(ok)} messages through it')
+    record(f'restart: c back UP, {through} of {len(ok)} messages through it')
     assert through > 0
     assert messages_counted(pool, 'c', through) == through
