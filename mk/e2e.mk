@@ -1,7 +1,7 @@
 # End-to-end suite: the Perl and Python test milters behind a private Postfix
 # (tests/e2e/README.md).  `make test` runs it once the bindings are built;
 # `make test-e2e` and `make demo-postfix` build what they need themselves.
-EXTRA_TESTS += tests/e2e/run.sh
+EXTRA_TESTS += 'env BUILD=$(BUILD) tests/e2e/run.sh'
 
 E2E_PY := $(BUILD)/venv/bin/python
 # The samples `make demo-postfix` puts behind Postfix; each takes its socket
