@@ -1,7 +1,7 @@
 # End-to-end suite: the Perl and Python test milters behind a private Postfix
 # (tests/e2e/README.md).  `make test` runs it once the bindings are built;
 # `make test-e2e` and `make demo-postfix` build what they need themselves.
-EXTRA_TESTS += tests/e2e/run.sh
+EXTRA_TESTS += 'env BUILD=$(BUILD) tests/e2e/run.sh'
 
 E2E_PY := $(BUILD)/venv/bin/python
 # The C milter of the Sendmail suite, on the library's own server API.
@@ -26,9 +26,10 @@ e2e-bindings: $(E2E_C_MILTER)
 	    $(PY) -m venv $(BUILD)/venv && \
 	    $(E2E_PY) -m pip install --quiet --disable-pip-version-check ./python pytest; fi
 
-# test_capture.py replays captures with pmilter-test.
-test-e2e: e2e-bindings $(PMT)
-	tests/e2e/run.sh
+# test_capture.py replays captures with pmilter-test; the pool test
+# (test_pool.py) runs the C example too.
+test-e2e: e2e-bindings $(PMT) $(BUILD)/examples/hello_milter
+	BUILD=$(BUILD) tests/e2e/run.sh
 
 demo-postfix: e2e-bindings
 	PATH="$$PATH:/usr/sbin" $(E2E_PY) tests/e2e/demo.py \

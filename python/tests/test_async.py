@@ -123,6 +123,7 @@ def test_sigterm_with_a_pending_coroutine_drains(server):
     s.p.send_signal(signal.SIGTERM)
     t.join(5)
     assert got['r'][0] == 'c', got           # answered during the drain
+    c.quit()                                 # the drain waits for the MTA
     out, err = s.p.communicate(timeout=10)
     assert s.p.returncode == 0 and 'main returned' in out, err
 

@@ -15,8 +15,9 @@ def Server(mode, tmp_path, **kw):
 
 
 def quit_after_stop(c):
-    """A stopping server closes a connection between messages at once, so
-    QUIT may find the socket closed: that is the drain working."""
+    """A stop serves a connection until the MTA's QUIT, which ends it; a
+    milter that exits (sys.exit in a callback) may have closed it before
+    the QUIT arrives."""
     try:
         c.quit()
     except milter.error as e:

@@ -11,6 +11,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import MILTER_NAMES, Env  # noqa: E402
 
+# Figures the pool test measures, printed after the run whatever pytest
+# captured.
+FIGURES = []
+
+
+def record(line):
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section('pool figures')
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope='session')
 def env():
@@ -67,3 +82,9 @@ def pytest_runtest_makereport(item, call):
     e = item.funcargs.get('sm_env')
     if e is not None:
         report.sections.append(('sendmail log', e.sendmail.log_tail(60)))
+    pool = item.funcargs.get('pool')  # test_pool.py
+    if pool is not None:
+        report.sections.append(('haproxy log', pool.haproxy.log_tail(40)))
+        report.sections.append(('postfix maillog', pool.postfix.log_tail(40)))
+        for m in pool.milters.values():
+            report.sections.append((f'milter {m.name} log', m.log_tail(15)))

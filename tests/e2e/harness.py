@@ -47,16 +47,18 @@ def free_port():
 class MilterProc:
     """One milter process under test, restartable after a test stopped it."""
 
-    # The environment and umask it starts with (None, -1: the suite's own).
-    env = None
+    # The umask it starts with (-1: the suite's own).
     umask = -1
 
-    def __init__(self, root, lang, transport, script=None, name=None):
+    def __init__(self, root, lang, transport, script=None, name=None,
+                 env=None):
         """SCRIPT: a milter taking just its socket spec (default: the
-        suite's own milter of LANG, which also takes its control folder)."""
+        suite's own milter of LANG, which also takes its control folder);
+        a program when LANG is 'c'.  ENV: extra environment variables."""
         self.name = name or f'{lang}-{transport}'
         self.lang = lang
         self.script = script
+        self.env = dict(os.environ, **env) if env else None
         self.transport = transport
         self.ctl = os.path.join(root, 'ctl', self.name)
         self.logfile = os.path.join(root, 'log', f'milter-{self.name}.log')
@@ -84,6 +86,8 @@ class MilterProc:
                     self.spec, self.ctl]
         if self.lang == 'perl':
             return ['perl', *PERL_INC, *args]
+        if self.lang == 'c':
+            return args
         return [sys.executable, *args]
 
     def start(self):

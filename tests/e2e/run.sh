@@ -13,6 +13,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 missing=
 [ "$(id -u)" -eq 0 ] || missing="root (Postfix's master runs as root)"
 command -v postfix >/dev/null || missing="postfix (./scripts/setup.sh installs it)"
+command -v haproxy >/dev/null || missing="haproxy (./scripts/setup.sh installs it)"
+[ -x "${BUILD:-build}/examples/hello_milter" ] ||
+    missing="the C example (make ${BUILD:-build}/examples/hello_milter)"
 [ -d perl/blib/arch ] || missing="the Perl binding (cd perl && perl Makefile.PL && make)"
 "$PY" -c 'import milter, pytest' 2>/dev/null ||
     missing="the Python binding and pytest in $PY (make test builds them)"
@@ -30,8 +33,9 @@ root=$(mktemp -d /tmp/pmcore-e2e.XXXXXX)
 export E2E_ROOT=$root
 # The fixtures stop everything; this is for a run that was killed.
 cleanup() {
-    # The main instance, and test_published.py's under published/.
-    for conf in "$root/conf" "$root/published/conf"; do
+    # The main instance, test_published.py's under published/ and the
+    # pool's (test_pool.py) under pool/.
+    for conf in "$root/conf" "$root/published/conf" "$root/pool/conf"; do
         [ -f "$conf/main.cf" ] || continue
         postfix -c "$conf" stop >/dev/null 2>&1 ||
             postfix -c "$conf" abort >/dev/null 2>&1 || true
@@ -40,8 +44,10 @@ cleanup() {
     if [ -f "$root/sendmail/sendmail.pid" ]; then
         kill -KILL -- "-$(head -n1 "$root/sendmail/sendmail.pid")" 2>/dev/null || true
     fi
-    # Each milter leads its own process group (with its workers).
-    for pidfile in "$root"/ctl/*/milter.pid "$root"/published/ctl/*/milter.pid; do
+    # Each milter (and HAProxy) leads its own process group (with its
+    # workers).
+    for pidfile in "$root"/ctl/*/milter.pid "$root"/published/ctl/*/milter.pid \
+                   "$root"/pool/ctl/*/milter.pid "$root"/pool/haproxy.pid; do
         [ -f "$pidfile" ] || continue
         kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
     done

@@ -4,6 +4,7 @@ held before (descriptors over its whole process tree, connections on its
 port) within 2 s, be alive, and still answer a normal conversation."""
 import concurrent.futures as cf
 import selectors
+import signal
 import socket
 import struct
 import threading
@@ -346,7 +347,12 @@ def check_stop(srv, case):
 
 
 def test_sigterm_with_idle_peers(kind, tmp_path):
+    """A stop serves every open connection until its peer ends it (an MTA
+    sends the next message of its session over a connection that is idle
+    between messages), up to the drain deadline: silent, partial and idle
+    peers keep it running, and once they close it exits at once."""
     srv = started(kind, tmp_path)
+    peers = []
     try:
         _, proto = h.full_stream(srv)
         peers = stall_peers(srv, proto)[:3]
@@ -356,7 +362,20 @@ def test_sigterm_with_idle_peers(kind, tmp_path):
         h.negotiate(s, buf)
         peers.append(s)
         time.sleep(0.2)
-        check_stop(srv, 'idle, silent and partial peers')
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert srv.proc.poll() is None, 'exited with its peers still there'
+        t0 = time.monotonic()
+        for s in peers:
+            s.close()
+        srv.proc.wait(srv.kind.drain_s + 10)
+        took = time.monotonic() - t0
+        rc = srv.proc.returncode
+        record('%-14s SIGTERM with idle, silent and partial peers: served '
+               'them, exit %.2f s after they closed (status %s)'
+               % (srv.kind.name, took, rc))
+        assert took <= 2.0 + STOP_MARGIN, 'took %.2f s to exit' % took
+        assert rc == 0, 'exit status %s' % rc
     finally:
         srv.kill()
         for s in peers:

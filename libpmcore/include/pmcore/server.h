@@ -390,12 +390,14 @@ PMC_API pmc_status pmc_server_add_fd(pmc_server *srv, int fd, pmc_error *err);
  * PMC_ERR_NOMEM, PMC_ERR_IO: a resource failed).  Call it once, from one
  * thread.  Forked children never return (see above). */
 PMC_API pmc_status pmc_server_run(pmc_server *srv, pmc_error *err);
-/* Ask for a graceful stop: stop accepting (listeners are closed), close
- * connections that are between messages at once, let those inside a
- * message finish it (closed once its EOM reply is written or it aborts) for
- * at most drain_ms (< 0 = drain_timeout_ms; 0 = close everything now), then
- * end what is left (abort and close handlers run) and return from
- * pmc_server_run.  A handler already running is never interrupted: run
+/* Ask for a graceful stop: stop accepting (listeners are closed), serve
+ * every open connection, messages and all, until the MTA ends it (QUIT or
+ * EOF) for at most drain_ms (< 0 = drain_timeout_ms; 0 = close everything
+ * now), then end what is left (abort and close handlers run) and return
+ * from pmc_server_run.  Connections between messages are kept too: an MTA
+ * sends every message of an SMTP session over one milter connection and
+ * takes a close as the milter failing (its default action, a tempfail),
+ * so only the deadline closes a connection the MTA still holds.  A handler already running is never interrupted: run
  * returns after it.  PREFORK and FORK forward the stop to every child
  * process and kill (SIGKILL) one still alive 2 s after the deadline.  Before run, run
  * returns at once.  Async-signal-safe and thread-safe; the first stop's

@@ -101,6 +101,24 @@ int pmci_accept_one(pmci_loop *l, pmci_listener *ls,
     return fd;
 }
 
+/* A stop: the host may hold another descriptor of a listener (Perl keeps
+ * its socket and gives the server a duplicate), so closing ours would not
+ * stop the kernel completing connections that nobody accepts and that are
+ * reset at exit.  Shut down, the socket refuses them at once instead, and a
+ * load balancer retries elsewhere.  Not where others accept from the same
+ * socket: the PREFORK master and workers, whose workers (of a newer
+ * generation, after a reload) may still be serving it. */
+void pmci_listeners_shut(pmci_loop *l)
+{
+    pmc_server *srv = l->srv;
+
+    if (!l->accept_mode || srv->is_child)
+        return;
+    for (size_t i = 0; i < srv->nls; i++)
+        if (srv->ls[i]->it.fd >= 0)
+            shutdown(srv->ls[i]->it.fd, SHUT_RDWR);
+}
+
 /* --- the listeners: added before the run, closed at its end --- */
 
 static pmc_status nomem(pmc_error *err)

@@ -178,6 +178,7 @@ struct pmc_server {
     struct pmci_http *http; /* the /metrics and /health endpoint, or NULL */
     atomic_int stop_req;
     atomic_int stop_drain;
+    atomic_int draining; /* a stop began, however asked (for the health) */
     atomic_int reload_req;
     int ran;
 
@@ -432,6 +433,7 @@ PMCI_HIDDEN void pmci_accept_update(pmci_loop *l);
 PMCI_HIDDEN pmc_status pmci_listener_add(pmc_server *srv, int fd,
                                          const char *path, pmc_error *err);
 PMCI_HIDDEN void pmci_close_listeners(pmc_server *srv);
+PMCI_HIDDEN void pmci_listeners_shut(pmci_loop *l);
 
 /* loop_conn.c */
 PMCI_HIDDEN void pmci_loop_after_step(pmci_loop *l, pmci_conn *c);

@@ -18,17 +18,32 @@
 
 static int lead(pmci_loop *l);
 
+/* A stop ends a connection the MTA still holds only at the deadline, even
+ * between messages: the MTA keeps one milter connection for all the
+ * messages of an SMTP session, reads a close as the milter failing (its
+ * default action, usually a tempfail, for the rest of the session), and
+ * with steps negotiated away the milter cannot even see where a message
+ * begins.  So until the deadline every connection is served until its peer
+ * ends it (QUIT or EOF); a load balancer has stopped sending new ones. */
 static void drain_one(pmci_loop *l, pmci_conn *c)
 {
-    if (l->drain_expired || (!c->in_msg && !c->out_left && !c->pending))
-        pmci_loop_end_conn(l, c, l->drain_expired ? PMC_ERR_TIMEOUT : PMC_OK);
+    if (l->drain_expired)
+        pmci_loop_end_conn(l, c, PMC_ERR_TIMEOUT);
 }
 
 static void begin_stop(pmci_loop *l, int drain_ms)
 {
     if (l->stopping)
         return;
+    /* Connections the kernel already took are served, not reset by the
+     * close below: a load balancer sent them before its health check saw
+     * the stop, and reads a reset after connecting as the milter failing. */
+    for (size_t i = 0; l->listening && i < l->srv->nls; i++)
+        if (l->srv->ls[i]->it.fd >= 0)
+            pmci_loop_accept(l, l->srv->ls[i]);
+    pmci_listeners_shut(l);
     l->stopping = 1;
+    atomic_store(&l->srv->draining, 1);
     l->drain_deadline = pmci_now_ms() + drain_ms;
     l->due = 0;
     pmci_log(l->srv, PMC_LOG_NOTICE, 0, NULL,

@@ -217,10 +217,9 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
         return;
     }
     set_out(l, c, c->out_left);
-    /* Draining: a pending handler is waited for like a message. */
-    if (l->stopping && !c->out_left &&
-        ((!c->in_msg && !c->pending) || l->drain_expired)) {
-        pmci_loop_end_conn(l, c, l->drain_expired ? PMC_ERR_TIMEOUT : PMC_OK);
+    /* Draining: only the deadline ends it (drain_one in loop.c says why). */
+    if (l->drain_expired && !c->out_left) {
+        pmci_loop_end_conn(l, c, PMC_ERR_TIMEOUT);
         return;
     }
     if (c->rd_pending && !c->out_left && !c->on_again &&

@@ -64,7 +64,9 @@ pmc_health pmc_server_health(pmc_server *srv)
 {
     if (!atomic_load(&srv->running))
         return PMC_HEALTH_STOPPED;
-    if (atomic_load(&srv->stop_req))
+    /* Asked by pmc_server_stop, or begun by the tick hook (Perl's and
+     * Python's signal handlers) or the master. */
+    if (atomic_load(&srv->stop_req) || atomic_load(&srv->draining))
         return PMC_HEALTH_DRAINING;
     if (srv->cfg.model == PMC_MODEL_PREFORK &&
         atomic_load(&srv->workers_live) == 0)

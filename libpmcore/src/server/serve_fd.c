@@ -174,10 +174,8 @@ static void loop(serve *v, uint8_t *buf)
         pmci_conn_state(c);
         if (pmc_session_is_closed(c->s) && !c->out_left)
             return;
-        if (v->draining && !c->in_msg && !c->out_left && !c->pending) {
-            pmci_conn_end(c, PMC_OK);
-            return;
-        }
+        /* Draining: served until the MTA ends it or the deadline
+         * (on_timeout); drain_one in loop.c says why. */
         p[0].fd = c->it.fd;
         p[0].events = c->out_left ? POLLOUT
                       : c->pending && c->queued >= PMCI_PENDING_READ_MAX

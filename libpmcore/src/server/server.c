@@ -74,6 +74,7 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
     srv->control_fd = -1;
     atomic_init(&srv->stop_req, 0);
     atomic_init(&srv->stop_drain, 0);
+    atomic_init(&srv->draining, 0);
     atomic_init(&srv->reload_req, 0);
     atomic_init(&srv->running, 0);
     atomic_init(&srv->workers_live, 0);

@@ -500,8 +500,10 @@ does not recycle a prefork worker; a die never escapes C<main> in a
 postfork child, nor stops the sequential dispatcher; postfork's fork check
 and ithread's unchecked accept are gone (the engine forks and accepts);
 SIGPIPE cannot kill the milter (the engine writes with MSG_NOSIGNAL).  On
-SIGTERM/SIGINT/SIGQUIT the built-in dispatchers stop gracefully: messages
-in flight finish; prefork then exits 0 as before, the others return from
+SIGTERM/SIGINT/SIGQUIT the built-in dispatchers stop gracefully: they stop
+accepting and serve the open connections (messages in flight and the next
+ones of the same SMTP session) until the MTA ends them, at most for the
+drain deadline; prefork then exits 0 as before, the others return from
 C<main>.  [06_dispatch]
 
 =item * C<exit> in a callback (or in the log sink, or in a C<%SIG> handler

@@ -187,7 +187,8 @@ replaced after C<max_requests_per_child> (or MAXREQ, default 100)
 connections.  C<child_init> runs in each worker before it accepts (a die
 makes the worker exit and the master replace it), C<child_exit> when it
 ends, as C<< $milter->$child_exit($requests, $max) >>.  SIGTERM, SIGINT or
-SIGQUIT to the master stops gracefully (messages in flight finish), then
+SIGQUIT to the master stops gracefully (open connections are served until
+the MTA ends them, within the drain deadline), then
 C<milter_exit> is called with the milter object and the process exits 0.
 SIGHUP replaces the workers.  A failed connection no longer recycles its
 worker.
