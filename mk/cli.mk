@@ -20,8 +20,8 @@ pmilter-test: $(PMT)
 test-cli: $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 	tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 
-test: $(PMT) $(BUILD)/tests/pmt_milter
-EXTRA_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
+check-build: $(PMT) $(BUILD)/tests/pmt_milter
+CHECK_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
 
 # The README's first command: the sample Perl and Python milters on unix
 # sockets, each driven by pmilter-test playing Postfix (scripts/demo.sh).
