@@ -160,7 +160,9 @@ clean:
 	if [ -f perl/Makefile ]; then $(MAKE) -C perl clean >/dev/null; fi
 
 help:
-	@echo "make                 build $(LIB)"
+	@echo "make                 build $(LIB) and $(BUILD)/libpmcore.so (mk/c-library.mk)"
+	@echo "make install [PREFIX=/usr/local DESTDIR=]  headers, libraries, pmcore.pc,"
+	@echo "                     pmilter-test and its man page; make uninstall removes them"
 	@echo "make check           offline: symbols, bindings, CLI, hostile peers, C suites"
 	@echo "make test            check plus Postfix e2e, pymilter reference, installs, wheels"
 	@echo "make test-c-prove    C suites under prove (they print TAP)"

@@ -28,6 +28,24 @@ _core_version()
   OUTPUT:
     RETVAL
 
+SV *
+_metrics_text()
+  CODE:
+    {
+        pmc_server *srv = pmp_running_server();
+        pmc_buf b = {0};
+        if (!srv)
+            XSRETURN_UNDEF;
+        if (pmc_server_metrics_text(srv, &b) != PMC_OK) {
+            pmc_buf_free(&b);
+            croak("metrics_text: out of memory");
+        }
+        RETVAL = newSVpvn(b.len ? (const char *)b.data : "", b.len);
+        pmc_buf_free(&b);
+    }
+  OUTPUT:
+    RETVAL
+
 void
 _listen(spec, mode, backlog)
     const char *spec

@@ -101,6 +101,7 @@ static pmc_server *pmp_exit_srv;   /* the server this process runs, if any */
 int pmp_exit_pending(void) { return pmp_exiting; }
 unsigned pmp_exit_count(void) { return pmp_exit_catches; }
 void pmp_exit_server(pmc_server *srv) { pmp_exit_srv = srv; }
+pmc_server *pmp_running_server(void) { return pmp_exit_srv; }
 
 /* Stop the server now: nothing of the milter may run any more, so there is
  * nothing to drain for. */
@@ -175,7 +176,7 @@ void pmp_log(pTHX_ pmp_ctx *c, int level, SV *msg)
         LEAVE;
         return;
     }
-    warn("%" SVf, SVfARG(msg));
+    warn("Sendmail::PMilter: %" SVf, SVfARG(msg));
 }
 
 /* A callback died or returned garbage: log it, answer by policy. */
@@ -314,8 +315,13 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
                 "invalid callback return %" SVf " from %s\n",
                 SVfARG(shown), pmc_event_name(ev))));
     }
-    /* The reply text lives for one callback, as in 1.27. */
-    (void)hv_deletes(c->hv, "reply", G_DISCARD);
+    /* The reply text lives for one callback, as in 1.27.  Only setreply
+     * sets it: a hash delete for every callback cost more than the
+     * callback's own frame. */
+    if (c->reply_set) {
+        c->reply_set = 0;
+        (void)hv_deletes(c->hv, "reply", G_DISCARD);
+    }
     FREETMPS;
     LEAVE;
     return v;

@@ -34,6 +34,7 @@ typedef struct pmp_ctx {
     int compat;            /* 1: reproduce 1.27's negotiation */
     int die_verdict;       /* pmc verdict after a die or a bad return */
     int failed;            /* the last callback died or returned garbage */
+    int reply_set;         /* setreply ran: {reply} to delete after it */
     int read_timeout_ms, idle_timeout_ms;
     size_t max_packet;
 } pmp_ctx;
@@ -83,6 +84,8 @@ int pmp_exit_pending(void);
 unsigned pmp_exit_count(void);
 /* The server of this process (NULL when none): stopped on an exit. */
 void pmp_exit_server(pmc_server *srv);
+/* The server this process runs (set for the run), or NULL. */
+pmc_server *pmp_running_server(void);
 void pmp_exit_stop(void);
 /* Go on with a pending exit (does not return); nothing if none. */
 void pmp_exit_resume(pTHX);

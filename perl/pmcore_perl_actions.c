@@ -191,6 +191,10 @@ SV *pmp_action(pTHX_ pmp_ctx *c, const char *op, SV **a, int n)
                     sizeof *pmp_actions, op);
     if (!e)
         croak("Sendmail::PMilter::Context: unknown action %s", op);
+    /* Context.pm keeps the text in {reply}, which pmp_call deletes after
+     * the callback: only after a callback that set one. */
+    if (e->fn == a_setreply || e->fn == a_setmlreply)
+        c->reply_set = 1;
     st = e->fn(aTHX_ c->s, a, n, &bad);
     if (st == PMC_OK)
         return NULL;
@@ -288,23 +292,35 @@ SV *pmp_stage_macros(pTHX_ pmp_ctx *c, int letter)
 void pmp_eom_flag(pTHX_ SV *ctx, const char *name, UV flag,
                   const char *flagname)
 {
+    pmp_ctx *c = pmp_ctx_get(aTHX_ ctx, 0);
     HV *hv;
-    SV **svp;
+    SV **svp, *cb;
     int compat = 1;
 
     if (!SvROK(ctx) || SvTYPE(SvRV(ctx)) != SVt_PVHV)
         croak("Not a HASH reference");
     hv = (HV *)SvRV(ctx);
-    svp = hv_fetchs(hv, "pmcore", 0);
-    if (svp && SvTRUE(*svp) && SvROK(*svp) &&
-        SvTYPE(SvRV(*svp)) == SVt_PVHV) {
-        SV **cp = hv_fetchs((HV *)SvRV(*svp), "compat", 0);
-        compat = cp && SvTRUE(*cp);
+    /* An attached Context knows its mode and holds the SV of {cb}: no
+     * hash lookups for what addheader checks on every message. */
+    if (c) {
+        compat = c->compat;
+    } else {
+        svp = hv_fetchs(hv, "pmcore", 0);
+        if (svp && SvTRUE(*svp) && SvROK(*svp) &&
+            SvTYPE(SvRV(*svp)) == SVt_PVHV) {
+            SV **cp = hv_fetchs((HV *)SvRV(*svp), "compat", 0);
+            compat = cp && SvTRUE(*cp);
+        }
     }
     if (!compat)
         return;
-    svp = hv_fetchs(hv, "cb", 0);
-    if (!svp || !SvOK(*svp) || !strEQ(SvPV_nolen(*svp), "eom"))
+    if (c && c->cb_sv && SvREFCNT(c->cb_sv) >= 2) {
+        cb = c->cb_sv; /* still the hash's value (see pmp_call) */
+    } else {
+        svp = hv_fetchs(hv, "cb", 0);
+        cb = svp ? *svp : NULL;
+    }
+    if (!cb || !SvOK(cb) || !strEQ(SvPV_nolen(cb), "eom"))
         croak("%s: called outside of EOM\n", name);
     if (!flagname) /* progress, insheader: EOM only */
         return;

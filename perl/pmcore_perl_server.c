@@ -33,20 +33,28 @@ static void pmp_conn_close(void *app, void *ud)
     ((pmp_ctx *)ud)->s = NULL; /* the server frees the session */
 }
 
+/* An engine line as the log sink gets it: the connection, the queue id
+ * once known, the text (mortal). */
+static SV *pmp_log_text(pTHX_ uint64_t id, const char *qid, const char *msg)
+{
+    if (!id)
+        return sv_2mortal(newSVpvf("%s\n", msg));
+    return sv_2mortal(newSVpvf("conn %" UVuf "%s%s%s: %s\n", (UV)id,
+                               qid ? " (queue " : "", qid ? qid : "",
+                               qid ? ")" : "", msg));
+}
+
 static void pmp_conn_log(void *app, int level, uint64_t id, const char *qid,
                          const char *msg)
 {
     pmp_ctx *c = app;
     dTHXa(c->perl);
     unsigned exits = pmp_exit_count();
-    PERL_UNUSED_ARG(id);
     /* In its own scope: inside the server loop nothing else frees
      * mortals. */
     ENTER;
     SAVETMPS;
-    pmp_log(aTHX_ c, level, sv_2mortal(newSVpvf("%s%s%s\n",
-                                                qid ? qid : "",
-                                                qid ? ": " : "", msg)));
+    pmp_log(aTHX_ c, level, pmp_log_text(aTHX_ id, qid, msg));
     if (pmp_exit_count() != exits)
         return; /* the log sink exited: Perl unwound this scope */
     FREETMPS;
@@ -266,12 +274,9 @@ static void pmp_srv_log(void *app, int level, uint64_t id, const char *qid,
     pmp_srv *m = app;
     dTHXa(m->perl);
     unsigned exits = pmp_exit_count();
-    PERL_UNUSED_ARG(id);
     ENTER; /* as pmp_conn_log */
     SAVETMPS;
-    pmp_log(aTHX_ m->tmpl, level, sv_2mortal(newSVpvf("%s%s%s\n",
-                                                      qid ? qid : "",
-                                                      qid ? ": " : "", msg)));
+    pmp_log(aTHX_ m->tmpl, level, pmp_log_text(aTHX_ id, qid, msg));
     if (pmp_exit_count() != exits)
         return;
     FREETMPS;

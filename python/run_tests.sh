@@ -24,6 +24,9 @@ rm -rf "$HERE/build"
 [ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
 "$PY" -c 'import pytest' 2>/dev/null ||
     "$PY" -m pip install --quiet --disable-pip-version-check pytest
+# Milter.metrics is tested against the real prometheus_client.
+"$PY" -c 'import prometheus_client' 2>/dev/null ||
+    "$PY" -m pip install --quiet --disable-pip-version-check prometheus_client
 
 # Run from the tests directory so the installed package is the one tested
 # (not the source tree), with every xfail and skip listed with its reason.

@@ -41,7 +41,7 @@ my @w;
     $ctx = $m->_context(undef)->_prepare;
     is(codes(conv($ctx, @start, pkt('H', "x\0"))), 'O c c', 'set_die_reply(SMFIS_CONTINUE)');
 }
-is_deeply(\@w, ["again\n"], 'without set_log the error is a warning');
+is_deeply(\@w, ["Sendmail::PMilter: again\n"], 'without set_log the error is a warning, with a prefix');
 ($ctx, $log) = ctx_for({ helo => sub { return 1 } }, 0);
 is(codes(conv($ctx, @start, pkt('H', "x\0"))), 'O c t', 'an invalid return code gives t');
 like($log->[0], qr/^invalid callback return 1 from helo/, '... and is logged');

@@ -57,31 +57,16 @@ def _b(s):
 
 
 def split_message(data):
-    """(headers, body) of an RFC 5322 message as an MTA sends them: each
-    header (name, value) with folded lines joined by LF and the one space
-    after the colon removed; the body as the bytes after the blank line."""
+    """(headers, body) of an RFC 5322 message as an MTA hands it to a
+    filter: each header (name, value) with folded lines joined by LF and
+    the one space after the colon removed; the body as the bytes after the
+    blank line.  libpmcore does the splitting (docs/message-splitting.md),
+    so this and the engine's own client never disagree."""
     if isinstance(data, str):
         data = data.encode('utf-8', 'surrogateescape')
-    lines = data.split(b'\n')
-    headers = []
-    i = 0
-    for i, raw in enumerate(lines):
-        line = raw[:-1] if raw.endswith(b'\r') else raw
-        if line == b'':
-            break
-        if line[:1] in (b' ', b'\t') and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, value + b'\n' + line)
-            continue
-        name, sep, value = line.partition(b':')
-        if not sep:  # not a header: the body starts here
-            i -= 1
-            break
-        headers.append((name, value[1:] if value[:1] == b' ' else value))
-    else:
-        i = len(lines)
-    body = b'\n'.join(lines[i + 1:])
-    return headers, body
+    elif not isinstance(data, bytes):
+        data = bytes(memoryview(data))  # bytearray and the like
+    return milter._split_message(data)
 
 
 class TestCtx(object):

@@ -1708,6 +1708,15 @@ static void test_split_api(void)
               more == 0,
           "split api: body first passes over the fields");
     pmc_msg_split_free(&sp);
+
+    /* The raw body is a view into the text, line ends as they were. */
+    pmc_msg_split_init(&sp, msg, sizeof msg - 1, 0);
+    CHECK(pmc_msg_split_rest(&sp, &value) == PMC_OK &&
+              value.ptr == msg + 9 && value.len == 2 &&
+              pmc_msg_split_next(&sp, &name, &value, &more) == PMC_OK &&
+              more == 0,
+          "split api: the raw body views the text after the blank line");
+    pmc_msg_split_free(&sp);
     pmc_buf_free(&b);
 }
 

@@ -113,4 +113,5 @@ def main():
             "ok" if body == c["body"] else "not ok", what))
 
 
-main()
+if __name__ == "__main__":
+    main()

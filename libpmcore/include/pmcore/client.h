@@ -442,6 +442,11 @@ PMC_API pmc_status pmc_msg_split_next(pmc_msg_split *sp, pmc_str *name,
  * header fields not yet read are passed over.  PMC_ERR_NOMEM leaves *out
  * with part of the body.  May be called again: it appends the same bytes. */
 PMC_API pmc_status pmc_msg_split_body(pmc_msg_split *sp, pmc_buf *out);
+/* The body as the text has it, line ends unchanged: *body views the text
+ * from where the body starts to its end (header fields not yet read are
+ * passed over).  For hosts that pass the body on themselves, such as a
+ * test harness that feeds it in chunks.  PMC_ERR_NOMEM as for _next. */
+PMC_API pmc_status pmc_msg_split_rest(pmc_msg_split *sp, pmc_str *body);
 /* Release what the splitter holds (views from it die).  Zeroed or freed
  * splitters are fine. */
 PMC_API void pmc_msg_split_free(pmc_msg_split *sp);

@@ -247,11 +247,36 @@ typedef struct pmc_server_config {
      * PyOS_AfterFork_Child in child_init).  NULL = none. */
     void (*before_fork)(void *app);
     void (*after_fork_parent)(void *app);
+
+    /* Where to answer HTTP GET /metrics (pmc_server_metrics_text) and
+     * GET /health (pmc_server_health), as a socket spec (inet:PORT@ADDR,
+     * inet6:PORT@ADDR or unix:PATH); NULL = the environment variable
+     * PMCORE_METRICS, and none when that is unset or empty.  The endpoint
+     * runs in a thread of its own in the process that calls
+     * pmc_server_run (the master in PREFORK and FORK) from the start of
+     * the run to its end, one request at a time, each with a 2 s limit for
+     * reading the request and writing the answer.  A spec that does not
+     * parse or cannot be listened on makes pmc_server_run fail at once,
+     * with a message that names it. */
+    const char *metrics_listen;
 } pmc_server_config;
 
 /* Defaults as documented above; cfg->session gets pmc_config_init.
  * Thread-safe. */
 PMC_API void pmc_server_config_init(pmc_server_config *cfg);
+
+/* Why a connection ended, for pmc_server_stats.conn_ended. */
+typedef enum pmc_conn_end {
+    PMC_END_QUIT = 0,   /* the MTA said QUIT */
+    PMC_END_EOF,        /* the MTA closed between packets */
+    PMC_END_RESET,      /* a read or write failed (reset, broken pipe) */
+    PMC_END_TIMEOUT,    /* the read or idle timeout */
+    PMC_END_PROTOCOL,   /* bad input, a packet cut off, out of memory */
+    PMC_END_SHUTDOWN,   /* the server stopped, or the host ended it */
+    PMC_END_COUNT
+} pmc_conn_end;
+
+#define PMC_LATENCY_BUCKETS 16
 
 /* Counters.  Replies are counted by reply code byte; callback latency is
  * per event (PMC_EV_*), measured around each handler call, in ns.  A
@@ -279,8 +304,23 @@ typedef struct pmc_server_stats {
     uint64_t replies[128];
     uint64_t cb_count[PMC_EV_COUNT];
     uint64_t cb_ns_sum[PMC_EV_COUNT];
+    /* Connections closed, by why (PMC_END_*). */
+    uint64_t conn_ended[PMC_END_COUNT];
+    /* Negotiations by the protocol version the MTA offered: 2 to 6 at
+     * their index, 7 for anything above 6 (index 0 and 1 stay 0: the core
+     * refuses versions below 2). */
+    uint64_t negotiations[8];
+    /* Handler latency per event: how many calls took at most
+     * pmc_latency_bounds_ns[i] (and more than the bound before it); the
+     * last bucket counts the rest.  Not cumulative. */
+    uint64_t cb_hist[PMC_EV_COUNT][PMC_LATENCY_BUCKETS];
+    /* Must stay last: merged as maxima, everything above as sums. */
     uint64_t cb_ns_max[PMC_EV_COUNT];
 } pmc_server_stats;
+
+/* The upper bounds of cb_hist's buckets but the last, in ns: from 10 us
+ * to 5 s. */
+extern PMC_API const uint64_t pmc_latency_bounds_ns[PMC_LATENCY_BUCKETS - 1];
 
 typedef struct pmc_server pmc_server;
 
@@ -326,6 +366,26 @@ PMC_API void pmc_server_reload(pmc_server *srv);
 /* A consistent snapshot of the counters.  Thread-safe (any thread, also
  * while running; not from a signal handler). */
 PMC_API void pmc_server_stats_get(pmc_server *srv, pmc_server_stats *out);
+/* The counters in Prometheus's text format (version 0.0.4), appended to
+ * *out: the series and their meaning are listed in docs/metrics.md.
+ * Thread-safe, as pmc_server_stats_get.  PMC_ERR_NOMEM leaves part of the
+ * text in *out. */
+PMC_API pmc_status pmc_server_metrics_text(pmc_server *srv, pmc_buf *out);
+
+/* What a load balancer's health check gets (GET /health). */
+typedef enum pmc_health {
+    PMC_HEALTH_OK = 0,      /* serving: "200 ok" */
+    PMC_HEALTH_DRAINING,    /* a stop has begun: "503 draining" */
+    PMC_HEALTH_NO_WORKERS,  /* a PREFORK master with no live worker:
+                               "503 no workers" */
+    PMC_HEALTH_STOPPED      /* not running (before the run or after it) */
+} pmc_health;
+/* The server's health now.  Thread-safe, async-signal-safe. */
+PMC_API pmc_health pmc_server_health(pmc_server *srv);
+/* The HTTP status and the one-line body of a health state ("ok",
+ * "draining", "no workers", "stopped"). */
+PMC_API int pmc_health_http_status(pmc_health h);
+PMC_API const char *pmc_health_name(pmc_health h);
 /* Answer a pending handler later, from any thread.  A handler of
  * connection conn_id returned PMC_PENDING; when the work it started is
  * done, call this.  The request is queued and the server woken; fn(s, arg)

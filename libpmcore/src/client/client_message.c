@@ -130,19 +130,31 @@ pmc_status pmc_msg_split_next(pmc_msg_split *sp, pmc_str *name,
     return PMC_OK;
 }
 
-pmc_status pmc_msg_split_body(pmc_msg_split *sp, pmc_buf *out)
+pmc_status pmc_msg_split_rest(pmc_msg_split *sp, pmc_str *body)
 {
     pmc_str name, value;
     int more = 1;
     pmc_status st;
-    const char *p;
-    size_t n, from = 0;
 
     while (more)
         if ((st = pmc_msg_split_next(sp, &name, &value, &more)) != PMC_OK)
             return st;
-    p = sp->msg + sp->body_at;
-    n = sp->len - sp->body_at;
+    body->ptr = sp->msg + sp->body_at;
+    body->len = sp->len - sp->body_at;
+    return PMC_OK;
+}
+
+pmc_status pmc_msg_split_body(pmc_msg_split *sp, pmc_buf *out)
+{
+    pmc_str rest;
+    pmc_status st;
+    const char *p;
+    size_t n, from = 0;
+
+    if ((st = pmc_msg_split_rest(sp, &rest)) != PMC_OK)
+        return st;
+    p = rest.ptr;
+    n = rest.len;
     /* SMTP carries every line with CR LF, so a filter sees the body that
      * way whatever the file had; a bare CR is data and stays. */
     for (size_t i = 0; i < n; i++) {

@@ -210,6 +210,7 @@ void pmci_conn_finish(pmci_conn *c)
         return;
     pmci_conn_open(c); /* so conn_open and conn_close always pair */
     pmci_conn_end(c, PMC_OK);
+    pmci_metrics_ended(&c->st, c->s, c->io_failed);
     if (c->it.fd >= 0 && !c->keep_fd)
         close(c->it.fd);
     c->it.fd = -1;

@@ -159,6 +159,9 @@ struct pmc_server {
     size_t nls, cap_ls;
 
     int wakefd;          /* eventfd for stop and reload */
+    atomic_int running;  /* inside pmc_server_run (for the health) */
+    atomic_uint workers_live; /* PREFORK: workers alive now */
+    struct pmci_http *http; /* the /metrics and /health endpoint, or NULL */
     atomic_int stop_req;
     atomic_int stop_drain;
     atomic_int reload_req;
@@ -234,6 +237,16 @@ PMCI_HIDDEN void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
                           const char *queue_id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
+/* metrics.c: a handler call's latency into its bucket; why a finished
+ * connection ended and what the MTA offered. */
+PMCI_HIDDEN void pmci_metrics_took(pmci_stats *st, pmc_event ev,
+                                   uint64_t ns);
+PMCI_HIDDEN void pmci_metrics_ended(pmci_stats *st, const pmc_session *s,
+                                    int io_failed);
+/* http.c: the /metrics and /health endpoint of the run (a thread), when
+ * the config or PMCORE_METRICS asks for one; stop joins it. */
+PMCI_HIDDEN pmc_status pmci_http_start(pmc_server *srv, pmc_error *err);
+PMCI_HIDDEN void pmci_http_stop(pmc_server *srv);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
 /* A prefork worker's counters since its last report go to the master. */
 PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);

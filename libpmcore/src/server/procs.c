@@ -34,6 +34,7 @@ void pmci_free_children(pmc_server *srv)
         free(ch);
     }
     srv->nchildren = 0;
+    atomic_store(&srv->workers_live, 0);
 }
 
 /* In a new child: drop what belongs to the master. */
@@ -166,6 +167,7 @@ static pmci_child *spawn(pmci_loop *l, int fd, uint64_t id)
     ch->next = srv->children;
     srv->children = ch;
     srv->nchildren++;
+    atomic_store(&srv->workers_live, srv->nchildren);
     l->st.workers_spawned++;
     pmci_log(srv, PMC_LOG_DEBUG, 0, NULL, "started child %ld", (long)pid);
     return ch;
@@ -277,6 +279,7 @@ static void children_reap(pmci_loop *l, int force)
         if (ch->exited && waitpid(ch->pid, &status, WNOHANG) == ch->pid) {
             *pp = ch->next;
             srv->nchildren--;
+            atomic_store(&srv->workers_live, srv->nchildren);
             reaped(l, ch, status);
             free(ch);
             continue;

@@ -65,6 +65,8 @@ pmc_server *pmc_server_new(const pmc_server_config *cfg, pmc_error *err)
     atomic_init(&srv->stop_req, 0);
     atomic_init(&srv->stop_drain, 0);
     atomic_init(&srv->reload_req, 0);
+    atomic_init(&srv->running, 0);
+    atomic_init(&srv->workers_live, 0);
     if (pthread_mutex_init(&srv->mu, NULL) != 0) {
         free(srv);
         fail(err, PMC_ERR_NOMEM, "%s", "cannot create a mutex");
@@ -155,22 +157,27 @@ pmc_status pmc_server_run(pmc_server *srv, pmc_error *err)
     srv->ran = 1;
     if (srv->nls == 0)
         return fail(err, PMC_ERR_ARGUMENT, "%s", "the server has no listener");
+    /* Healthy from the endpoint's first answer: the listeners already
+     * queue connections for the loop about to start. */
+    atomic_store(&srv->running, 1);
+    if ((st = pmci_http_start(srv, err)) != PMC_OK) {
+        atomic_store(&srv->running, 0);
+        return st;
+    }
     if (srv->cfg.model == PMC_MODEL_PREFORK) {
         st = pmci_run_prefork(srv, err);
-        pmci_rq_close(srv);
-        return st;
-    }
-    if (srv->cfg.model == PMC_MODEL_FORK) {
+    } else if (srv->cfg.model == PMC_MODEL_FORK) {
         st = pmci_run_fork(srv, err);
-        pmci_rq_close(srv);
-        return st;
+    } else {
+        st = pmci_loop_init(&l, srv, 1);
+        if (st == PMC_OK)
+            st = pmci_loop_run(&l);
+        if (st != PMC_OK && err)
+            *err = l.err;
+        pmci_loop_fini(&l);
     }
-    st = pmci_loop_init(&l, srv, 1);
-    if (st == PMC_OK)
-        st = pmci_loop_run(&l);
-    if (st != PMC_OK && err)
-        *err = l.err;
-    pmci_loop_fini(&l);
+    atomic_store(&srv->running, 0);
+    pmci_http_stop(srv);
     pmci_rq_close(srv);
     return st;
 }

@@ -22,6 +22,7 @@ static void took(pmci_conn *c, pmc_event ev, uint64_t t0)
     c->st.cb_ns_sum[ev] += d;
     if (d > c->st.cb_ns_max[ev])
         c->st.cb_ns_max[ev] = d;
+    pmci_metrics_took(&c->st, ev, d);
 }
 
 #define H(c) ((c)->srv->cfg.handlers)

@@ -157,12 +157,37 @@ sub set_die_reply {
 }
 
 # New: log sink, called as LOG->($level, $message) (syslog levels); the
-# default is warn.  Errors of callbacks and of connections go there.
+# default is warn with a prefix.  set_log('syslog', %opts) logs through
+# Sys::Syslog.  Errors of callbacks and of connections go there.
 sub set_log {
-    my ($this, $log) = @_;
+    my ($this, $log, %opts) = @_;
+    $log = _syslog_sink($this, %opts) if defined $log && $log eq 'syslog';
     croak 'set_log: not a code ref' if defined $log && ref $log ne 'CODE';
     $this->{log} = $log;
     return 1;
+}
+
+# New: the running server's counters in Prometheus's text format
+# (docs/metrics.md), or undef when no server runs in this process.  Also
+# served over HTTP, with no code, when PMCORE_METRICS=inet:PORT@ADDR is
+# set.
+sub metrics_text { return _metrics_text() }
+
+my @syslog_priority = qw(emerg alert crit err warning notice info debug);
+
+sub _syslog_sink {
+    my ($this, %opts) = @_;
+    require Sys::Syslog;
+    my $ident = $opts{ident} // $this->{name} // 'pmilter';
+    my $facility = $opts{facility} // 'mail';
+    Sys::Syslog::setlogsock($opts{logsock}) if $opts{logsock};
+    Sys::Syslog::openlog($ident, 'pid,ndelay', $facility)
+        or croak "set_log: syslog: cannot open the log: $!";
+    return sub {
+        my ($level, $msg) = @_;
+        $msg =~ s/\n\z//;
+        Sys::Syslog::syslog($syslog_priority[$level] // 'info', '%s', $msg);
+    };
 }
 
 sub set_socket ($$) {
@@ -349,8 +374,23 @@ gets a stray reply.  With a number the negotiation is 1.27's (below).
 
 New methods: C<set_die_reply(SMFIS_x)> chooses the verdict sent when a
 callback dies or returns something that is not a verdict (default
-SMFIS_TEMPFAIL); C<set_log(CODE)> receives C<($level, $message)> for every
-error (default: C<warn>).
+SMFIS_TEMPFAIL); C<set_log(CODE)> receives C<($level, $message)> (syslog's
+level numbers: 3 error, 4 warning, 5 notice, 6 info, 7 debug) for every
+error of a callback and every line of the engine, which names the
+connection (C<conn 12>) and, once known, the queue id (C<conn 12 (queue
+4BxyZ3): ...>).  The default is C<warn> with the prefix
+C<Sendmail::PMilter: >.  C<set_log('syslog', ident =E<gt> NAME, facility
+=E<gt> FACILITY, logsock =E<gt> ARG)> sends the lines to syslog through
+Sys::Syslog instead (defaults: the milter's name and C<mail>; C<logsock> is
+given to C<Sys::Syslog::setlogsock>).
+
+C<< Sendmail::PMilter->metrics_text >> returns the counters of the server
+running in this process (connections, messages, verdicts, modifications,
+callback latency: docs/metrics.md) in Prometheus's text format, or undef
+when none runs.  With C<PMCORE_METRICS=inet:PORT@ADDR> in the environment
+the server answers C<GET /metrics> and C<GET /health> on that address, for
+any milter, unchanged; a value that does not parse or cannot be listened on
+makes C<main> die with a message naming the variable.
 
 =head2 Constants
 

@@ -217,8 +217,53 @@ out:
     return t;
 }
 
+/* _split_message(data): ([(name, value), ...], body) of RFC 5322 bytes,
+ * split by libpmcore (pmc_msg_split: docs/message-splitting.md) as an MTA
+ * hands them to a filter; the body keeps its line ends.  For
+ * Milter.testctx, which plays the MTA's part in Python. */
+static PyObject *m_split_message(PyObject *self, PyObject *arg)
+{
+    PyObject *hdrs, *t, *r = NULL;
+    pmc_msg_split sp;
+    pmc_str name, value, body;
+    int more = 1;
+
+    (void)self;
+    if (!PyBytes_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "message must be bytes");
+    if ((hdrs = PyList_New(0)) == NULL)
+        return NULL;
+    pmc_msg_split_init(&sp, PyBytes_AS_STRING(arg),
+                       (size_t)PyBytes_GET_SIZE(arg), 0);
+    while (more) {
+        if (pmc_msg_split_next(&sp, &name, &value, &more) != PMC_OK) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        if (!more)
+            break;
+        t = Py_BuildValue("(y#y#)", name.ptr, (Py_ssize_t)name.len,
+                          value.ptr, (Py_ssize_t)value.len);
+        if (t == NULL || PyList_Append(hdrs, t) < 0) {
+            Py_XDECREF(t);
+            goto out;
+        }
+        Py_DECREF(t);
+    }
+    if (pmc_msg_split_rest(&sp, &body) != PMC_OK) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    r = Py_BuildValue("(Oy#)", hdrs, body.ptr, (Py_ssize_t)body.len);
+out:
+    pmc_msg_split_free(&sp);
+    Py_DECREF(hdrs);
+    return r;
+}
+
 static PyMethodDef methods[] = {
     {"_reply_lines", m_reply_lines, METH_O, NULL},
+    {"_split_message", m_split_message, METH_O, NULL},
     {"_macro_name", m_macro_name, METH_O, NULL},
     {"_call_decoded", pym_call_decoded, METH_VARARGS, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
@@ -248,6 +293,9 @@ static PyMethodDef methods[] = {
     {"settimeout", m_settimeout, METH_VARARGS, "settimeout(secs)"},
     {"setconn", m_setconn, METH_VARARGS, "setconn(spec)"},
     {"stop", pym_stop, METH_NOARGS, "stop(): make main() return."},
+    {"metrics_text", pym_metrics_text, METH_NOARGS,
+     "metrics_text() -> the running server's counters in Prometheus's "
+     "text format, or None outside main()."},
     {"getdiag", m_getdiag, METH_NOARGS,
      "getdiag() -> (contexts created, contexts deleted)"},
     {"getversion", m_getversion, METH_NOARGS,

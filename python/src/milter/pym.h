@@ -11,6 +11,7 @@
  *   testconn.c   _TestConn: a session driven in-process by the pmc_client
  *   testclient.c _TestConn's MTA-side calls (testconn.h is their header)
  *   server.c     main()/stop()/opensocket() on the libpmcore server
+ *   log.c        the engine's log lines into logging's "milter" logger
  */
 #ifndef PYM_H
 #define PYM_H
@@ -202,6 +203,7 @@ void pym_gil_give(int g);
 
 /* server.c */
 PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pym_metrics_text(PyObject *self, PyObject *noargs);
 PyObject *pym_stop(PyObject *self, PyObject *args);
 PyObject *pym_opensocket(PyObject *self, PyObject *args);
 int pym_server_init(PyObject *m);
@@ -209,5 +211,13 @@ int pym_server_init(PyObject *m);
 void pym_exit_requested(void);
 /* The same, from a coroutine: keep exc (stolen) for main() to raise. */
 void pym_exit_with(PyObject *exc);
+
+/* log.c: the core's log sink (any thread), the level to produce (from
+ * the "milter" logger and setdbg), and the drain of lines queued by
+ * threads without the GIL (call with the GIL). */
+void pym_log_line(void *app, int level, uint64_t id, const char *qid,
+                  const char *msg);
+int pym_log_level(void);
+void pym_log_flush(void);
 
 #endif

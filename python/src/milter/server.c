@@ -74,6 +74,7 @@ static int tick(void *app)
     int stop = 0;
 
     (void)app;
+    pym_log_flush();
     if (PyErr_CheckSignals() < 0) {
         PyObject *v = pym_take_exc();
         if (v != NULL)
@@ -84,16 +85,6 @@ static int tick(void *app)
         stop = 1;
     PyGILState_Release(g);
     return stop;
-}
-
-/* Any worker thread may log: only the level chosen at start is used. */
-static void log_line(void *app, int level, uint64_t id, const char *qid,
-                     const char *msg)
-{
-    (void)app;
-    (void)level;
-    fprintf(stderr, "milter[%llu]%s%s: %s\n", (unsigned long long)id,
-                qid ? " " : "", qid ? qid : "", msg);
 }
 
 /* milter.error("<what>: <why>").  pymilter's fixed words come first so
@@ -433,10 +424,11 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     cfg.handlers = &pym_handlers;
     cfg.conn_open = conn_open;
     cfg.conn_close = conn_close;
-    cfg.log = log_line;
-    /* libmilter logged to syslog; here warnings and errors go to stderr,
-     * and everything with setdbg(n > 0). */
-    cfg.log_level = pym.dbg > 0 ? PMC_LOG_DEBUG : PMC_LOG_WARNING;
+    /* libmilter logged to syslog; here the lines go to the logger
+     * "milter" (log.c), as many as its level lets through, and everything
+     * with setdbg(n > 0). */
+    cfg.log = pym_log_line;
+    cfg.log_level = pym_log_level();
     cfg.tick = tick;
     cfg.tick_interval_ms = 200;
     cfg.model = inline_ ? PMC_MODEL_LOOP : PMC_MODEL_THREADS;
@@ -501,6 +493,7 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     /* Coroutines still running answer through srv: before it is freed. */
     pym_aio_shutdown();
     pmc_server_free(srv);
+    pym_log_flush(); /* the lines of the last moments, before main returns */
     signals_restore(&ss);
     /* Handlers for signals that arrived after the last tick. */
     if (PyErr_CheckSignals() < 0)
@@ -514,6 +507,28 @@ PyObject *pym_main(PyObject *self, PyObject *args, PyObject *kw)
     if (st != PMC_OK)
         return server_error("cannot run main", err.message, 0);
     Py_RETURN_NONE;
+}
+
+/* metrics_text(): the running server's counters in Prometheus's text
+ * format (pmc_server_metrics_text), or None outside main().  The GIL stays
+ * held: main() frees the server only after taking it back. */
+PyObject *pym_metrics_text(PyObject *self, PyObject *noargs)
+{
+    pmc_buf b = {0};
+    PyObject *r;
+
+    (void)self;
+    (void)noargs;
+    if (!running)
+        Py_RETURN_NONE;
+    if (pmc_server_metrics_text(running, &b) != PMC_OK) {
+        pmc_buf_free(&b);
+        return PyErr_NoMemory();
+    }
+    r = PyUnicode_FromStringAndSize(b.len ? (const char *)b.data : "",
+                                    (Py_ssize_t)b.len);
+    pmc_buf_free(&b);
+    return r;
 }
 
 PyObject *pym_stop(PyObject *self, PyObject *noargs)

@@ -105,36 +105,50 @@ PyObject *TC_symlist(TestConnObject *self, PyObject *args)
     return PyBytes_FromString(l);
 }
 
+/* The byte strings of a sequence as pmc_str views, NULL-terminated, and
+ * the sequence that keeps them alive (*seq, to release after the call).
+ * NULL with an exception set when an item is not bytes. */
+static pmc_str *bytes_views(PyObject *list, const char *what, PyObject **seq,
+                            Py_ssize_t *n)
+{
+    pmc_str *v;
+    Py_ssize_t i;
+
+    if ((*seq = PySequence_Fast(list, what)) == NULL)
+        return NULL;
+    *n = PySequence_Fast_GET_SIZE(*seq);
+    if ((v = PyMem_Calloc((size_t)*n + 1, sizeof *v)) == NULL) {
+        Py_CLEAR(*seq);
+        return (pmc_str *)PyErr_NoMemory();
+    }
+    for (i = 0; i < *n; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(*seq, i);
+        if (!PyBytes_Check(o)) {
+            PyErr_SetString(PyExc_TypeError, what);
+            PyMem_Free(v);
+            Py_CLEAR(*seq);
+            return NULL;
+        }
+        v[i].ptr = PyBytes_AS_STRING(o);
+        v[i].len = (size_t)PyBytes_GET_SIZE(o);
+    }
+    return v;
+}
+
 PyObject *TC_set_macros(TestConnObject *self, PyObject *args)
 {
     int stage;
     PyObject *pairs, *seq;
     pmc_str *v;
-    Py_ssize_t n, i;
+    Py_ssize_t n;
     pmc_status st;
 
     if (!PyArg_ParseTuple(args, "iO", &stage, &pairs) || pym_tc_enter(self, 1))
         return NULL;
     self->busy = 0;
-    seq = PySequence_Fast(pairs, "pairs must be a sequence of bytes");
-    if (seq == NULL)
+    v = bytes_views(pairs, "macro names and values must be bytes", &seq, &n);
+    if (v == NULL)
         return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    v = PyMem_Calloc((size_t)n + 1, sizeof *v);
-    for (i = 0; v != NULL && i < n; i++) {
-        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyBytes_Check(o)) {
-            PyErr_SetString(PyExc_TypeError, "macro names and values: bytes");
-            break;
-        }
-        v[i].ptr = PyBytes_AS_STRING(o);
-        v[i].len = (size_t)PyBytes_GET_SIZE(o);
-    }
-    if (v == NULL || PyErr_Occurred()) {
-        PyMem_Free(v);
-        Py_DECREF(seq);
-        return v ? NULL : PyErr_NoMemory();
-    }
     st = pmc_client_set_macros(self->cl, stage, v, (size_t)(n / 2));
     PyMem_Free(v);
     Py_DECREF(seq);
@@ -194,30 +208,19 @@ static PyObject *argv_call(TestConnObject *self, PyObject *args, int rcpt)
 {
     PyObject *list, *seq;
     pmc_str *v;
-    Py_ssize_t n, i;
+    Py_ssize_t n;
     pmc_result r;
     pmc_status st;
 
     if (!PyArg_ParseTuple(args, "O", &list))
         return NULL;
-    seq = PySequence_Fast(list, "arguments must be a sequence of bytes");
-    if (seq == NULL)
+    v = bytes_views(list, "arguments must be a sequence of bytes", &seq, &n);
+    if (v == NULL)
         return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    v = PyMem_Calloc((size_t)n + 1, sizeof *v);
-    for (i = 0; v != NULL && i < n; i++) {
-        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyBytes_Check(o)) {
-            PyErr_SetString(PyExc_TypeError, "arguments must be bytes");
-            break;
-        }
-        v[i].ptr = PyBytes_AS_STRING(o);
-        v[i].len = (size_t)PyBytes_GET_SIZE(o);
-    }
-    if (v == NULL || PyErr_Occurred() || pym_tc_enter(self, 1)) {
+    if (pym_tc_enter(self, 1)) {
         PyMem_Free(v);
         Py_DECREF(seq);
-        return v ? NULL : PyErr_NoMemory();
+        return NULL;
     }
     CLIENT_CALL(self, st, rcpt ? pmc_client_rcpt(self->cl, v, (size_t)n, &r)
                                : pmc_client_mail(self->cl, v, (size_t)n, &r));

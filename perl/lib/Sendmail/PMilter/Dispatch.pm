@@ -119,49 +119,41 @@ sub prefork_dispatcher (@) {
     };
 }
 
-# The 1.27 prototypes are kept; main calls constructors as &name, so the
-# new options still arrive (main's arguments after MAXREQ).
-sub postfork_dispatcher () {
-    my %params = @_;
+# A dispatcher that hands the listening socket to the engine's server
+# with the given model; $max gives max_connections for the milter.
+sub _dispatcher_for {
+    my ($params, $model, $max) = @_;
     return sub {
         my ($this, $lsock) = @_;
-        _serve($this, $lsock, { _common_options(\%params), model => _MODEL_FORK,
-            max_connections => $this->get_max_interpreters });
+        _serve($this, $lsock, { _common_options($params), model => $model,
+            max_connections => $max->($this) });
         return;
     };
 }
 
+sub _interpreters { return $_[0]->get_max_interpreters }
+
+# The 1.27 prototypes are kept; main calls constructors as &name, so the
+# new options still arrive (main's arguments after MAXREQ).
+sub postfork_dispatcher () {
+    return _dispatcher_for({@_}, _MODEL_FORK, \&_interpreters);
+}
+
 sub sequential_dispatcher () {
-    my %params = @_;
-    return sub {
-        my ($this, $lsock) = @_;
-        _serve($this, $lsock, { _common_options(\%params), model => _MODEL_LOOP,
-            max_connections => 1 });
-        return;
-    };
+    return _dispatcher_for({@_}, _MODEL_LOOP, sub { 1 });
 }
 
 # Each connection in its own process: the isolation ithreads gave, without
 # needing a threaded perl.
 sub ithread_dispatcher {
-    my %params = @_;
-    return sub {
-        my ($this, $lsock) = @_;
-        _serve($this, $lsock, { _common_options(\%params), model => _MODEL_FORK,
-            max_connections => $this->get_max_interpreters });
-        return;
-    };
+    return _dispatcher_for({@_}, _MODEL_FORK, \&_interpreters);
 }
 
 # New: one process, one event loop, many connections at once.
 sub loop_dispatcher {
     my %params = @_;
-    return sub {
-        my ($this, $lsock) = @_;
-        _serve($this, $lsock, { _common_options(\%params), model => _MODEL_LOOP,
-            max_connections => $params{max_connections} // $this->get_max_interpreters });
-        return;
-    };
+    return _dispatcher_for(\%params, _MODEL_LOOP,
+        sub { $params{max_connections} // $_[0]->get_max_interpreters });
 }
 
 1;
