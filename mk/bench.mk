@@ -42,6 +42,6 @@ bench-c: bench-c-milters
 
 # The driver's own test: a tiny load over unix and TCP must pass, and a
 # milter that answers otherwise must make it fail.
-test: $(BENCH_DRIVER) $(BENCH_PMC_MILTER)
-test: export PMC_BENCH_BUILD := $(BUILD)
-EXTRA_TESTS += bench/driver/test_load.sh bench/lib/test_benchlib.py
+check-build: $(BENCH_DRIVER) $(BENCH_PMC_MILTER)
+check test: export PMC_BENCH_BUILD := $(BUILD)
+CHECK_TESTS += bench/driver/test_load.sh bench/lib/test_benchlib.py

@@ -21,11 +21,11 @@ test-cli: $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 	tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter
 	tests/cli/replay.sh $(PMT) $(BUILD)/tests/pmt_milter
 
-test: $(PMT) $(BUILD)/tests/pmt_milter
-EXTRA_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
+check-build: $(PMT) $(BUILD)/tests/pmt_milter
+CHECK_TESTS += 'tests/cli/run.sh $(PMT) $(BUILD)/tests/pmt_milter $(BUILD)/examples/hello_milter'
 # Capture and replay (docs/capture-format.md); its full-disk case mounts a
 # tmpfs, so it needs root (CI runs as root).
-EXTRA_TESTS += 'tests/cli/replay.sh $(PMT) $(BUILD)/tests/pmt_milter'
+CHECK_TESTS += 'tests/cli/replay.sh $(PMT) $(BUILD)/tests/pmt_milter'
 
 # The README's first command: the sample Perl and Python milters on unix
 # sockets, each driven by pmilter-test playing Postfix (scripts/demo.sh).

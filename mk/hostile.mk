@@ -1,8 +1,8 @@
 # Hostile peers against the example milters (tests/hostile/README.md):
-# `make test` runs it after the bindings are built; `make test-hostile`
+# `make check` runs it after the bindings are built; `make test-hostile`
 # builds what it needs itself.  HOSTILE_FULL=1 for the brief's full counts;
 # `make bench-hostile` and `make soak-hostile` are the measurements (not CI).
-EXTRA_TESTS += 'env BUILD=$(BUILD) tests/hostile/run.sh'
+CHECK_TESTS += 'env BUILD=$(BUILD) tests/hostile/run.sh'
 
 .PHONY: test-hostile bench-hostile soak-hostile
 test-hostile: $(BUILD)/examples/hello_milter e2e-bindings

@@ -10,4 +10,4 @@ bench-instr: bench-c-milters perl-blib
 	$(PY) bench/instr/run.py --build $(BUILD)
 
 # The profile splitter's own test (a hand-written profile).
-EXTRA_TESTS += bench/instr/test_cgsplit.py
+CHECK_TESTS += bench/instr/test_cgsplit.py

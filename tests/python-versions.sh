@@ -10,13 +10,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BUILD:-$ROOT/build}/pyversions
 mkdir -p "$WORK"
 passed=0 failed=0 missing=""
+pythons=$("$ROOT/scripts/find-pythons.sh")
 for minor in 8 9 10 11 12 13; do
-    py=""
-    for cand in "$HOME"/.pyenv/versions/3."$minor".*/bin/python \
-                "$(command -v python3."$minor" 2>/dev/null)"; do
-        [ -x "$cand" ] && { py=$cand; break; }
-    done
-    if [ -z "$py" ]; then
+    py=$(echo "$pythons" | sed -n "s/^3\.$minor //p")
+    if [ "$py" = - ]; then
         missing="$missing 3.$minor"
         continue
     fi
