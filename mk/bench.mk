@@ -40,6 +40,12 @@ bench-c-milters: $(BENCH_DRIVER) $(BENCH_PMC_MILTER) $(BENCH_LIBMILTER_MILTER) \
 bench-c: bench-c-milters
 	$(PY) bench/c/run.py --build $(BUILD)
 
+# The cost of PMCORE_METRICS (scraped once a second) and PMCORE_CAPTURE on
+# bench-c's milter, against the same milter with neither.
+.PHONY: bench-observability
+bench-observability: bench-c-milters
+	$(PY) bench/c/observability.py $(BUILD)
+
 # The driver's own test: a tiny load over unix and TCP must pass, and a
 # milter that answers otherwise must make it fail.
 check-build: $(BENCH_DRIVER) $(BENCH_PMC_MILTER)
