@@ -60,8 +60,14 @@ class FakeSMTP(object):
                 line = raw.decode().rstrip('\r\n')
                 verb, sep, rest = line.partition(' ')
                 verb = verb.upper()
-                # Recorded with the verb in capitals (smtplib sends
-                # 'mail FROM:', docmd what it is given).
+                # Recorded with the verb and its FROM:/TO: keyword in
+                # capitals, as SMTP compares them: smtplib sends 'mail
+                # FROM:' before 3.13 and 'mail from:' since, docmd what it
+                # is given.
+                for kw in ('FROM:', 'TO:'):
+                    if verb in ('MAIL', 'RCPT') and \
+                            rest[:len(kw)].upper() == kw:
+                        rest = kw + rest[len(kw):]
                 self.commands.append(verb + sep + rest)
                 if verb in ('HELO', 'EHLO'):
                     out = self._reply(line)
