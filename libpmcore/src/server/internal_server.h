@@ -314,6 +314,10 @@ PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
  * thread owns them all (a prefork worker's loop). */
 PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
+/* pmci_conn_step for input alone, opened already (LOOP's fast path): 1
+ * when the step left nothing for the loop to act on. */
+PMCI_HIDDEN int pmci_conn_step_input(pmci_conn *c, const uint8_t *p,
+                                     size_t n);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
 /* Inside a step: run the resume requests handed to the connection. */
@@ -385,6 +389,14 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
 {
     pmci_tlist *t = &l->tl[which];
 
+    /* Already last on that list (a lone busy connection, each round
+     * trip): the place stays right, only the date is new. */
+    if (c->tlist == which && t->tail == c) {
+        c->deadline = LLONG_MAX;
+        if (!l->tl_fresh[which])
+            l->tl_fresh[which] = c;
+        return;
+    }
     pmci_tl_remove(l, c);
     c->deadline = LLONG_MAX;
     if (!l->tl_fresh[which])

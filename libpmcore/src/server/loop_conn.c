@@ -150,6 +150,37 @@ static int do_read(pmci_loop *l, pmci_conn *c)
     return r != 0;
 }
 
+/* LOOP's usual wake-up in one pass: read, feed, write the replies, put the
+ * connection back on its timeout list.  What the general way would do
+ * after such a step is nothing but that (no output left, no answers, no
+ * close, no partial packet, no drain), so only a step that left something
+ * else (pmci_conn_step_input says) and a read that was not plain input
+ * (end of stream, an error, a full buffer, the peer's end seen) take it:
+ * dispatch and pmci_loop_after_step. */
+static void fast_read(pmci_loop *l, pmci_conn *c)
+{
+    unsigned job;
+    int r = read_in(l, c, &job);
+
+    if (r == 2)
+        return;
+    if (r == 0) {
+        pmci_loop_after_step(l, c);
+        return;
+    }
+    if (job != PMCI_JOB_INPUT || c->rd_pending || c->on_again || c->rq) {
+        dispatch(l, c, job);
+        return;
+    }
+    c->bp = NULL;
+    if (!pmci_conn_step_input(c, l->rbuf, c->bn)) {
+        pmci_loop_after_step(l, c);
+        return;
+    }
+    pmci_session_trim(c->s);
+    pmci_tl_append(l, c, c->in_msg);
+}
+
 /* Lead mode: read when the leader gets to the connection in its queue,
  * just before the step, so each connection's reply goes out as soon as
  * it is ready (reading every ready connection first and then running
@@ -263,6 +294,10 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
         !l->stopping) {
         if (l->lead) {
             queue_read(l, c);
+            return;
+        }
+        if (!l->pool && l->rbuf) {
+            fast_read(l, c);
             return;
         }
         if (do_read(l, c))
