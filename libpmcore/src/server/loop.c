@@ -320,10 +320,15 @@ static void free_dead(pmci_loop *l)
 }
 
 /* The clock, once per wake-up: it dates the connections the wake-up's
- * steps put back on a timeout list, and expire compares with it. */
+ * steps put back on a timeout list, and expire compares with it.  When a
+ * callback's timing read it during the wake-up's steps (LOOP), that
+ * reading serves: the same clock, microseconds earlier, and timeouts are
+ * in milliseconds. */
 static void tick_clock(pmci_loop *l)
 {
-    l->now = pmci_now_ms();
+    l->now = l->clock_ns ? (long long)(l->clock_ns / 1000000u)
+                         : pmci_now_ms();
+    l->clock_ns = 0;
     pmci_tl_date(l, l->now);
     /* Most wake-ups have nothing due: l->due says so without a look at
      * each timer (the prefork and fork masters always look: their
@@ -353,6 +358,7 @@ static int round_once(pmci_loop *l)
         pmci_tl_date(l, l->now);
     }
     n = epoll_wait(l->ep, ev, 64, wait_ms(l, l->now));
+    l->clock_ns = 0; /* a reading from before the wait is not now */
 
     if (n < 0 && errno != EINTR) {
         pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");

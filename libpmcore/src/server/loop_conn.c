@@ -173,7 +173,11 @@ static void fast_read(pmci_loop *l, pmci_conn *c)
         return;
     }
     c->bp = NULL;
-    if (!pmci_conn_step_input(c, l->rbuf, c->bn)) {
+    c->clock_ns = 0;
+    r = pmci_conn_step_input(c, l->rbuf, c->bn);
+    if (c->clock_ns)
+        l->clock_ns = c->clock_ns;
+    if (!r) {
         pmci_loop_after_step(l, c);
         return;
     }

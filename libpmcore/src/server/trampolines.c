@@ -16,7 +16,10 @@ static uint64_t now_ns(void)
 
 static void took(pmci_conn *c, pmc_event ev, uint64_t t0)
 {
-    uint64_t d = now_ns() - t0;
+    uint64_t t1 = now_ns(), d = t1 - t0;
+
+    /* The loop's clock for this wake-up, if the step ends here. */
+    c->clock_ns = t1;
 
     PMCI_COUNT(c->st.cb_count[ev]);
     PMCI_STORE(c->st.cb_ns_sum[ev], c->st.cb_ns_sum[ev] + d);
