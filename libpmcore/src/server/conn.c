@@ -293,7 +293,14 @@ void pmci_conn_step(pmci_conn *c)
     unsigned job = c->job;
 
     c->job = 0;
+    c->quiet = 0;
     pmci_conn_open(c);
+    if (job == PMCI_JOB_INPUT && c->bp) { /* the usual: input alone */
+        const uint8_t *p = c->bp;
+        c->bp = NULL;
+        c->quiet = pmci_conn_step_input(c, p, c->bn);
+        return;
+    }
     if ((job & PMCI_JOB_INPUT) && c->bp) {
         pmci_conn_feed(c, c->bp, c->bn);
         c->bp = NULL;

@@ -94,6 +94,8 @@ struct pmci_conn {
     int out_left;        /* output waits for EPOLLOUT */
     int closed;          /* the session is over */
     int io_failed;
+    int quiet;           /* the step left nothing but in_msg to act on
+                            (pmci_conn_step_input) */
     int keep_fd;         /* pmc_serve_fd: the socket stays the caller's */
 
     /* Loop-thread state. */

@@ -321,8 +321,8 @@ static void free_dead(pmci_loop *l)
 
 /* The clock, once per wake-up: it dates the connections the wake-up's
  * steps put back on a timeout list, and expire compares with it.  When a
- * callback's timing read it during the wake-up's steps (LOOP), that
- * reading serves: the same clock, microseconds earlier, and timeouts are
+ * callback's timing read it during the wake-up's steps (LOOP, or the
+ * leader's steps since the last wait), that reading serves: the same clock, microseconds earlier, and timeouts are
  * in milliseconds. */
 static void tick_clock(pmci_loop *l)
 {

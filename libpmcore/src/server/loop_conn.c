@@ -226,7 +226,19 @@ static void unlink_again(pmci_loop *l, pmci_conn *c)
  * read more, drain, or wait for the next input. */
 void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 {
+    int quiet = c->quiet;
+
     c->busy = 0;
+    c->quiet = 0;
+    /* The usual step (input answered, nothing else): of all below only
+     * the trim and the timeout list apply, unless something came for it
+     * meanwhile (answers, the peer's end, input) or a drain ends it. */
+    if (quiet && !c->rq && !c->rd_pending && !c->want_out &&
+        !l->drain_expired) {
+        pmci_session_trim(c->s);
+        pmci_tl_append(l, c, c->in_msg);
+        return;
+    }
     if (c->finished) {
         pmci_tl_remove(l, c);
         unlink_again(l, c);
@@ -433,9 +445,12 @@ int pmci_loop_run_queue(pmci_loop *l)
             add_job(c, job);
         }
         l->lent = c->bp ? c : NULL;
+        c->clock_ns = 0;
         if (!pmci_pool_lead_step(l->pool, c))
             return 0;
         l->lent = NULL;
+        if (c->clock_ns) /* the next round's clock (tick_clock) */
+            l->clock_ns = c->clock_ns;
         pmci_loop_after_step(l, c);
     }
     return 1;
