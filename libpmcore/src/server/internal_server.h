@@ -432,6 +432,8 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
  * before it, so the lists stay in deadline order. */
 static inline void pmci_tl_date(pmci_loop *l, long long now)
 {
+    if (!l->tl_fresh[0] && !l->tl_fresh[1])
+        return;
     for (int i = 0; i < 2; i++) {
         int ms;
         if (!l->tl_fresh[i])

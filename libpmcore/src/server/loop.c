@@ -148,7 +148,7 @@ static void trim_heap(pmci_loop *l, long long now)
 
 static long long next_due(pmci_loop *l);
 
-static void expire(pmci_loop *l, long long now)
+static __attribute__((noinline)) void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
 
@@ -324,7 +324,7 @@ static void free_dead(pmci_loop *l)
  * callback's timing read it during the wake-up's steps (LOOP, or the
  * leader's steps since the last wait), that reading serves: the same clock, microseconds earlier, and timeouts are
  * in milliseconds. */
-static void tick_clock(pmci_loop *l)
+static inline void tick_clock(pmci_loop *l)
 {
     l->now = l->clock_ns ? (long long)(l->clock_ns / 1000000u)
                          : pmci_now_ms();

@@ -160,7 +160,7 @@ static int do_read(pmci_loop *l, pmci_conn *c)
 static void fast_read(pmci_loop *l, pmci_conn *c)
 {
     unsigned job;
-    int r = read_in(l, c, &job);
+    int r = read_into(l, c, &job, l->rbuf, PMCI_SRV_RBUF);
 
     if (r == 2)
         return;
