@@ -14,7 +14,9 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void took(pmci_conn *c, pmc_event ev, uint64_t t0)
+static inline __attribute__((always_inline)) void took(pmci_conn *c,
+                                                      pmc_event ev,
+                                                      uint64_t t0)
 {
     uint64_t t1 = now_ns(), d = t1 - t0;
 
