@@ -293,7 +293,14 @@ void pmci_conn_step(pmci_conn *c)
     unsigned job = c->job;
 
     c->job = 0;
+    c->quiet = 0;
     pmci_conn_open(c);
+    if (job == PMCI_JOB_INPUT && c->bp) { /* the usual: input alone */
+        const uint8_t *p = c->bp;
+        c->bp = NULL;
+        c->quiet = pmci_conn_step_input(c, p, c->bn);
+        return;
+    }
     if ((job & PMCI_JOB_INPUT) && c->bp) {
         pmci_conn_feed(c, c->bp, c->bn);
         c->bp = NULL;
@@ -324,6 +331,35 @@ void pmci_conn_step(pmci_conn *c)
     pmci_conn_state(c);
     if (c->closed && !c->out_left)
         pmci_conn_finish(c);
+}
+
+/* LOOP's usual step, the input the loop just read and nothing else to do:
+ * feed it and write the replies.  1 when it left nothing for the loop to
+ * look at (all sent, no handler pending, no partial packet, the session
+ * open), with in_msg set; otherwise the rest of pmci_conn_step ran (the
+ * state, a finish) and the loop takes the general way. */
+int pmci_conn_step_input(pmci_conn *c, const uint8_t *p, size_t n)
+{
+    pmci_session_view v;
+    int f;
+
+    pmci_conn_feed(c, p, n);
+    f = pmci_conn_flush(c);
+    if (f == 0) {
+        pmci_session_view_get(c->s, &v);
+        if (!v.closed && !v.pending && v.queued == 0 && v.out_len == 0) {
+            c->in_msg = v.in_msg;
+            c->out_left = c->closed = c->partial = c->pending = 0;
+            c->queued = 0;
+            return 1;
+        }
+    } else if (f < 0) {
+        pmci_conn_end(c, PMC_ERR_IO);
+    }
+    pmci_conn_state(c);
+    if (c->closed && !c->out_left)
+        pmci_conn_finish(c);
+    return 0;
 }
 
 /* On the connection's thread, inside a step: run the requests handed to

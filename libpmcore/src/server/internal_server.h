@@ -94,6 +94,8 @@ struct pmci_conn {
     int out_left;        /* output waits for EPOLLOUT */
     int closed;          /* the session is over */
     int io_failed;
+    int quiet;           /* the step left nothing but in_msg to act on
+                            (pmci_conn_step_input) */
     int keep_fd;         /* pmc_serve_fd: the socket stays the caller's */
 
     /* Loop-thread state. */
@@ -120,6 +122,9 @@ struct pmci_conn {
     pmci_conn *hnext;    /* the loop's id table */
 
     struct pmci_capfile *cap; /* capture file (capture.h), or NULL */
+    uint64_t clock_ns;   /* the clock (ns) as the step's last callback
+                            returned, or 0: LOOP's wake-up takes it as its
+                            own clock instead of reading it again */
     /* Counters.  The owner counts without locks (PMCI_COUNT, PMCI_STORE)
      * and they reach the server when the connection closes (and, in a
      * prefork worker, before each report); pmc_server_stats_get adds
@@ -229,6 +234,8 @@ typedef struct pmci_loop {
     pmci_conn *tl_fresh[2]; /* the first of each list's tail appended since
                                the clock was last read: undated yet */
     long long now;       /* the clock at the last wake-up, in ms */
+    uint64_t clock_ns;   /* this wake-up's clock, read by a callback's
+                            timing (pmci_conn.clock_ns), or 0 */
     long long due;       /* nothing of expire's is due before this (a
                             lower bound; 0 = look at everything) */
     pmci_conn *again;    /* conns whose last read filled the buffer */
@@ -263,10 +270,20 @@ PMCI_HIDDEN void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
                           const char *queue_id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 PMCI_HIDDEN void pmci_stats_add(pmci_stats *to, const pmci_stats *from);
-/* metrics.c: a handler call's latency into its bucket; why a finished
- * connection ended and what the MTA offered. */
-PMCI_HIDDEN void pmci_metrics_took(pmci_stats *st, pmc_event ev,
-                                   uint64_t ns);
+/* A handler call's latency into its bucket (pmc_latency_bounds_ns is
+ * metrics.c's); metrics.c: why a finished connection ended and what the
+ * MTA offered. */
+static inline void pmci_metrics_took(pmci_stats *st, pmc_event ev,
+                                     uint64_t ns)
+{
+    /* Inline: it runs for every callback, and most end in the first
+     * bucket, one comparison away. */
+    int i = 0;
+
+    while (i < PMC_LATENCY_BUCKETS - 1 && ns > pmc_latency_bounds_ns[i])
+        i++;
+    PMCI_COUNT(st->cb_hist[ev][i]); /* read live by stats_get */
+}
 PMCI_HIDDEN void pmci_metrics_ended(pmci_stats *st, const pmc_session *s,
                                     int io_failed);
 /* http.c: the /metrics and /health endpoint of the run (a thread), when
@@ -314,6 +331,10 @@ PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
  * thread owns them all (a prefork worker's loop). */
 PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
+/* pmci_conn_step for input alone, opened already (LOOP's fast path): 1
+ * when the step left nothing for the loop to act on. */
+PMCI_HIDDEN int pmci_conn_step_input(pmci_conn *c, const uint8_t *p,
+                                     size_t n);
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
 /* Inside a step: run the resume requests handed to the connection. */
@@ -385,6 +406,14 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
 {
     pmci_tlist *t = &l->tl[which];
 
+    /* Already last on that list (a lone busy connection, each round
+     * trip): the place stays right, only the date is new. */
+    if (c->tlist == which && t->tail == c) {
+        c->deadline = LLONG_MAX;
+        if (!l->tl_fresh[which])
+            l->tl_fresh[which] = c;
+        return;
+    }
     pmci_tl_remove(l, c);
     c->deadline = LLONG_MAX;
     if (!l->tl_fresh[which])
@@ -403,6 +432,8 @@ static inline void pmci_tl_append(pmci_loop *l, pmci_conn *c, int which)
  * before it, so the lists stay in deadline order. */
 static inline void pmci_tl_date(pmci_loop *l, long long now)
 {
+    if (!l->tl_fresh[0] && !l->tl_fresh[1])
+        return;
     for (int i = 0; i < 2; i++) {
         int ms;
         if (!l->tl_fresh[i])

@@ -148,7 +148,7 @@ static void trim_heap(pmci_loop *l, long long now)
 
 static long long next_due(pmci_loop *l);
 
-static void expire(pmci_loop *l, long long now)
+static __attribute__((noinline)) void expire(pmci_loop *l, long long now)
 {
     static const char *const what[2] = {"idle", "read"};
 
@@ -320,10 +320,15 @@ static void free_dead(pmci_loop *l)
 }
 
 /* The clock, once per wake-up: it dates the connections the wake-up's
- * steps put back on a timeout list, and expire compares with it. */
-static void tick_clock(pmci_loop *l)
+ * steps put back on a timeout list, and expire compares with it.  When a
+ * callback's timing read it during the wake-up's steps (LOOP, or the
+ * leader's steps since the last wait), that reading serves: the same clock, microseconds earlier, and timeouts are
+ * in milliseconds. */
+static inline void tick_clock(pmci_loop *l)
 {
-    l->now = pmci_now_ms();
+    l->now = l->clock_ns ? (long long)(l->clock_ns / 1000000u)
+                         : pmci_now_ms();
+    l->clock_ns = 0;
     pmci_tl_date(l, l->now);
     /* Most wake-ups have nothing due: l->due says so without a look at
      * each timer (the prefork and fork masters always look: their
@@ -353,6 +358,7 @@ static int round_once(pmci_loop *l)
         pmci_tl_date(l, l->now);
     }
     n = epoll_wait(l->ep, ev, 64, wait_ms(l, l->now));
+    l->clock_ns = 0; /* a reading from before the wait is not now */
 
     if (n < 0 && errno != EINTR) {
         pmci_set_error(&l->err, PMC_ERR_IO, 0, "epoll_wait failed");

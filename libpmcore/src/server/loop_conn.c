@@ -150,6 +150,41 @@ static int do_read(pmci_loop *l, pmci_conn *c)
     return r != 0;
 }
 
+/* LOOP's usual wake-up in one pass: read, feed, write the replies, put the
+ * connection back on its timeout list.  What the general way would do
+ * after such a step is nothing but that (no output left, no answers, no
+ * close, no partial packet, no drain), so only a step that left something
+ * else (pmci_conn_step_input says) and a read that was not plain input
+ * (end of stream, an error, a full buffer, the peer's end seen) take it:
+ * dispatch and pmci_loop_after_step. */
+static void fast_read(pmci_loop *l, pmci_conn *c)
+{
+    unsigned job;
+    int r = read_into(l, c, &job, l->rbuf, PMCI_SRV_RBUF);
+
+    if (r == 2)
+        return;
+    if (r == 0) {
+        pmci_loop_after_step(l, c);
+        return;
+    }
+    if (job != PMCI_JOB_INPUT || c->rd_pending || c->on_again || c->rq) {
+        dispatch(l, c, job);
+        return;
+    }
+    c->bp = NULL;
+    c->clock_ns = 0;
+    r = pmci_conn_step_input(c, l->rbuf, c->bn);
+    if (c->clock_ns)
+        l->clock_ns = c->clock_ns;
+    if (!r) {
+        pmci_loop_after_step(l, c);
+        return;
+    }
+    pmci_session_trim(c->s);
+    pmci_tl_append(l, c, c->in_msg);
+}
+
 /* Lead mode: read when the leader gets to the connection in its queue,
  * just before the step, so each connection's reply goes out as soon as
  * it is ready (reading every ready connection first and then running
@@ -191,7 +226,19 @@ static void unlink_again(pmci_loop *l, pmci_conn *c)
  * read more, drain, or wait for the next input. */
 void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 {
+    int quiet = c->quiet;
+
     c->busy = 0;
+    c->quiet = 0;
+    /* The usual step (input answered, nothing else): of all below only
+     * the trim and the timeout list apply, unless something came for it
+     * meanwhile (answers, the peer's end, input) or a drain ends it. */
+    if (quiet && !c->rq && !c->rd_pending && !c->want_out &&
+        !l->drain_expired) {
+        pmci_session_trim(c->s);
+        pmci_tl_append(l, c, c->in_msg);
+        return;
+    }
     if (c->finished) {
         pmci_tl_remove(l, c);
         unlink_again(l, c);
@@ -263,6 +310,10 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
         !l->stopping) {
         if (l->lead) {
             queue_read(l, c);
+            return;
+        }
+        if (!l->pool && l->rbuf) {
+            fast_read(l, c);
             return;
         }
         if (do_read(l, c))
@@ -394,9 +445,12 @@ int pmci_loop_run_queue(pmci_loop *l)
             add_job(c, job);
         }
         l->lent = c->bp ? c : NULL;
+        c->clock_ns = 0;
         if (!pmci_pool_lead_step(l->pool, c))
             return 0;
         l->lent = NULL;
+        if (c->clock_ns) /* the next round's clock (tick_clock) */
+            l->clock_ns = c->clock_ns;
         pmci_loop_after_step(l, c);
     }
     return 1;

@@ -16,15 +16,6 @@ const uint64_t pmc_latency_bounds_ns[PMC_LATENCY_BUCKETS - 1] = {
     50000000,  100000000, 500000000, 1000000000, 5000000000,
 };
 
-void pmci_metrics_took(pmci_stats *st, pmc_event ev, uint64_t ns)
-{
-    int i = 0;
-
-    while (i < PMC_LATENCY_BUCKETS - 1 && ns > pmc_latency_bounds_ns[i])
-        i++;
-    PMCI_COUNT(st->cb_hist[ev][i]); /* read live by stats_get */
-}
-
 void pmci_metrics_ended(pmci_stats *st, const pmc_session *s, int io_failed)
 {
     const pmc_error *e = pmc_session_error(s);

@@ -14,9 +14,14 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void took(pmci_conn *c, pmc_event ev, uint64_t t0)
+static inline __attribute__((always_inline)) void took(pmci_conn *c,
+                                                      pmc_event ev,
+                                                      uint64_t t0)
 {
-    uint64_t d = now_ns() - t0;
+    uint64_t t1 = now_ns(), d = t1 - t0;
+
+    /* The loop's clock for this wake-up, if the step ends here. */
+    c->clock_ns = t1;
 
     PMCI_COUNT(c->st.cb_count[ev]);
     PMCI_STORE(c->st.cb_ns_sum[ev], c->st.cb_ns_sum[ev] + d);
