@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 long long pmci_now_ms(void)
@@ -58,19 +57,46 @@ void pmci_stats_merge(pmc_server *srv, pmci_stats *delta)
     memset(delta, 0, sizeof *delta);
 }
 
-/* Counters of this worker since its last report go to the master. */
-void pmci_worker_report(pmc_server *srv)
-{
-    pmci_stats snap;
 
-    if (srv->control_fd < 0)
-        return;
-    pmci_collect_live(srv);
-    pthread_mutex_lock(&srv->mu);
-    snap = srv->stats;
-    memset(&srv->stats, 0, sizeof srv->stats);
-    pthread_mutex_unlock(&srv->mu);
-    if (send(srv->control_fd, &snap, sizeof snap,
-             MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof snap)
-        pmci_stats_merge(srv, &snap); /* keep them for the next report */
+/* Why a finished connection ended, and what its MTA offered; the
+ * latency buckets pmci_metrics_took (internal_server.h) counts into. */
+const uint64_t pmc_latency_bounds_ns[PMC_LATENCY_BUCKETS - 1] = {
+    10000,     25000,     50000,     100000,     250000,
+    500000,    1000000,   2500000,   5000000,    10000000,
+    50000000,  100000000, 500000000, 1000000000, 5000000000,
+};
+
+void pmci_metrics_ended(pmci_stats *st, const pmc_session *s, int io_failed)
+{
+    const pmc_error *e = pmc_session_error(s);
+    uint32_t v, a, p;
+    pmc_conn_end why;
+
+    switch (pmc_session_close_reason(s)) {
+    case PMC_CLOSE_QUIT:
+    case PMC_CLOSE_QUIT_NC:
+        why = PMC_END_QUIT;
+        break;
+    case PMC_CLOSE_EOF:
+        why = PMC_END_EOF;
+        break;
+    case PMC_CLOSE_ERROR:
+        why = PMC_END_PROTOCOL;
+        break;
+    default: /* the host ended it: the status it gave says why */
+        why = PMC_END_SHUTDOWN;
+        if (e && e->code == PMC_ERR_TIMEOUT)
+            why = PMC_END_TIMEOUT;
+        else if (e && e->code == PMC_ERR_IO)
+            why = PMC_END_RESET;
+        break;
+    }
+    /* A reply that could not be written ends the conversation however the
+     * session saw its end. */
+    if (io_failed && why != PMC_END_QUIT)
+        why = PMC_END_RESET;
+    PMCI_COUNT(st->conn_ended[why]);
+    pmc_session_offer(s, &v, &a, &p);
+    if (v >= 2)
+        PMCI_COUNT(st->negotiations[v > 7 ? 7 : v]);
 }

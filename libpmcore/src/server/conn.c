@@ -398,3 +398,20 @@ void pmci_conn_free(pmci_conn *c)
     free(c->own_rbuf);
     free(c);
 }
+
+/* Counters of this worker since its last report go to the master. */
+void pmci_worker_report(pmc_server *srv)
+{
+    pmci_stats snap;
+
+    if (srv->control_fd < 0)
+        return;
+    pmci_collect_live(srv);
+    pthread_mutex_lock(&srv->mu);
+    snap = srv->stats;
+    memset(&srv->stats, 0, sizeof srv->stats);
+    pthread_mutex_unlock(&srv->mu);
+    if (send(srv->control_fd, &snap, sizeof snap,
+             MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof snap)
+        pmci_stats_merge(srv, &snap); /* keep them for the next report */
+}

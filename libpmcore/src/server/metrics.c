@@ -1,8 +1,8 @@
-/* The server's counters as an operator reads them: why connections ended,
- * handler latency in buckets, the Prometheus text (docs/metrics.md) and the
- * health a load balancer checks.  The counting itself stays where the
- * events happen (connections, trampolines); this file only classifies and
- * renders. */
+/* The server's counters as their readers get them: the snapshot
+ * (pmc_server_stats_get, which adds the live connections' counts), the
+ * Prometheus text (docs/metrics.md) and the health a load balancer checks.
+ * The counting itself stays where the events happen (connections,
+ * trampolines, common.c); this file only reads and renders. */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
@@ -10,45 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
-const uint64_t pmc_latency_bounds_ns[PMC_LATENCY_BUCKETS - 1] = {
-    10000,     25000,     50000,     100000,     250000,
-    500000,    1000000,   2500000,   5000000,    10000000,
-    50000000,  100000000, 500000000, 1000000000, 5000000000,
-};
-
-void pmci_metrics_ended(pmci_stats *st, const pmc_session *s, int io_failed)
+void pmc_server_stats_get(pmc_server *srv, pmc_server_stats *out)
 {
-    const pmc_error *e = pmc_session_error(s);
-    uint32_t v, a, p;
-    pmc_conn_end why;
-
-    switch (pmc_session_close_reason(s)) {
-    case PMC_CLOSE_QUIT:
-    case PMC_CLOSE_QUIT_NC:
-        why = PMC_END_QUIT;
-        break;
-    case PMC_CLOSE_EOF:
-        why = PMC_END_EOF;
-        break;
-    case PMC_CLOSE_ERROR:
-        why = PMC_END_PROTOCOL;
-        break;
-    default: /* the host ended it: the status it gave says why */
-        why = PMC_END_SHUTDOWN;
-        if (e && e->code == PMC_ERR_TIMEOUT)
-            why = PMC_END_TIMEOUT;
-        else if (e && e->code == PMC_ERR_IO)
-            why = PMC_END_RESET;
-        break;
-    }
-    /* A reply that could not be written ends the conversation however the
-     * session saw its end. */
-    if (io_failed && why != PMC_END_QUIT)
-        why = PMC_END_RESET;
-    PMCI_COUNT(st->conn_ended[why]);
-    pmc_session_offer(s, &v, &a, &p);
-    if (v >= 2)
-        PMCI_COUNT(st->negotiations[v > 7 ? 7 : v]);
+    pthread_mutex_lock(&srv->mu);
+    *out = srv->stats;
+    /* Connections hand their counters over when they close: add what
+     * the live ones have counted so far. */
+    for (const pmci_conn *c = srv->live; c; c = c->lnext)
+        pmci_conn_peek(c, out);
+    pthread_mutex_unlock(&srv->mu);
 }
 
 pmc_health pmc_server_health(pmc_server *srv)

@@ -28,17 +28,6 @@ void pmc_server_config_init(pmc_server_config *cfg)
     cfg->wake_fd = -1;
 }
 
-void pmc_server_stats_get(pmc_server *srv, pmc_server_stats *out)
-{
-    pthread_mutex_lock(&srv->mu);
-    *out = srv->stats;
-    /* Connections hand their counters over when they close: add what
-     * the live ones have counted so far. */
-    for (const pmci_conn *c = srv->live; c; c = c->lnext)
-        pmci_conn_peek(c, out);
-    pthread_mutex_unlock(&srv->mu);
-}
-
 static pmc_status fail(pmc_error *err, pmc_status code, const char *fmt,
                        const char *arg)
 {
