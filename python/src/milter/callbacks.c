@@ -243,35 +243,42 @@ static int h_helo(pmc_session *s, void *ud, pmc_str helo)
     LEAVE();
 }
 
-/* MAIL/RCPT arguments stay bytes, one object per word, as in pymilter. */
-static PyObject *args_tuple(const pmc_args *args)
+/* MAIL/RCPT arguments stay bytes, one object per word, as in pymilter,
+ * handed over from an array (no tuple made and dropped per command). */
+static int h_args(pmc_session *s, pym_conn *c, int slot, const pmc_args *args)
 {
-    PyObject *t = PyTuple_New((Py_ssize_t)args->argc);
-    size_t i;
+    PyObject *small[8], **a = small, *none = NULL;
+    Py_ssize_t i, n = (Py_ssize_t)args->argc;
+    int v;
 
-    for (i = 0; t != NULL && i < args->argc; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(args->argv[i].ptr,
-                                                (Py_ssize_t)args->argv[i].len);
-        if (b == NULL) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, b);
+    if (n > 8 && (a = PyMem_Malloc((size_t)n * sizeof *a)) == NULL) {
+        PyErr_NoMemory();
+        pym_call_v(c, s, slot, &none, 1, NULL, &v);
+        return v;
     }
-    return t;
+    for (i = 0; i < n; i++)
+        if ((a[i] = PyBytes_FromStringAndSize(
+                 args->argv[i].ptr, (Py_ssize_t)args->argv[i].len)) == NULL)
+            break;
+    pym_call_v(c, s, slot, a, i < n ? i + 1 : n, NULL, &v);
+    while (i-- > 0)
+        Py_DECREF(a[i]);
+    if (a != small)
+        PyMem_Free(a);
+    return v;
 }
 
 static int h_envfrom(pmc_session *s, void *ud, const pmc_args *args)
 {
     ENTER(SLOT_ENVFROM)
-    pym_call(c, s, SLOT_ENVFROM, args_tuple(args), &v);
+    v = h_args(s, c, SLOT_ENVFROM, args);
     LEAVE();
 }
 
 static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
 {
     ENTER(SLOT_ENVRCPT)
-    pym_call(c, s, SLOT_ENVRCPT, args_tuple(args), &v);
+    v = h_args(s, c, SLOT_ENVRCPT, args);
     LEAVE();
 }
 
