@@ -122,6 +122,42 @@ def test_addheader_and_insert():
                     ('h', 0, b'X-B', b'\xe9t\xe9')]
 
 
+def test_addheader_argument_forms():
+    """The usual calls take a short way (context.c); the others must be
+    parsed as before: an index that is a bool or another int type, text
+    that is not ASCII or carries escaped bytes, and the errors."""
+    class Idx:
+        def __index__(self):
+            return 2
+
+    class Text(str):
+        pass
+    errs = []
+
+    def f(ctx):
+        ctx.addheader('X-A', Text('v'), -1)
+        ctx.addheader('X-B', 'v\udcff', True)
+        ctx.addheader(Text('X-C'), 'caf\u00e9', Idx())
+        for call, exc in ((lambda: ctx.addheader('X', 'v', 2 ** 40),
+                           OverflowError),
+                          (lambda: ctx.addheader('X', 'v', 1.0), TypeError),
+                          (lambda: ctx.addheader('X', 'v', -1, 0), TypeError),
+                          (lambda: ctx.addheader('X', 'v', idx=1),
+                           TypeError),
+                          (lambda: ctx.addheader('X', 3), TypeError)):
+            try:
+                call()
+            except exc as e:
+                errs.append(str(e))
+        return 0
+    mods = at_eom(f)[2]
+    assert mods == [('h', 0, b'X-A', b'v'),
+                    ('i', 1, b'X-B', b'v\xff'),
+                    ('i', 2, b'X-C', b'caf\xc3\xa9')]
+    assert len(errs) == 5, errs
+    assert 'addheader' in errs[2]
+
+
 def test_chgheader():
     mods = at_eom(lambda ctx: (ctx.chgheader('Subject', 1, 'new subj'),
                                ctx.chgheader('X-Del', 0, None),

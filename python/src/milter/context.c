@@ -6,6 +6,7 @@
  * message; the core's sentence is in the exception's 'reason' attribute. */
 #include "pym.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* Bytes of a str (UTF-8, surrogateescape so decoded arguments round-trip)
@@ -16,6 +17,17 @@ static int get_bytes(PyObject *o, arg_bytes *b, pmc_str *out, const char *what)
 {
     memset(b, 0, sizeof *b);
     if (PyUnicode_Check(o)) {
+        /* ASCII text is its own UTF-8: the str's buffer, no copy (the
+         * caller holds o for as long as out is used). */
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_IS_READY(o) && PyUnicode_IS_ASCII(o)) {
+#else
+        if (PyUnicode_IS_ASCII(o)) {
+#endif
+            out->ptr = PyUnicode_DATA(o);
+            out->len = (size_t)PyUnicode_GET_LENGTH(o);
+            return 0;
+        }
         b->tmp = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
         if (b->tmp == NULL)
             return -1;
@@ -327,16 +339,54 @@ out:
     return r;
 }
 
-/* Shared shape of the (name, value) actions. */
-static PyObject *Context_addheader(ContextObject *self, PyObject *args)
+/* The index of addheader(field, value, idx) when the arguments are the
+ * usual ones (two, or a third that is an int in range): 0, else -1 (the
+ * general parse then decides, with its messages). */
+static int plain_idx(PyObject *const *args, Py_ssize_t nargs, int *idx)
+{
+    long l;
+    int over;
+
+    if (nargs == 2)
+        return 0;
+    if (nargs != 3 || !PyLong_CheckExact(args[2]))
+        return -1;
+    l = PyLong_AsLongAndOverflow(args[2], &over);
+    if (over || l < INT_MIN || l > INT_MAX || (l == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    *idx = (int)l;
+    return 0;
+}
+
+/* Called once a message by most milters: the arguments come as an array
+ * (no tuple, no format string to read) when they are the usual ones. */
+static PyObject *Context_addheader(ContextObject *self,
+                                   PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *f, *v, *r;
     int idx = -1;
     arg_bytes bf, bv;
     act x;
 
-    if (!PyArg_ParseTuple(args, "OO|i:addheader", &f, &v, &idx) ||
-        check(self))
+    if (plain_idx(args, nargs, &idx) == 0) {
+        f = args[0];
+        v = args[1];
+    } else {
+        PyObject *t = PyTuple_New(nargs);
+        Py_ssize_t i;
+        int ok;
+
+        for (i = 0; t != NULL && i < nargs; i++)
+            PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
+        ok = t != NULL &&
+             PyArg_ParseTuple(t, "OO|i:addheader", &f, &v, &idx);
+        Py_XDECREF(t); /* f and v are args[0] and args[1]: still held */
+        if (!ok)
+            return NULL;
+    }
+    if (check(self))
         return NULL;
     memset(&x, 0, sizeof x);
     if (get_bytes(f, &bf, &x.a, "field") < 0)
@@ -512,7 +562,8 @@ static PyMethodDef Context_methods[] = {
      "getsymval(name) -> str or None: a macro's value."},
     {"setreply", (PyCFunction)Context_setreply, METH_VARARGS,
      "setreply(rcode, xcode, *lines): reply text for REJECT/TEMPFAIL."},
-    {"addheader", (PyCFunction)Context_addheader, METH_VARARGS,
+    {"addheader", (PyCFunction)(void (*)(void))Context_addheader,
+     METH_FASTCALL,
      "addheader(field, value, idx=-1): add (idx<0) or insert a header."},
     {"chgheader", (PyCFunction)Context_chgheader, METH_VARARGS,
      "chgheader(field, idx, value): change a header; None deletes."},
