@@ -310,6 +310,42 @@ def test_getsymval():
     assert got == [('mx.example', 'mx.example', 'smtpd', None)]
 
 
+def test_getsymval_argument_forms():
+    """An ASCII str name takes a short way (context.c), other names are
+    parsed as before; values of any length come back whole."""
+    class Name(str):
+        pass
+    long_val = b'x' * 63 + b'\xff' + b'y' * 200
+    got, errs = [], []
+
+    def connect(ctx, *a):
+        got.append((ctx.getsymval(b'{b}'), ctx.getsymval(Name('{n}')),
+                    ctx.getsymval('{caf\u00e9}'), ctx.getsymval('{long}'),
+                    ctx.getsymval('{63}'), ctx.getsymval('{64}'),
+                    ctx.getsymval('{nosuch}')))
+        for call, exc in ((lambda: ctx.getsymval(), TypeError),
+                          (lambda: ctx.getsymval('j', 'k'), TypeError),
+                          (lambda: ctx.getsymval(name='j'), TypeError),
+                          (lambda: ctx.getsymval(None), TypeError),
+                          (lambda: ctx.getsymval('{\udcff}'),
+                           UnicodeEncodeError)):
+            try:
+                call()
+            except exc as e:
+                errs.append(str(e))
+        return 0
+    c = conn_with({'connect': connect})
+    c.set_macros(milter.M_CONNECT, [b'{b}', b'bytes name', b'{n}', b'sub',
+                                    '{caf\u00e9}'.encode(), b'accent',
+                                    b'{long}', long_val,
+                                    b'{63}', b'z' * 63, b'{64}', b'z' * 64])
+    c.connect('h', '4', 25, '1.2.3.4')
+    assert got == [('bytes name', 'sub', 'accent',
+                    long_val.decode('utf-8', 'surrogateescape'),
+                    'z' * 63, 'z' * 64, None)]
+    assert len(errs) == 5, errs
+
+
 def test_setpriv_getpriv_and_bad_context():
     kept = []
     marker = object()
