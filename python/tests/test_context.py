@@ -109,6 +109,25 @@ def test_non_utf8_never_fails():
         assert s.encode('utf-8', 'surrogateescape') == raw
 
 
+def test_header_names_repeated_and_many():
+    """Header names are shared from a small cache (callbacks.c): whatever
+    names come, in whatever order and however often, each callback gets
+    its own name, as text and with undecodable bytes kept."""
+    seen = []
+    c = conn_with({'header': lambda ctx, n, v: seen.append(n) or 0})
+    c.connect('h', '4', 25, '1.2.3.4')
+    c.mail([b'<a@example.org>'])
+    c.rcpt([b'<b@example.net>'])
+    names = [b'X-%d' % i for i in range(400)] + [b'Date', b'MIME-Version',
+                                                 b'N\xe4me', b'x' * 40,
+                                                 b'x' * 41, b'X']
+    sent = names + names[::-1] + names[::3] * 2 + [b'Date', b'X-1'] * 50
+    for n in sent:
+        c.header(n, b'v')
+    assert [n.encode('utf-8', 'surrogateescape') for n in seen] == sent
+    assert seen[names.index(b'N\xe4me')] == 'N\udce4me'
+
+
 # -- Context methods ---------------------------------------------------------
 
 def test_addheader_and_insert():
