@@ -263,6 +263,26 @@ def test_action_not_negotiated():
     assert errs[0][2]
 
 
+def test_verdict_follows_each_return(capsys):
+    """The same callback answers differently from call to call: each
+    answer is its own verdict (callbacks.c remembers the last int object
+    per event), an int subclass counts by value, a bad value by the
+    exception policy (a 451 reply by default)."""
+    class Code(int):
+        pass
+    answers = [milter.CONTINUE, milter.REJECT, milter.REJECT,
+               milter.CONTINUE, milter.TEMPFAIL, 99, milter.CONTINUE,
+               Code(milter.REJECT), True, 2 ** 70, milter.CONTINUE]
+    it = iter(answers)
+    c = conn_with({'envrcpt': lambda ctx, *a: next(it)})
+    c.connect('h', '4', 25, '1.2.3.4')
+    c.mail([b'<a@example.org>'])
+    got = [c.rcpt([b'<r%d@example.net>' % i])[0]
+           for i in range(len(answers))]
+    assert got == ['c', 'r', 'r', 'c', 't', 'y', 'c', 'r', 'r', 'y', 'c']
+    assert capsys.readouterr().err.count('not a milter return code') == 2
+
+
 def test_argument_type_errors():
     errs = []
 

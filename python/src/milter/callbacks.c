@@ -84,12 +84,22 @@ void pym_report(pym_conn *c)
     PyErr_Print();
 }
 
+/* The last int accepted per event and its verdict (the GIL guards them):
+ * the same object again (small ints are shared, and an int cannot
+ * change) is the same verdict, without a conversion and a check. */
+static PyObject *last_res[SLOT_COUNT];
+static int last_verdict[SLOT_COUNT];
+
 /* Map a callback's result to a verdict; NULL-free path only. */
 int pym_result_verdict(int slot, PyObject *res, int *v)
 {
     long n;
     int over = 0;
 
+    if (res == last_res[slot]) {
+        *v = last_verdict[slot];
+        return 0;
+    }
     if (!PyLong_Check(res)) {
         PyErr_Format(pym.error, "The %s callback must return int",
                      pym_slot_names[slot]);
@@ -101,6 +111,10 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
     if (!over && n >= INT_MIN && n <= INT_MAX &&
         pmc_verdict_valid((pmc_event)slot, (int)n)) {
         *v = (int)n;
+        if (PyLong_CheckExact(res)) {
+            Py_XSETREF(last_res[slot], Py_NewRef(res));
+            last_verdict[slot] = *v;
+        }
         return 0;
     }
     /* pymilter passed these on and the MTA hung (issue #63). */
