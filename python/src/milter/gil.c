@@ -36,6 +36,16 @@ static void make_key(void)
     (void)pthread_key_create(&kept_key, drop_kept);
 }
 
+/* The thread state running now on this thread (NULL when it does not
+ * hold the GIL): public from 3.13, the same function's older spelling
+ * before (PyGILState_Check can answer yes for a thread that does not hold
+ * the GIL when its check is disabled, and cost more). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define current_ts() PyThreadState_GetUnchecked()
+#else
+#define current_ts() _PyThreadState_UncheckedGet()
+#endif
+
 /* The state this thread keeps (an engine thread's), so a take need not
  * look it up. */
 static _Thread_local PyThreadState *kept_ts;
@@ -50,7 +60,7 @@ int pym_gil_take(void)
          * nothing to do, and nothing to undo in pym_gil_give.  Otherwise
          * take it with the thread's state, skipping PyGILState_Ensure's
          * nesting count, which only the kept reference uses here. */
-        if (_PyThreadState_UncheckedGet() == ts)
+        if (current_ts() == ts)
             return PYM_GIL_HELD;
         PyEval_RestoreThread(ts);
         return PYM_GIL_SAVE;
