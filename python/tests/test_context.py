@@ -109,6 +109,25 @@ def test_non_utf8_never_fails():
         assert s.encode('utf-8', 'surrogateescape') == raw
 
 
+def test_header_names_repeated_and_many():
+    """Header names are shared from a small cache (callbacks.c): whatever
+    names come, in whatever order and however often, each callback gets
+    its own name, as text and with undecodable bytes kept."""
+    seen = []
+    c = conn_with({'header': lambda ctx, n, v: seen.append(n) or 0})
+    c.connect('h', '4', 25, '1.2.3.4')
+    c.mail([b'<a@example.org>'])
+    c.rcpt([b'<b@example.net>'])
+    names = [b'X-%d' % i for i in range(400)] + [b'Date', b'MIME-Version',
+                                                 b'N\xe4me', b'x' * 40,
+                                                 b'x' * 41, b'X']
+    sent = names + names[::-1] + names[::3] * 2 + [b'Date', b'X-1'] * 50
+    for n in sent:
+        c.header(n, b'v')
+    assert [n.encode('utf-8', 'surrogateescape') for n in seen] == sent
+    assert seen[names.index(b'N\xe4me')] == 'N\udce4me'
+
+
 # -- Context methods ---------------------------------------------------------
 
 def test_addheader_and_insert():
@@ -120,6 +139,42 @@ def test_addheader_and_insert():
                     ('i', 1, b'X-Probe-Ins', b'v2'),
                     ('h', 0, b'X-U', b'h\xc3\xa9llo'),
                     ('h', 0, b'X-B', b'\xe9t\xe9')]
+
+
+def test_addheader_argument_forms():
+    """The usual calls take a short way (context.c); the others must be
+    parsed as before: an index that is a bool or another int type, text
+    that is not ASCII or carries escaped bytes, and the errors."""
+    class Idx:
+        def __index__(self):
+            return 2
+
+    class Text(str):
+        pass
+    errs = []
+
+    def f(ctx):
+        ctx.addheader('X-A', Text('v'), -1)
+        ctx.addheader('X-B', 'v\udcff', True)
+        ctx.addheader(Text('X-C'), 'caf\u00e9', Idx())
+        for call, exc in ((lambda: ctx.addheader('X', 'v', 2 ** 40),
+                           OverflowError),
+                          (lambda: ctx.addheader('X', 'v', 1.0), TypeError),
+                          (lambda: ctx.addheader('X', 'v', -1, 0), TypeError),
+                          (lambda: ctx.addheader('X', 'v', idx=1),
+                           TypeError),
+                          (lambda: ctx.addheader('X', 3), TypeError)):
+            try:
+                call()
+            except exc as e:
+                errs.append(str(e))
+        return 0
+    mods = at_eom(f)[2]
+    assert mods == [('h', 0, b'X-A', b'v'),
+                    ('i', 1, b'X-B', b'v\xff'),
+                    ('i', 2, b'X-C', b'caf\xc3\xa9')]
+    assert len(errs) == 5, errs
+    assert 'addheader' in errs[2]
 
 
 def test_chgheader():
@@ -208,6 +263,26 @@ def test_action_not_negotiated():
     assert errs[0][2]
 
 
+def test_verdict_follows_each_return(capsys):
+    """The same callback answers differently from call to call: each
+    answer is its own verdict (callbacks.c remembers the last int object
+    per event), an int subclass counts by value, a bad value by the
+    exception policy (a 451 reply by default)."""
+    class Code(int):
+        pass
+    answers = [milter.CONTINUE, milter.REJECT, milter.REJECT,
+               milter.CONTINUE, milter.TEMPFAIL, 99, milter.CONTINUE,
+               Code(milter.REJECT), True, 2 ** 70, milter.CONTINUE]
+    it = iter(answers)
+    c = conn_with({'envrcpt': lambda ctx, *a: next(it)})
+    c.connect('h', '4', 25, '1.2.3.4')
+    c.mail([b'<a@example.org>'])
+    got = [c.rcpt([b'<r%d@example.net>' % i])[0]
+           for i in range(len(answers))]
+    assert got == ['c', 'r', 'r', 'c', 't', 'y', 'c', 'r', 'r', 'y', 'c']
+    assert capsys.readouterr().err.count('not a milter return code') == 2
+
+
 def test_argument_type_errors():
     errs = []
 
@@ -272,6 +347,42 @@ def test_getsymval():
                                     b'{daemon_name}', b'smtpd'])
     c.connect('h', '4', 25, '1.2.3.4')
     assert got == [('mx.example', 'mx.example', 'smtpd', None)]
+
+
+def test_getsymval_argument_forms():
+    """An ASCII str name takes a short way (context.c), other names are
+    parsed as before; values of any length come back whole."""
+    class Name(str):
+        pass
+    long_val = b'x' * 63 + b'\xff' + b'y' * 200
+    got, errs = [], []
+
+    def connect(ctx, *a):
+        got.append((ctx.getsymval(b'{b}'), ctx.getsymval(Name('{n}')),
+                    ctx.getsymval('{caf\u00e9}'), ctx.getsymval('{long}'),
+                    ctx.getsymval('{63}'), ctx.getsymval('{64}'),
+                    ctx.getsymval('{nosuch}')))
+        for call, exc in ((lambda: ctx.getsymval(), TypeError),
+                          (lambda: ctx.getsymval('j', 'k'), TypeError),
+                          (lambda: ctx.getsymval(name='j'), TypeError),
+                          (lambda: ctx.getsymval(None), TypeError),
+                          (lambda: ctx.getsymval('{\udcff}'),
+                           UnicodeEncodeError)):
+            try:
+                call()
+            except exc as e:
+                errs.append(str(e))
+        return 0
+    c = conn_with({'connect': connect})
+    c.set_macros(milter.M_CONNECT, [b'{b}', b'bytes name', b'{n}', b'sub',
+                                    '{caf\u00e9}'.encode(), b'accent',
+                                    b'{long}', long_val,
+                                    b'{63}', b'z' * 63, b'{64}', b'z' * 64])
+    c.connect('h', '4', 25, '1.2.3.4')
+    assert got == [('bytes name', 'sub', 'accent',
+                    long_val.decode('utf-8', 'surrogateescape'),
+                    'z' * 63, 'z' * 64, None)]
+    assert len(errs) == 5, errs
 
 
 def test_setpriv_getpriv_and_bad_context():

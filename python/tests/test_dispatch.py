@@ -167,3 +167,71 @@ def test_falsy_object_is_replaced_at_connect():
     rcs, seen = _run(Falsy)
     assert rcs[0] == Milter.CONTINUE
     assert seen and seen[0][0] == 'connect'
+
+
+def _changing_run():
+    """Headers with the method, its @decode strategy, the class's and the
+    instance's header_bytes changed between them: every change is seen by
+    the next header (what the C side may remember must not outlive it)."""
+    class M(Rec):  # its own methods: _strategy() marks Rec's
+        def envfrom(self, f, *p):
+            return Milter.CONTINUE
+
+        def header(self, n, v):
+            self.seen.append(('header', _typed((n, v))))
+            return Milter.CONTINUE
+
+    def new_header(self, n, v):
+        self.seen.append(('new header', _typed((n, v))))
+        return Milter.CONTINUE
+
+    def own_bytes(self, n, v):
+        self.seen.append(('class header_bytes', _typed((n, v))))
+        return Milter.CONTINUE
+
+    Milter.factory = M
+    ctx = TestCtx()
+    ctx._connect()
+    ctx._envfrom('<a@b>')
+    ctx._envrcpt('<c@d>')
+    m = ctx.getpriv()
+    val = b'caf\xe9'
+    steps = [
+        lambda: None,
+        lambda: setattr(M.header, 'error_strategy', 'replace'),
+        lambda: setattr(M.header, 'error_strategy', 'ignore'),
+        lambda: setattr(M, 'header', new_header),
+        lambda: setattr(M, 'header_bytes', own_bytes),
+        lambda: delattr(M, 'header_bytes'),
+        lambda: setattr(m, 'header_bytes', lambda n, v: m.seen.append(
+            ('instance header_bytes', _typed((n, v)))) or Milter.CONTINUE),
+        lambda: delattr(m, 'header_bytes'),
+        lambda: setattr(new_header, 'error_strategy', 'bytes'),
+        lambda: delattr(new_header, 'error_strategy'),
+    ]
+    for i, change in enumerate(steps):
+        change()
+        assert ctx._header('H%d' % i, val) == Milter.CONTINUE
+    return [s for s in m.seen if s[0] not in ('connect', 'hello')]
+
+
+def test_changes_between_calls_are_seen(monkeypatch):
+    fast = _changing_run()
+    s = ('str', 'caf\udce9')
+    assert fast == [
+        ('header', (('str', 'H0'), s)),
+        ('header', (('str', 'H1'), ('str', 'caf\ufffd'))),
+        ('header', (('str', 'H2'), ('str', 'caf'))),
+        ('new header', (('str', 'H3'), s)),
+        ('class header_bytes', (('str', 'H4'), ('bytes', b'caf\xe9'))),
+        ('new header', (('str', 'H5'), s)),
+        ('instance header_bytes', (('str', 'H6'), ('bytes', b'caf\xe9'))),
+        ('new header', (('str', 'H7'), s)),
+        # 'bytes' puts header in header_bytes' place on the instance, so
+        # the strategy no longer matters to this connection once seen.
+        ('new header', (('str', 'H8'), ('bytes', b'caf\xe9'))),
+        ('new header', (('str', 'H9'), ('bytes', b'caf\xe9'))),
+    ]
+    monkeypatch.setattr(Milter, '_callbacks',
+                        _plain_callbacks(Milter._callbacks))
+    assert _changing_run() == fast

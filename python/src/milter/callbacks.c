@@ -84,12 +84,22 @@ void pym_report(pym_conn *c)
     PyErr_Print();
 }
 
+/* The last int accepted per event and its verdict (the GIL guards them):
+ * the same object again (small ints are shared, and an int cannot
+ * change) is the same verdict, without a conversion and a check. */
+static PyObject *last_res[SLOT_COUNT];
+static int last_verdict[SLOT_COUNT];
+
 /* Map a callback's result to a verdict; NULL-free path only. */
 int pym_result_verdict(int slot, PyObject *res, int *v)
 {
     long n;
     int over = 0;
 
+    if (res == last_res[slot]) {
+        *v = last_verdict[slot];
+        return 0;
+    }
     if (!PyLong_Check(res)) {
         PyErr_Format(pym.error, "The %s callback must return int",
                      pym_slot_names[slot]);
@@ -101,6 +111,10 @@ int pym_result_verdict(int slot, PyObject *res, int *v)
     if (!over && n >= INT_MIN && n <= INT_MAX &&
         pmc_verdict_valid((pmc_event)slot, (int)n)) {
         *v = (int)n;
+        if (PyLong_CheckExact(res)) {
+            Py_XSETREF(last_res[slot], Py_NewRef(res));
+            last_verdict[slot] = *v;
+        }
         return 0;
     }
     /* pymilter passed these on and the MTA hung (issue #63). */
@@ -243,67 +257,87 @@ static int h_helo(pmc_session *s, void *ud, pmc_str helo)
     LEAVE();
 }
 
-/* MAIL/RCPT arguments stay bytes, one object per word, as in pymilter. */
-static PyObject *args_tuple(const pmc_args *args)
+/* MAIL/RCPT arguments stay bytes, one object per word, as in pymilter,
+ * handed over from an array (no tuple made and dropped per command). */
+static int h_args(pmc_session *s, pym_conn *c, int slot, const pmc_args *args)
 {
-    PyObject *t = PyTuple_New((Py_ssize_t)args->argc);
-    size_t i;
+    PyObject *small[8], **a = small, *none = NULL;
+    Py_ssize_t i, n = (Py_ssize_t)args->argc;
+    int v;
 
-    for (i = 0; t != NULL && i < args->argc; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(args->argv[i].ptr,
-                                                (Py_ssize_t)args->argv[i].len);
-        if (b == NULL) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, b);
+    if (n > 8 && (a = PyMem_Malloc((size_t)n * sizeof *a)) == NULL) {
+        PyErr_NoMemory();
+        pym_call_v(c, s, slot, &none, 1, NULL, &v);
+        return v;
     }
-    return t;
+    for (i = 0; i < n; i++)
+        if ((a[i] = PyBytes_FromStringAndSize(
+                 args->argv[i].ptr, (Py_ssize_t)args->argv[i].len)) == NULL)
+            break;
+    pym_call_v(c, s, slot, a, i < n ? i + 1 : n, NULL, &v);
+    while (i-- > 0)
+        Py_DECREF(a[i]);
+    if (a != small)
+        PyMem_Free(a);
+    return v;
 }
 
 static int h_envfrom(pmc_session *s, void *ud, const pmc_args *args)
 {
     ENTER(SLOT_ENVFROM)
-    pym_call(c, s, SLOT_ENVFROM, args_tuple(args), &v);
+    v = h_args(s, c, SLOT_ENVFROM, args);
     LEAVE();
 }
 
 static int h_envrcpt(pmc_session *s, void *ud, const pmc_args *args)
 {
     ENTER(SLOT_ENVRCPT)
-    pym_call(c, s, SLOT_ENVRCPT, args_tuple(args), &v);
+    v = h_args(s, c, SLOT_ENVRCPT, args);
     LEAVE();
 }
 
 /* Header names repeat from message to message: the last ones decoded are
- * kept (direct-mapped by length and end bytes; the GIL guards them) and
- * shared, which saves a decode and an allocation per header.  A str is
- * immutable, so sharing one cannot be seen but through `is`. */
-#define NAME_SLOTS 64
+ * kept (the GIL guards them) and shared, which saves a decode and an
+ * allocation per header.  A str is immutable, so sharing one cannot be
+ * seen but through `is`.  Two ways per set, the one hit last first: with
+ * one, two common names of a set (Date and MIME-Version did) evicted each
+ * other at every message; 128 sets of two hold some 60 common names
+ * without three in a set. */
+#define NAME_SETS 128
 #define NAME_MAX_LEN 40
-static struct {
+typedef struct {
     PyObject *str;
     size_t len;
     char raw[NAME_MAX_LEN];
-} names[NAME_SLOTS];
+} name_slot;
+static name_slot names[NAME_SETS][2];
 
 static PyObject *header_name(const char *p, size_t n)
 {
-    unsigned h;
+    name_slot *set, tmp;
     PyObject *str;
 
     if (n == 0 || n > NAME_MAX_LEN)
         return pym_decode(p, n);
-    h = ((unsigned)n * 31u + (unsigned char)p[0] * 7u +
-         (unsigned char)p[n - 1]) % NAME_SLOTS;
-    if (names[h].str != NULL && names[h].len == n &&
-        memcmp(names[h].raw, p, n) == 0)
-        return Py_NewRef(names[h].str);
+    set = names[((unsigned)n * 31u + (unsigned char)p[0] * 7u +
+                 (unsigned char)p[n - 1]) % NAME_SETS];
+    if (set[0].str != NULL && set[0].len == n &&
+        memcmp(set[0].raw, p, n) == 0)
+        return Py_NewRef(set[0].str);
+    if (set[1].str != NULL && set[1].len == n &&
+        memcmp(set[1].raw, p, n) == 0) {
+        tmp = set[0];
+        set[0] = set[1];
+        set[1] = tmp;
+        return Py_NewRef(set[0].str);
+    }
     str = pym_decode(p, n);
     if (str != NULL) {
-        Py_XSETREF(names[h].str, Py_NewRef(str));
-        names[h].len = n;
-        memcpy(names[h].raw, p, n);
+        Py_XDECREF(set[1].str);
+        set[1] = set[0];
+        set[0].str = Py_NewRef(str);
+        set[0].len = n;
+        memcpy(set[0].raw, p, n);
     }
     return str;
 }

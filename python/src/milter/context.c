@@ -6,16 +6,47 @@
  * message; the core's sentence is in the exception's 'reason' attribute. */
 #include "pym.h"
 
+#include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Bytes of a str (UTF-8, surrogateescape so decoded arguments round-trip)
  * or of a bytes-like object.  'what' names the argument in TypeErrors. */
 typedef struct { Py_buffer view; PyObject *tmp; int has_view; } arg_bytes;
 
+/* o (a str) is ASCII: its buffer is its UTF-8. */
+static int ascii(PyObject *o)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(o))
+        return 0;
+#endif
+    return PyUnicode_IS_ASCII(o);
+}
+
+/* A tuple of a METH_FASTCALL method's arguments, for PyArg_ParseTuple
+ * where the short ways do not apply; NULL on error. */
+static PyObject *tuple_of(PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *t = PyTuple_New(nargs);
+    Py_ssize_t i;
+
+    for (i = 0; t != NULL && i < nargs; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
+    return t;
+}
+
 static int get_bytes(PyObject *o, arg_bytes *b, pmc_str *out, const char *what)
 {
     memset(b, 0, sizeof *b);
     if (PyUnicode_Check(o)) {
+        /* ASCII text is its own UTF-8: the str's buffer, no copy (the
+         * caller holds o for as long as out is used). */
+        if (ascii(o)) {
+            out->ptr = PyUnicode_DATA(o);
+            out->len = (size_t)PyUnicode_GET_LENGTH(o);
+            return 0;
+        }
         b->tmp = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
         if (b->tmp == NULL)
             return -1;
@@ -82,8 +113,9 @@ typedef struct act {
     pmc_status st;
     pmc_error err;       /* the core's sentence when st != PMC_OK */
     int found;           /* getsymval */
-    char *val;           /* getsymval: a copy (PyMem_Raw) */
+    char *val;           /* getsymval: a copy (short[] or PyMem_Raw) */
     size_t val_len;
+    char short_val[64];
 } act;
 
 /* getsymval copies the value: the session's buffer may change once the
@@ -94,7 +126,8 @@ static pmc_status run_symval(pmc_session *s, act *x)
 
     x->found = pmc_session_getsymval(s, x->a.ptr, x->a.len, &v);
     if (x->found) {
-        x->val = PyMem_RawMalloc(v.len + 1);
+        x->val = v.len < sizeof x->short_val ? x->short_val
+                                              : PyMem_RawMalloc(v.len + 1);
         if (x->val == NULL)
             return PMC_ERR_NOMEM;
         memcpy(x->val, v.ptr, v.len);
@@ -253,16 +286,31 @@ static void Context_dealloc(ContextObject *self)
     PyObject_GC_Del(self);
 }
 
-static PyObject *Context_getsymval(ContextObject *self, PyObject *args)
+/* Called for a macro or two per message by many milters: an ASCII str
+ * name (the usual) is read without a tuple or a format parse; anything
+ * else goes through "s#" as before. */
+static PyObject *Context_getsymval(ContextObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs)
 {
-    const char *name;
-    Py_ssize_t n;
+    const char *name = NULL;
+    Py_ssize_t n = 0;
     act x;
     PyObject *r;
 
-    if (!PyArg_ParseTuple(args, "s#:getsymval", &name, &n) || check(self))
+    if (nargs == 1 && PyUnicode_Check(args[0]) && ascii(args[0])) {
+        name = PyUnicode_DATA(args[0]);
+        n = PyUnicode_GET_LENGTH(args[0]);
+    } else {
+        PyObject *t = tuple_of(args, nargs);
+        int ok = t != NULL &&
+                 PyArg_ParseTuple(t, "s#:getsymval", &name, &n);
+        Py_XDECREF(t); /* name points into args[0] or its UTF-8 copy */
+        if (!ok)
+            return NULL;
+    }
+    if (check(self))
         return NULL;
-    memset(&x, 0, sizeof x);
+    memset(&x, 0, offsetof(act, short_val));
     x.kind = A_SYMVAL;
     x.a.ptr = name;
     x.a.len = (size_t)n;
@@ -273,7 +321,8 @@ static PyObject *Context_getsymval(ContextObject *self, PyObject *args)
     if (!x.found)
         Py_RETURN_NONE;
     r = pym_decode(x.val, x.val_len);
-    PyMem_RawFree(x.val);
+    if (x.val != x.short_val)
+        PyMem_RawFree(x.val);
     return r;
 }
 
@@ -327,16 +376,49 @@ out:
     return r;
 }
 
-/* Shared shape of the (name, value) actions. */
-static PyObject *Context_addheader(ContextObject *self, PyObject *args)
+/* The index of addheader(field, value, idx) when the arguments are the
+ * usual ones (two, or a third that is an int in range): 0, else -1 (the
+ * general parse then decides, with its messages). */
+static int plain_idx(PyObject *const *args, Py_ssize_t nargs, int *idx)
+{
+    long l;
+    int over;
+
+    if (nargs == 2)
+        return 0;
+    if (nargs != 3 || !PyLong_CheckExact(args[2]))
+        return -1;
+    l = PyLong_AsLongAndOverflow(args[2], &over);
+    if (over || l < INT_MIN || l > INT_MAX || (l == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    *idx = (int)l;
+    return 0;
+}
+
+/* Called once a message by most milters: the arguments come as an array
+ * (no tuple, no format string to read) when they are the usual ones. */
+static PyObject *Context_addheader(ContextObject *self,
+                                   PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *f, *v, *r;
     int idx = -1;
     arg_bytes bf, bv;
     act x;
 
-    if (!PyArg_ParseTuple(args, "OO|i:addheader", &f, &v, &idx) ||
-        check(self))
+    if (plain_idx(args, nargs, &idx) == 0) {
+        f = args[0];
+        v = args[1];
+    } else {
+        PyObject *t = tuple_of(args, nargs);
+        int ok = t != NULL &&
+                 PyArg_ParseTuple(t, "OO|i:addheader", &f, &v, &idx);
+        Py_XDECREF(t); /* f and v are args[0] and args[1]: still held */
+        if (!ok)
+            return NULL;
+    }
+    if (check(self))
         return NULL;
     memset(&x, 0, sizeof x);
     if (get_bytes(f, &bf, &x.a, "field") < 0)
@@ -508,11 +590,13 @@ static PyObject *Context_getpriv(ContextObject *self, PyObject *noargs)
 }
 
 static PyMethodDef Context_methods[] = {
-    {"getsymval", (PyCFunction)Context_getsymval, METH_VARARGS,
+    {"getsymval", (PyCFunction)(void (*)(void))Context_getsymval,
+     METH_FASTCALL,
      "getsymval(name) -> str or None: a macro's value."},
     {"setreply", (PyCFunction)Context_setreply, METH_VARARGS,
      "setreply(rcode, xcode, *lines): reply text for REJECT/TEMPFAIL."},
-    {"addheader", (PyCFunction)Context_addheader, METH_VARARGS,
+    {"addheader", (PyCFunction)(void (*)(void))Context_addheader,
+     METH_FASTCALL,
      "addheader(field, value, idx=-1): add (idx<0) or insert a header."},
     {"chgheader", (PyCFunction)Context_chgheader, METH_VARARGS,
      "chgheader(field, idx, value): change a header; None deletes."},

@@ -179,8 +179,11 @@ static PyObject *strategy(PyObject *meth)
     if (Py_TYPE(meth) == &PyMethod_Type)
         func = PyMethod_GET_FUNCTION(meth);
     if (PyFunction_Check(func)) {
+        /* Most methods have no attributes: no lookup in an empty dict
+         * (some 90 instructions a call). */
         dict = ((PyFunctionObject *)func)->func_dict;
-        v = dict != NULL ? PyDict_GetItemWithError(dict, s_strategy) : NULL;
+        v = dict != NULL && PyDict_GET_SIZE(dict) != 0
+                ? PyDict_GetItemWithError(dict, s_strategy) : NULL;
         if (v == NULL && PyErr_Occurred())
             return NULL;
         return Py_NewRef(v != NULL ? v : s_default);
@@ -217,6 +220,34 @@ static const char *plain_errors(PyObject *st)
     return errors;
 }
 
+/* What strategy st asks for: 1 for 'bytes' (keep them), else 0 with
+ * plain_errors(st) in *errors; -1 on error.  The last exact str judged is
+ * kept with its verdict (it cannot change, and a method's strategy is the
+ * same object from call to call), which spares a comparison and a UTF-8
+ * view per call. */
+static int judge(PyObject *st, const char **errors)
+{
+    static PyObject *last;
+    static const char *last_errors;
+    static int last_keep;
+    int keep;
+
+    if (st == last) {
+        *errors = last_errors;
+        return last_keep;
+    }
+    keep = PyObject_RichCompareBool(st, s_bytes, Py_EQ);
+    if (keep < 0)
+        return -1;
+    *errors = keep ? NULL : plain_errors(st);
+    if (PyUnicode_CheckExact(st)) {
+        Py_XSETREF(last, Py_NewRef(st));
+        last_errors = *errors;
+        last_keep = keep;
+    }
+    return keep;
+}
+
 /* b.decode('utf-8', st), or b itself when that raises UnicodeDecodeError
  * (the 'strict' strategy lets the bytes through); errors is
  * plain_errors(st).  raw, when given, stands for b, which is made only if
@@ -248,11 +279,23 @@ static PyObject *decode_arg(PyObject *b, const pym_raw *raw, PyObject *st,
 
 /* obj.name: 1 with the function in *m when obj.name is a function bound
  * to obj (the class's, or one set on the instance as a bound method), 0
- * with the attribute itself, -1 on error. */
+ * with the attribute itself, -1 on error.  Where the interpreter declares
+ * _PyObject_GetMethod (3.9-3.12), the class's function comes without a
+ * bound method made and dropped on each call (what a method call in
+ * Python does; callgrind: some 250 instructions a call, two calls per
+ * header); elsewhere through the attribute. */
 static int get_method(PyObject *obj, PyObject *name, PyObject **m)
 {
-    PyObject *a = PyObject_GetAttr(obj, name);
+    PyObject *a = NULL;
 
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030D0000
+    if (_PyObject_GetMethod(obj, name, &a)) {
+        *m = a;
+        return 1;
+    }
+#else
+    a = PyObject_GetAttr(obj, name);
+#endif
     *m = a;
     if (a == NULL)
         return -1;
@@ -306,10 +349,9 @@ static PyObject *call_decoded(PyObject *target, PyObject *via,
     unbound = get_method(priv, target, &meth);
     if (unbound < 0 || (st = strategy(meth)) == NULL)
         goto out;
-    keep = PyObject_RichCompareBool(st, s_bytes, Py_EQ);
-    if (keep < 0)
+    if ((keep = judge(st, &errors)) < 0)
         goto out;
-    if (!keep && (errors = plain_errors(st)) == NULL && via != NULL) {
+    if (!keep && errors == NULL && via != NULL) {
         memcpy(conv + 1, args, (size_t)n * sizeof *conv);
         if (raw == NULL || (conv[n] = raw_bytes(raw)) != NULL)
             res = call_method(via, priv, conv + 1, n);

@@ -36,24 +36,40 @@ static void make_key(void)
     (void)pthread_key_create(&kept_key, drop_kept);
 }
 
+/* The thread state running now on this thread (NULL when it does not
+ * hold the GIL): public from 3.13, the same function's older spelling
+ * before (PyGILState_Check can answer yes for a thread that does not hold
+ * the GIL when its check is disabled, and cost more). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define current_ts() PyThreadState_GetUnchecked()
+#else
+#define current_ts() _PyThreadState_UncheckedGet()
+#endif
+
+/* The state this thread keeps (an engine thread's), so a take need not
+ * look it up. */
+static _Thread_local PyThreadState *kept_ts;
+
 int pym_gil_take(void)
 {
-    PyThreadState *ts = PyGILState_GetThisThreadState();
+    PyThreadState *ts = kept_ts ? kept_ts : PyGILState_GetThisThreadState();
     PyGILState_STATE g;
 
-    /* The usual case, a thread that has its state and does not hold the
-     * GIL: take it with that state, skipping PyGILState_Ensure's nesting
-     * count, which only the kept reference uses here. */
-    if (ts != NULL && !PyGILState_Check()) {
+    if (ts != NULL) {
+        /* Held already (a run's take, or a _TestConn called from Python):
+         * nothing to do, and nothing to undo in pym_gil_give.  Otherwise
+         * take it with the thread's state, skipping PyGILState_Ensure's
+         * nesting count, which only the kept reference uses here. */
+        if (current_ts() == ts)
+            return PYM_GIL_HELD;
         PyEval_RestoreThread(ts);
         return PYM_GIL_SAVE;
     }
-    if (ts != NULL)
-        return (int)PyGILState_Ensure();
     g = PyGILState_Ensure();
     (void)PyGILState_Ensure(); /* the thread's own reference */
     pthread_once(&kept_once, make_key);
     (void)pthread_setspecific(kept_key, &kept_key);
+    kept_ts = PyGILState_GetThisThreadState();
     return (int)g;
 }
 
@@ -61,6 +77,6 @@ void pym_gil_give(int g)
 {
     if (g == PYM_GIL_SAVE)
         (void)PyEval_SaveThread();
-    else
+    else if (g != PYM_GIL_HELD)
         PyGILState_Release((PyGILState_STATE)g);
 }

@@ -198,6 +198,7 @@ PyObject *pym_error(const char *msg);
 /* gil.c: take the GIL on an engine thread, keeping the thread's state
  * between callbacks; give it back with pym_gil_give(the value returned). */
 #define PYM_GIL_SAVE (-1)
+#define PYM_GIL_HELD (-2)
 int pym_gil_take(void);
 void pym_gil_give(int g);
 
