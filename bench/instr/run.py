@@ -81,7 +81,10 @@ def one_run(driver, argv, n, work, tag):
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
            f"--callgrind-out-file={out}"] + [
         spec if a == "{spec}" else a for a in argv]
-    env = dict(os.environ, PMC_BENCH_DISPATCHER="loop")
+    # A fixed hash seed: dict lookups cost a different amount under each
+    # seed, and the 20- and 200-message runs are separate processes (about
+    # 1.5k instructions a message of noise in the Python row otherwise).
+    env = dict(os.environ, PMC_BENCH_DISPATCHER="loop", PYTHONHASHSEED="0")
     m = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                          stderr=log, start_new_session=True, env=env)
     try:
