@@ -136,6 +136,8 @@ pmc_status pmci_cap_unescape(pmc_buf *out, const char *p, size_t n,
     uint8_t *o;
     size_t i = 0;
 
+    if (n == 0)
+        return PMC_OK;
     /* Escapes only shorten: n bytes of room are enough. */
     if (pmci_buf_reserve(out, n) != PMC_OK)
         return PMC_ERR_NOMEM;
