@@ -42,13 +42,29 @@ typedef struct rd {
     int started;        /* a start record was read */
 } rd;
 
-/* The system's reason for errno e, thread-safe. */
-static const char *reason(int e, char *buf, size_t n)
+/* The system's reason for errno e, thread-safe.  The XSI strerror_r is
+ * asked for above, but a binding may build the core with _GNU_SOURCE
+ * (Debian's Perl does), which gives the GNU one: the call goes to
+ * whichever of these takes what strerror_r returns. */
+static const char *xsi_reason(int rc, char *buf, size_t n, int e)
 {
-    if (strerror_r(e, buf, n) != 0)
+    if (rc != 0)
         snprintf(buf, n, "error %d", e);
     return buf;
 }
+
+static const char *gnu_reason(const char *s, char *buf, size_t n, int e)
+{
+    (void)buf;
+    (void)n;
+    (void)e;
+    return s;
+}
+
+#define reason(e, buf, n)                                                  \
+    _Generic(strerror_r((e), (buf), (n)), int: xsi_reason,                 \
+             default: gnu_reason)(strerror_r((e), (buf), (n)), (buf), (n), \
+                                  (e))
 
 static pmc_status fail(rd *r, pmc_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
