@@ -391,10 +391,10 @@ static pmc_status start(rd *r, const char *p, const char *le)
             if ((st = unesc(r, &r->tmp, v, vn, "the start record")))
                 return st;
             bad = r->tmp.len >= cap;
-            if (!bad) {
+            if (!bad && r->tmp.len)
                 memcpy(dst, r->tmp.data, r->tmp.len);
+            if (!bad)
                 dst[r->tmp.len] = 0;
-            }
         } else if (is(t, n, "pid")) {
             bad = number(v, vn, INT64_MAX, &x) != 0;
             in->pid = (long long)x;
