@@ -100,8 +100,10 @@ typedef struct pmc_capture pmc_capture;
 
 /* Read a capture from text[0..len) (the whole file's bytes; the buffer is
  * not kept).  PMC_OK with *out set, to be freed with pmc_capture_free;
- * otherwise *out is NULL and err (when not NULL) says why, in a message
- * that starts "line N: " and an offset of the line's first byte:
+ * otherwise *out is NULL and err (when not NULL) says why.  The messages
+ * of FORMAT and TRUNCATED start "line N: " (lines counted as an editor
+ * counts them, those of verbatim bodies included), and err->offset is
+ * the byte offset of that line's start:
  *   PMC_ERR_FORMAT     not a capture file ("not a pmcore capture file"),
  *                      a version other than 1, or a line that does not
  *                      parse (which part is named: a bad escape, a
