@@ -427,8 +427,8 @@ static pmc_status line(rd *r, const char *le, const char **next)
     *next = le + 1;
     if (r->c->info.complete)
         return fail(r, PMC_ERR_FORMAT, "a record after the end record");
-    if (!token(&p, le, &t, &n) || n == 0 || t[n - 1] < '0' ||
-        t[n - 1] > '9' || strspn(t, "0123456789") < n ||
+    /* Decimal only: number() would take 0x too. */
+    if (!token(&p, le, &t, &n) || (n > 1 && (t[1] == 'x' || t[1] == 'X')) ||
         number(t, n, INT64_MAX, &ms) != 0)
         return fail(r, PMC_ERR_FORMAT, "a record that does not start with "
                     "its time in milliseconds");
@@ -466,7 +466,7 @@ static pmc_status first_line(rd *r, const char **next)
         return fail(r, PMC_ERR_FORMAT, "not a pmcore capture file");
     if (v != PMCI_CAP_VERSION)
         return fail(r, PMC_ERR_FORMAT, "capture format '%.*s' is not "
-                    "version %u, the one this library reads",
+                    "version %d, the one this library reads",
                     (int)(nl - r->text < 40 ? nl - r->text : 40), r->text,
                     PMCI_CAP_VERSION);
     r->c->info.format = (unsigned)v;

@@ -33,7 +33,10 @@ pmc_status pmci_cap_escape(pmc_buf *out, const uint8_t *p, size_t n,
 
     /* Four bytes out per byte in at most, and 16 of slack: blocks are
      * stored whole, then overwritten. */
-    if (n > (SIZE_MAX - 32) / 4 || pmci_buf_reserve(out, n * 4 + 32) != PMC_OK)
+    if (n > (SIZE_MAX - 32) / 4)
+        return PMC_ERR_NOMEM;
+    if (n * 4 + 32 > out->cap - out->len &&
+        pmci_buf_reserve(out, n * 4 + 32) != PMC_OK)
         return PMC_ERR_NOMEM;
     o = start = out->data + out->len;
 #ifdef __SSE2__

@@ -10,7 +10,11 @@
 
 /* The first line of a file is this, the version and a LF. */
 #define PMCI_CAP_MAGIC "pmcore-capture "
-#define PMCI_CAP_VERSION 1u
+#define PMCI_CAP_VERSION 1
+/* The writer's first line as one literal (no formatting per file). */
+#define PMCI_CAP_STR_(x) #x
+#define PMCI_CAP_STR(x) PMCI_CAP_STR_(x)
+#define PMCI_CAP_FIRST_LINE PMCI_CAP_MAGIC PMCI_CAP_STR(PMCI_CAP_VERSION) "\n"
 /* A packet length above this (or 0) is no milter packet: the rest of that
  * direction is recorded as raw bytes. */
 #define PMCI_CAP_MAX_PACKET (16u * 1024 * 1024)

@@ -185,8 +185,8 @@ int pmci_capfile_start(pmci_capfile *f, const pmc_conn_info *ci,
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (put_fmt(f, PMCI_CAP_MAGIC "%u\n0 start time=%s.%03ldZ pid=%ld "
-                "conn=%llu family=%s port=%u peer=", PMCI_CAP_VERSION, when,
+    if (put_fmt(f, PMCI_CAP_FIRST_LINE "0 start time=%s.%03ldZ pid=%ld "
+                "conn=%llu family=%s port=%u peer=", when,
                 ts.tv_nsec / 1000000, (long)getpid(),
                 (unsigned long long)ci->id, fam, (unsigned)ci->peer_port) ||
         put_esc(f, (const uint8_t *)ci->peer, strlen(ci->peer), PMCI_ESC_TOKEN,
