@@ -30,7 +30,8 @@
  *
  * The declarations are kept in one part per layer, each the manual of its
  * layer: pmcore/base.h (status codes, errors, strings, buffers),
- * pmcore/proto.h (wire and session), pmcore/client.h and pmcore/server.h.
+ * pmcore/proto.h (wire and session), pmcore/client.h, pmcore/server.h and
+ * pmcore/capture.h (reading capture files, part of the client layer).
  * A part includes only the parts below it.  Include this file, not a part.
  */
 #ifndef PMCORE_H
@@ -40,5 +41,6 @@
 #include "pmcore/proto.h"
 #include "pmcore/client.h"
 #include "pmcore/server.h"
+#include "pmcore/capture.h"
 
 #endif /* PMCORE_H */

@@ -130,6 +130,14 @@ sed '1s/.*/pmcore-capture 2/' "$first" >"$T/v2.pmcap"
 run "replay: a later version" 2 --replay "$T/v2.pmcap" \
     --socket "unix:$T/same.sock" &&
     has "later version: message" "is not version 1" "$T/err"
+# A capture still being written ends anywhere: it is refused, not replayed
+# as a shorter conversation.
+head -c -3 "$first" >"$T/cut.pmcap"
+run "replay: a file cut mid-line" 2 --replay "$T/cut.pmcap" \
+    --socket "unix:$T/same.sock" &&
+    has "cut mid-line: names the line" \
+        "cut.pmcap:$(wc -l <"$T/cut.pmcap" | awk '{print $1 + 1}'): the file ends in the middle of this line" \
+        "$T/err"
 run "replay: nobody listening" 2 --replay "$first" \
     --socket "unix:$T/nobody.sock" &&
     has "nobody listening: message" "cannot connect" "$T/err"

@@ -304,49 +304,53 @@ static void compare(replay *rp, const char *at, long long ms, lines *then,
 static int replay_file(const char *path, const char *socket, int timeout_s,
                        int quiet)
 {
-    pmt_capture c;
+    pmc_capture *cap;
+    pmc_error e;
     replay rp = {path, quiet, 0, 0};
     char err[400];
     pmc_buf got = {0};
     int fd, rc = PMT_REPLAY_SAME, closed = 0;
-    size_t i = 0;
+    size_t i = 0, n;
 
-    if (pmt_capture_read(path, &c, err, sizeof err) != 0) {
-        fprintf(stderr, "pmilter-test: %s\n", err);
+    if (pmc_capture_read_file(path, &cap, &e) != PMC_OK) {
+        fprintf(stderr, "pmilter-test: %s\n", e.message);
         return PMT_REPLAY_ERROR;
     }
     fd = pmt_connect(socket, timeout_s * 1000, err, sizeof err);
     if (fd < 0) {
         fprintf(stderr, "pmilter-test: %s\n", err);
-        pmt_capture_free(&c);
+        pmc_capture_free(cap);
         return PMT_REPLAY_ERROR;
     }
-    while (i < c.n && !closed) {
+    n = pmc_capture_count(cap);
+    while (i < n && !closed) {
         size_t j = i, k;
         unsigned finals = 0, want = 0;
         lines then = {0}, now = {0};
         uint8_t last = 0;
-        long long ms = c.recs[i].ms;
+        long long ms = pmc_capture_record_at(cap, i)->ms;
+        const pmc_capture_record *r;
 
-        for (; j < c.n && c.recs[j].dir == 0; j++) {
-            if (!c.recs[j].raw)
-                last = c.recs[j].cmd;
-            if (last == 'M' && !c.recs[j].raw)
+        for (; j < n && (r = pmc_capture_record_at(cap, j))->dir ==
+                            PMC_CAPTURE_TO_MILTER; j++) {
+            if (!r->raw)
+                last = r->cmd;
+            if (last == 'M' && !r->raw)
                 rp.message++;
-            if (send_all(fd, c.recs[j].pkt.data, c.recs[j].pkt.len) != 0) {
+            if (send_all(fd, r->bytes, r->len) != 0) {
                 /* The milter may have closed after a verdict; what it
                  * said up to here is compared. */
                 closed = 1;
                 break;
             }
         }
-        for (k = j; k < c.n && c.recs[k].dir == 1; k++) {
-            const pmt_rec *r = &c.recs[k];
+        for (k = j; k < n && (r = pmc_capture_record_at(cap, k))->dir ==
+                                PMC_CAPTURE_TO_MTA; k++) {
             if (r->raw || r->cmd == 'p')
                 continue;
             want++;
             finals += is_final(r->cmd);
-            lines_push(&then, describe(r->pkt.data, r->pkt.len));
+            lines_push(&then, describe(r->bytes, r->len));
             ms = r->ms;
         }
         /* Replies with no verdict among them: wait for as many. */
@@ -379,9 +383,10 @@ static int replay_file(const char *path, const char *socket, int timeout_s,
         rc = PMT_REPLAY_DIFFER;
     if (!quiet || rc != PMT_REPLAY_SAME)
         printf("%s: %s (%zu packets%s)\n", path,
-               rc == PMT_REPLAY_SAME ? "identical" : "differs", c.n,
-               c.complete ? "" : ", capture incomplete");
-    pmt_capture_free(&c);
+               rc == PMT_REPLAY_SAME ? "identical" : "differs", n,
+               pmc_capture_get_info(cap)->complete ? ""
+                                                   : ", capture incomplete");
+    pmc_capture_free(cap);
     return rc;
 }
 

@@ -59,6 +59,10 @@ typedef enum pmc_status {
     PMC_ERR_BAD_REPLY,      /* the filter sent a reply the MTA cannot take */
     PMC_ERR_IO,             /* a read or write on a descriptor failed */
     PMC_ERR_TIMEOUT,        /* no reply within the timeout */
+    /* Capture files (pmcore/capture.h). */
+    PMC_ERR_FORMAT,         /* not a capture file, a version this library
+                               does not read, or a record that does not
+                               parse */
     PMC_STATUS_COUNT
 } pmc_status;
 

@@ -26,6 +26,7 @@ static const char *const status_names[PMC_STATUS_COUNT] = {
     [PMC_ERR_BAD_REPLY] = "BAD_REPLY",
     [PMC_ERR_IO] = "IO",
     [PMC_ERR_TIMEOUT] = "TIMEOUT",
+    [PMC_ERR_FORMAT] = "FORMAT",
 };
 
 const char *pmc_status_name(pmc_status st)

@@ -3,8 +3,8 @@
  * bytes were read from it, bytes were written to it, it closes.  Nothing
  * here can fail a conversation: a capture that cannot be written is
  * dropped and counted. */
-#ifndef PMCORE_CAPTURE_H
-#define PMCORE_CAPTURE_H
+#ifndef PMCORE_SERVER_CAPTURE_H
+#define PMCORE_SERVER_CAPTURE_H
 
 #include "internal_server.h"
 

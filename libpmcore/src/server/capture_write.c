@@ -1,14 +1,15 @@
 /* The records of a capture file (docs/capture-format.md): the bytes of
  * each direction cut into packets, one line per packet, buffered and
  * written in large pieces.  Any write error is returned so the caller
- * drops the file; nothing here waits.
+ * drops the file; nothing here waits.  The escapes are the format's
+ * (proto/capture_format.c), which the reader undoes.
  *
  * This runs on every byte a captured server reads or writes, so it is
  * written for speed: a packet that arrived whole is escaped straight from
- * the read buffer, bodies go out verbatim as they arrive, and escaping
- * looks at 16 bytes at a time where SSE2 is there. */
+ * the read buffer, and bodies go out verbatim as they arrive. */
 #define _GNU_SOURCE
 #include "capture.h"
+#include "../proto/capture_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,15 +19,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 /* Written to the file once this much is buffered, and at the end. */
 #define CAP_FLUSH 65536
-/* A length above this is not a milter packet: the rest of the direction
- * is recorded as raw bytes. */
-#define CAP_MAX_PACKET (16u * 1024 * 1024)
 
 typedef struct framer {
     uint8_t hdr[5];     /* length (4 bytes, network order) and command */
@@ -51,14 +46,10 @@ struct pmci_capfile {
     framer fr[2];       /* 0: MTA to milter, 1: milter to MTA */
 };
 
-static void plain_init(void);
-
 pmci_capfile *pmci_capfile_new(int dirfd, const char *name)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     pmci_capfile *f = calloc(1, sizeof *f);
 
-    pthread_once(&once, plain_init);
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -121,136 +112,16 @@ static inline int put(pmci_capfile *f, const void *p, size_t n)
     return 0;
 }
 
-static const char HEX[] = "0123456789abcdef";
-
-/* What put_esc makes of the bytes. */
-enum {
-    ESC_PAYLOAD, /* printable ASCII but the backslash stands for itself */
-    ESC_TOKEN,   /* and the space and '=' are escaped too: they separate
-                    tokens, and names from values */
-    ESC_MACROS   /* a token, but each NUL ends a name (written '=') or a
-                    value (written ' '; nothing after the last) */
-};
-
-/* Which bytes stand for themselves, bit (1 << mode). */
-static uint8_t plain_tab[256];
-
-static void plain_init(void)
-{
-    for (int b = 0x20; b < 0x7f; b++)
-        if (b != '\\')
-            plain_tab[b] = b == ' ' || b == '=' ? 1 : 7;
-}
-
-/* Byte b at o as the format writes it; returns the end. */
-static uint8_t *esc1(uint8_t *o, uint8_t b)
-{
-    *o++ = '\\';
-    switch (b) {
-    case 0: *o++ = '0'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    default:
-        *o++ = 'x';
-        *o++ = (uint8_t)HEX[b >> 4];
-        *o++ = (uint8_t)HEX[b & 15];
-    }
-    return o;
-}
-
-/* p[0..n) escaped as mode says.  In ESC_MACROS, *nuls counts the NULs
- * (the caller checks the shape). */
+/* p[0..n) escaped as mode says (the rule is the format's own, shared
+ * with the reader).  In PMCI_PMCI_ESC_MACROS, *nuls counts the NULs (the
+ * caller checks the shape). */
 static int put_esc(pmci_capfile *f, const uint8_t *p, size_t n, int mode,
                    size_t *nuls)
 {
-    /* 16 bytes of slack: blocks are stored whole, then overwritten. */
-    uint8_t *o = room(f, n * 4 + 32), *start = o;
-    size_t i = 0, z = 0;
-
-    if (!o)
+    if (pmci_cap_escape(&f->out, p, n, mode, nuls) != PMC_OK) {
+        errno = ENOMEM;
         return -1;
-#ifdef __SSE2__
-    {
-        /* Signed compares: bytes from 0x80 up are negative, so "below
-         * 0x20" catches them with the control characters. */
-        const __m128i lo = _mm_set1_epi8(mode ? 0x21 : 0x20);
-        const __m128i del = _mm_set1_epi8(0x7f);
-        const __m128i bs = _mm_set1_epi8('\\');
-        const __m128i eq = _mm_set1_epi8(mode ? '=' : '\\');
-        uint8_t tmp[32] = {0}; /* defined bytes past a short string */
-
-        while (i < n) {
-            unsigned r = n - i < 16 ? (unsigned)(n - i) : 16, pos = 0;
-            unsigned off = 0; /* where the block starts in tmp */
-            __m128i v;
-            unsigned mask;
-            if (r == 16) {
-                v = _mm_loadu_si128((const __m128i *)(p + i));
-            } else if (n >= 16) {
-                /* The last 16 bytes, of which the first 16 - r were
-                 * done: no copy, no read past the end. */
-                off = 16 - r;
-                v = _mm_loadu_si128((const __m128i *)(p + n - 16));
-            } else {
-                memcpy(tmp, p, n);
-                v = _mm_loadu_si128((const __m128i *)tmp);
-            }
-            mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                _mm_or_si128(_mm_cmplt_epi8(v, lo), _mm_cmpeq_epi8(v, del)),
-                _mm_or_si128(_mm_cmpeq_epi8(v, bs), _mm_cmpeq_epi8(v, eq))));
-            mask = (mask >> off) & ((1u << r) - 1);
-            _mm_storeu_si128((__m128i *)tmp, v);
-            _mm_storeu_si128((__m128i *)o,
-                             _mm_loadu_si128((const __m128i *)(tmp + off)));
-            if (mask == 0) {
-                o += r;
-                i += r;
-                continue;
-            }
-            do {
-                unsigned k = (unsigned)__builtin_ctz(mask);
-                uint8_t b = tmp[off + k];
-                _mm_storeu_si128((__m128i *)o,
-                                 _mm_loadu_si128(
-                                     (const __m128i *)(tmp + off + pos)));
-                o += k - pos;
-                if (b == 0 && mode == ESC_MACROS) {
-                    if (i + k + 1 < n)
-                        *o++ = z % 2 ? ' ' : '=';
-                    z++;
-                } else {
-                    o = esc1(o, b);
-                }
-                pos = k + 1;
-                mask &= mask - 1;
-            } while (mask);
-            _mm_storeu_si128((__m128i *)o,
-                             _mm_loadu_si128((const __m128i *)(tmp + off + pos)));
-            o += r - pos;
-            i += r;
-        }
     }
-#else
-    {
-        uint8_t bit = (uint8_t)(1u << mode);
-        for (; i < n; i++) {
-            if (plain_tab[p[i]] & bit) {
-                *o++ = p[i];
-            } else if (p[i] == 0 && mode == ESC_MACROS) {
-                if (i + 1 < n)
-                    *o++ = z % 2 ? ' ' : '=';
-                z++;
-            } else {
-                o = esc1(o, p[i]);
-            }
-        }
-    }
-#endif
-    if (nuls)
-        *nuls = z;
-    f->out.len += (size_t)(o - start);
     return 0;
 }
 
@@ -314,11 +185,11 @@ int pmci_capfile_start(pmci_capfile *f, const pmc_conn_info *ci,
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (put_fmt(f, "pmcore-capture 1\n0 start time=%s.%03ldZ pid=%ld "
+    if (put_fmt(f, PMCI_CAP_FIRST_LINE "0 start time=%s.%03ldZ pid=%ld "
                 "conn=%llu family=%s port=%u peer=", when,
                 ts.tv_nsec / 1000000, (long)getpid(),
                 (unsigned long long)ci->id, fam, (unsigned)ci->peer_port) ||
-        put_esc(f, (const uint8_t *)ci->peer, strlen(ci->peer), ESC_TOKEN,
+        put_esc(f, (const uint8_t *)ci->peer, strlen(ci->peer), PMCI_ESC_TOKEN,
                 NULL) ||
         put(f, "\n", 1))
         return -1;
@@ -340,10 +211,10 @@ static int put_macros(pmci_capfile *f, const uint8_t *p, size_t n)
 
     if (n == 0 || (n > 1 && p[n - 1] != 0))
         return 1;
-    if (put(f, "macros ", 7) || put_esc(f, p, 1, ESC_TOKEN, NULL))
+    if (put(f, "macros ", 7) || put_esc(f, p, 1, PMCI_ESC_TOKEN, NULL))
         return -1;
     if (n > 1 && (put(f, " ", 1) ||
-                  put_esc(f, p + 1, n - 1, ESC_MACROS, &nuls)))
+                  put_esc(f, p + 1, n - 1, PMCI_ESC_MACROS, &nuls)))
         return -1;
     if (nuls % 2) {
         /* A name without a value: not the shape; undo. */
@@ -363,7 +234,7 @@ static int put_options(pmci_capfile *f, const uint8_t *p, size_t n)
                 (unsigned)be32(p), (unsigned)be32(p + 4),
                 (unsigned)be32(p + 8)))
         return -1;
-    if (n > 12 && (put(f, " rest=", 6) || put_esc(f, p + 12, n - 12, ESC_TOKEN, NULL)))
+    if (n > 12 && (put(f, " rest=", 6) || put_esc(f, p + 12, n - 12, PMCI_ESC_TOKEN, NULL)))
         return -1;
     return 0;
 }
@@ -386,14 +257,14 @@ static int record(pmci_capfile *f, int dir, long long t, uint8_t cmd,
         uint8_t *o = room(f, 8);
         if (!o)
             return -1;
-        if (plain_tab[cmd] & 2)
+        if (pmci_cap_plain(cmd, PMCI_ESC_TOKEN))
             *o++ = cmd;
         else
-            o = esc1(o, cmd);
+            o = pmci_cap_esc1(o, cmd);
         if (n)
             *o++ = ' ';
         f->out.len = (size_t)(o - f->out.data);
-        if (n && put_esc(f, p, n, ESC_PAYLOAD, NULL))
+        if (n && put_esc(f, p, n, PMCI_ESC_PAYLOAD, NULL))
             return -1;
     }
     return put(f, "\n", 1);
@@ -404,7 +275,7 @@ static int raw(pmci_capfile *f, int dir, const uint8_t *p, size_t n,
                long long now_ms)
 {
     if (head(f, now_ms, dir) || put(f, "raw ", 4) ||
-        put_esc(f, p, n, ESC_PAYLOAD, NULL) ||
+        put_esc(f, p, n, PMCI_ESC_PAYLOAD, NULL) ||
         put(f, "\n", 1))
         return -1;
     return 0;
@@ -426,7 +297,7 @@ static int packet_start(pmci_capfile *f, int dir, framer *fr,
     int k;
 
     fr->need = be32(fr->hdr);
-    if (fr->need == 0 || fr->need > CAP_MAX_PACKET) {
+    if (fr->need == 0 || fr->need > PMCI_CAP_MAX_PACKET) {
         fr->raw = 1;
         return raw(f, dir, fr->hdr, 5, now_ms);
     }
