@@ -254,8 +254,9 @@ typedef struct pmc_server_config {
      * PMCORE_METRICS, and none when that is unset or empty.  The endpoint
      * runs in a thread of its own in the process that calls
      * pmc_server_run (the master in PREFORK and FORK) from the start of
-     * the run to its end, one request at a time, each with a 2 s limit for
-     * reading the request and writing the answer.  A spec that does not
+     * the run to its end; it reads up to 16 peers at once, each with a 2 s
+     * limit for sending the request and reading the answer (the oldest
+     * gives its place up to a new peer when all are taken).  A spec that does not
      * parse or cannot be listened on makes pmc_server_run fail at once,
      * with a message that names it. */
     const char *metrics_listen;

@@ -1,8 +1,9 @@
 /* The /metrics and /health endpoint: a thread of its own beside the run,
  * so a scrape never waits for a handler and the loop never waits for a
- * scraper.  One request at a time, each with a deadline: what a scraper
- * or a health checker needs, and nothing a hostile peer can hold longer
- * than the deadline.  Only the process that started it serves: a forked
+ * scraper.  Up to 16 peers are read at once, each with its own deadline,
+ * and answered as soon as their request has ended: a silent or slow peer
+ * holds one slot for the deadline at most, and gives it up earlier to a
+ * new peer when all are taken.  Only the process that started it serves: a forked
  * worker or child closes its copy of the sockets at once (atfork). */
 #define _GNU_SOURCE
 #include "internal_server.h"
@@ -95,31 +96,6 @@ static int wait_fd(pmci_http *h, int fd, short ev, long long deadline)
     }
 }
 
-/* Read until the end of the request's headers: its length, or 0 (closed,
- * too long, too slow, stop). */
-static size_t read_request(pmci_http *h, int fd, char *req,
-                           long long deadline)
-{
-    size_t n = 0;
-
-    while (n < REQ_MAX - 1) {
-        ssize_t r;
-
-        if (!wait_fd(h, fd, POLLIN, deadline))
-            return 0;
-        r = recv(fd, req + n, REQ_MAX - 1 - n, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return 0;
-        n += (size_t)r;
-        req[n] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            return n;
-    }
-    return 0;
-}
-
 static void write_all(pmci_http *h, int fd, const char *p, size_t n,
                       long long deadline)
 {
@@ -191,41 +167,124 @@ static void answer(pmci_http *h, int fd, const char *req, long long deadline)
     pmc_buf_free(&msg);
 }
 
-static void serve_one(pmci_http *h, int fd)
-{
-    char req[REQ_MAX];
-    long long deadline = pmci_now_ms() + DEADLINE_MS;
+/* The clients being read, each with its own deadline, so a silent or
+ * slow peer holds only its slot.  When every slot is taken, a new
+ * connection takes the oldest one's place. */
+#define SLOTS 16
 
-    if (read_request(h, fd, req, deadline) > 0)
-        answer(h, fd, req, deadline);
+typedef struct client {
+    int fd;                  /* -1: free */
+    long long deadline;
+    size_t len;
+    char req[REQ_MAX];
+} client;
+
+static void drop(client *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Read what c's peer sent; answer once the request's headers ended.
+ * Done (answered, closed, or too long) frees the slot. */
+static void on_readable(pmci_http *h, client *c)
+{
+    ssize_t r = recv(c->fd, c->req + c->len, REQ_MAX - 1 - c->len, 0);
+
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (r <= 0) {
+        drop(c);
+        return;
+    }
+    c->len += (size_t)r;
+    c->req[c->len] = '\0';
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+        answer(h, c->fd, c->req, c->deadline);
+    else if (c->len < REQ_MAX - 1)
+        return;
+    drop(c); /* answered, or a request that does not end */
 }
 
 static void *http_main(void *arg)
 {
     pmci_http *h = arg;
+    client cl[SLOTS];
+    struct pollfd p[SLOTS + 2];
+    int who[SLOTS + 2];
 
+    for (int i = 0; i < SLOTS; i++)
+        cl[i].fd = -1;
     for (;;) {
-        struct pollfd p[2] = {{h->lfd, POLLIN, 0}, {h->wake[0], POLLIN, 0}};
-        int fd;
+        long long now = pmci_now_ms(), next = -1;
+        int n = 0, used = 0, free_slot = -1, ready;
 
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
+        p[n].fd = h->wake[0];
+        p[n].events = POLLIN;
+        who[n++] = -2;
+        for (int i = 0; i < SLOTS; i++) {
+            if (cl[i].fd < 0) {
+                free_slot = free_slot < 0 ? i : free_slot;
                 continue;
-            break;
+            }
+            if (cl[i].deadline <= now) {
+                drop(&cl[i]); /* too slow */
+                free_slot = free_slot < 0 ? i : free_slot;
+                continue;
+            }
+            used++;
+            if (next < 0 || cl[i].deadline < next)
+                next = cl[i].deadline;
+            p[n].fd = cl[i].fd;
+            p[n].events = POLLIN;
+            who[n++] = i;
         }
-        if (p[1].revents)
+        /* Always accepting: with every slot taken the oldest peer makes
+         * room, so a flood of silent peers cannot keep a scraper waiting
+         * behind them. */
+        p[n].fd = h->lfd;
+        p[n].events = POLLIN;
+        who[n++] = -1;
+        (void)used;
+        ready = poll(p, (nfds_t)n, next < 0 ? -1 : (int)(next - now));
+        if (ready < 0 && errno != EINTR)
             break;
-        fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            /* Out of descriptors and the like: give the process a moment
-             * rather than spin on a listener that stays readable. */
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                poll(p + 1, 1, 100);
+        if (ready <= 0)
             continue;
+        if (p[0].revents)
+            break;
+        for (int k = 1; k < n; k++) {
+            if (!p[k].revents)
+                continue;
+            if (who[k] >= 0) {
+                on_readable(h, &cl[who[k]]);
+                continue;
+            }
+            int fd = accept4(h->lfd, NULL, NULL,
+                             SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd >= 0) {
+                if (free_slot < 0 || cl[free_slot].fd >= 0) {
+                    free_slot = 0;
+                    for (int i = 1; i < SLOTS; i++)
+                        if (cl[i].deadline < cl[free_slot].deadline)
+                            free_slot = i;
+                    drop(&cl[free_slot]);
+                }
+                cl[free_slot].fd = fd;
+                cl[free_slot].len = 0;
+                cl[free_slot].deadline = pmci_now_ms() + DEADLINE_MS;
+            } else if (errno != EAGAIN && errno != EINTR &&
+                       errno != ECONNABORTED) {
+                /* Out of descriptors and the like: give the process a
+                 * moment rather than spin on a listener that stays
+                 * readable. */
+                poll(p, 1, 100);
+            }
         }
-        serve_one(h, fd);
-        close(fd);
     }
+    for (int i = 0; i < SLOTS; i++)
+        if (cl[i].fd >= 0)
+            drop(&cl[i]);
     return NULL;
 }
 
@@ -252,7 +311,7 @@ pmc_status pmci_http_start(pmc_server *srv, pmc_error *err)
                               "%s: out of memory", what);
     h->srv = srv;
     h->wake[0] = h->wake[1] = -1;
-    if ((h->lfd = pmc_listen(spec, 0, 16, &e)) < 0) {
+    if ((h->lfd = pmc_listen(spec, 0, 0, &e)) < 0) {
         free(h);
         return pmci_set_error(err ? err : &e, PMC_ERR_IO, 0, "%s=%s: %s",
                               what, spec, e.message);
