@@ -19,8 +19,8 @@ RECOVER_S = 2.0
 FD_SLACK = 2
 
 
-def assert_recovered(srv, case):
-    ok, fds, conns, took = srv.recovered(RECOVER_S, FD_SLACK)
+def assert_recovered(srv, case, within=RECOVER_S):
+    ok, fds, conns, took = srv.recovered(within, FD_SLACK)
     detail = h.live_tcp(srv.port, detail=True) if srv.port else {}
     assert ok, ('%s: %s: after %.1f s the server holds %d descriptors (baseline %d) '
                 'and %d connections %s' % (srv.kind.name, case, took, fds,
@@ -414,6 +414,15 @@ def test_sigterm_after_gone_peer_in_message(kind, tmp_path, how):
 BURST = 2000
 
 
+def burst_window(srv):
+    """How long a burst of BURST connects may take to be released.  A
+    server that forks a process per connection (Perl's postfork default)
+    starts and reaps one process per connect, about a millisecond each on
+    two cores, however soon the peer went: 2 s plus 1.5 ms per connect.
+    The time it took is recorded with the figures."""
+    return RECOVER_S + (0.0015 * BURST if srv.kind.forks else 0.0)
+
+
 def test_burst_handshake(srv):
     took, ok, failed = h.burst(srv, BURST, deadline=10)
     record('%-14s burst: %d connects, handshakes done in %s (%d failed)' % (
@@ -424,7 +433,11 @@ def test_burst_handshake(srv):
                              'retransmit (listen backlog too small?)' % (BURST, took))
     finally:
         # Recovery is checked even when the timing failed.
-        assert_recovered(srv, 'a burst of %d connects' % BURST)
+        t0 = time.monotonic()
+        assert_recovered(srv, 'a burst of %d connects' % BURST,
+                         burst_window(srv))
+        record('%-14s burst: released in %.2f s' % (
+            srv.kind.name, time.monotonic() - t0))
 
 
 def test_memory_after_bursts(srv):
@@ -439,7 +452,7 @@ def test_memory_after_bursts(srv):
     for i in range(rounds):
         took, ok, failed = h.burst(srv, BURST, deadline=15)
         assert not failed, 'burst %d: %d connects failed' % (i, failed)
-        assert_recovered(srv, 'burst %d' % i)
+        assert_recovered(srv, 'burst %d' % i, burst_window(srv))
         rss.append(srv.rss_kb())
     record('%-14s memory: RSS after %d bursts of %d (KiB): %s' % (
         srv.kind.name, rounds, BURST, ' '.join(map(str, rss))))
