@@ -573,9 +573,11 @@ def cut(server, data, off, how, eof_within=2.0):
             s.close()
 
 
-def burst(server, n, hold=0.0, deadline=10.0):
+def burst(server, n, hold=0.0, deadline=10.0, until=None):
     """n non-blocking connects at once; seconds until every handshake
     completed (None if some did not by the deadline), then all are reset.
+    With until, the connections are held (at most hold seconds) until
+    until() is true, e.g. until the server has accepted every one.
     Returns (seconds, completed, failed)."""
     import selectors
     sel = selectors.DefaultSelector()
@@ -606,8 +608,11 @@ def burst(server, n, hold=0.0, deadline=10.0):
                 if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                     failed += 1
         took = time.monotonic() - t0 if not pending else None
-        if hold:
-            time.sleep(hold)
+        hold_end = time.monotonic() + hold
+        while hold and time.monotonic() < hold_end:
+            if until is not None and until():
+                break
+            time.sleep(0.01)
         return took, n - pending - failed, failed + pending
     finally:
         sel.close()
