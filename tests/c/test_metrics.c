@@ -7,10 +7,9 @@ static char dir[64];
 
 /* Send req (length n) to the endpoint, read the whole answer into out
  * (NUL-terminated).  Returns the length read, or -1. */
-static int http_raw(const char *path, const char *req, size_t n, char *out,
-                    size_t cap)
+static int http_raw_fd(int fd, const char *req, size_t n, char *out,
+                       size_t cap)
 {
-    int fd = dial_unix(path);
     size_t got = 0;
     ssize_t r;
 
@@ -25,6 +24,12 @@ static int http_raw(const char *path, const char *req, size_t n, char *out,
     out[got] = '\0';
     close(fd);
     return (int)got;
+}
+
+static int http_raw(const char *path, const char *req, size_t n, char *out,
+                    size_t cap)
+{
+    return http_raw_fd(dial_unix(path), req, n, out, cap);
 }
 
 static int http_get(const char *path, const char *target, char *out,
@@ -346,6 +351,83 @@ static void test_hostile(void)
     srv_stop(&t, 0);
 }
 
+/* A scraper over TCP that does not read: its answer waits in the
+ * endpoint (more than the socket buffers hold), the loop serves the MTA
+ * and other scrapers meanwhile, and the whole answer arrives once it
+ * reads. */
+static void test_slow_reader(void)
+{
+    pmc_server_config cfg;
+    app a;
+    tsrv t;
+    static char spec[64];
+    char text[65536], *big;
+    int lfd, slow, hdr = 0, rcv = 1024, got = 0, r, free_fd;
+    uint16_t mport;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+    long long t0, clen = -1;
+    const char *body;
+
+    /* A free port for the endpoint (which has no port 0 to report). */
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    free_fd = socket(AF_INET, SOCK_STREAM, 0);
+    bind(free_fd, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(free_fd, (struct sockaddr *)&sa, &sl);
+    mport = ntohs(sa.sin_port);
+    close(free_fd);
+    snprintf(spec, sizeof spec, "inet:%u@127.0.0.1", mport);
+    memset(&a, 0, sizeof a);
+    base_config(&cfg, &a);
+    cfg.metrics_listen = spec;
+    lfd = srv_start(&t, &cfg, "inet:0@127.0.0.1");
+    if (!CHECK(lfd >= 0, "slow reader: server started"))
+        return;
+    slow = -1;
+    for (int i = 0; i < 200 && slow < 0; i++) {
+        slow = socket(AF_INET, SOCK_STREAM, 0);
+        setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+        if (connect(slow, (struct sockaddr *)&sa, sizeof sa) != 0) {
+            close(slow);
+            slow = -1;
+            sleep_ms(5);
+        }
+    }
+    {
+        static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+        send(slow, req, sizeof req - 1, MSG_NOSIGNAL);
+    }
+    sleep_ms(100);
+    t0 = now_ms();
+    CHECK(full_conv(dial_inet("127.0.0.1", port_of(lfd)), &hdr) == 'c' && hdr &&
+              now_ms() - t0 < 1000,
+          "a scraper that does not read: the milter still answers the MTA");
+    {
+        static const char req[] = "GET /health HTTP/1.0\r\n\r\n";
+        int fd = dial_inet("127.0.0.1", mport);
+        CHECK(http_raw_fd(fd, req, sizeof req - 1, text, sizeof text) > 0 &&
+                  !strncmp(text, "HTTP/1.0 200", 12),
+              "and another scraper is answered");
+    }
+    big = malloc(1 << 20);
+    while (big && got < (1 << 20) - 1 &&
+           (r = (int)recv(slow, big + got, (size_t)((1 << 20) - 1 - got), 0)) > 0)
+        got += r;
+    if (big) {
+        big[got] = '\0';
+        if ((body = strstr(big, "\r\n\r\n")) &&
+            strstr(big, "Content-Length: "))
+            clen = atoll(strstr(big, "Content-Length: ") + 16);
+        CHECK(body && clen > 0 && (long long)(got - (body + 4 - big)) == clen &&
+                  strstr(body, "pmcore_messages_total"),
+              "the slow scraper gets the whole answer (%d bytes, body %lld)",
+              got, clen);
+    }
+    free(big);
+    close(slow);
+    srv_stop(&t, 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -358,6 +440,7 @@ int main(void)
     test_no_workers();
     test_bad_specs();
     test_hostile();
+    test_slow_reader();
     rmdir(dir);
     return tap_done();
 }

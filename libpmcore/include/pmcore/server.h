@@ -251,14 +251,16 @@ typedef struct pmc_server_config {
     /* Where to answer HTTP GET /metrics (pmc_server_metrics_text) and
      * GET /health (pmc_server_health), as a socket spec (inet:PORT@ADDR,
      * inet6:PORT@ADDR or unix:PATH); NULL = the environment variable
-     * PMCORE_METRICS, and none when that is unset or empty.  The endpoint
-     * runs in a thread of its own in the process that calls
-     * pmc_server_run (the master in PREFORK and FORK) from the start of
-     * the run to its end; it reads up to 16 peers at once, each with a 2 s
-     * limit for sending the request and reading the answer (the oldest
-     * gives its place up to a new peer when all are taken).  A spec that does not
-     * parse or cannot be listened on makes pmc_server_run fail at once,
-     * with a message that names it. */
+     * PMCORE_METRICS, and none when that is unset or empty.  The event
+     * loop of the process that calls pmc_server_run (the master in
+     * PREFORK and FORK) serves it, from the start of the run to its end,
+     * between the steps of connections and with no thread of its own: in
+     * LOOP, a handler that blocks delays the answers, so a hung milter
+     * stops answering /health.  Up to 16 peers are served at once, each
+     * with a 2 s limit for sending the request and reading the answer (the
+     * oldest gives its place up to a new peer when all are taken).  A spec
+     * that does not parse or cannot be listened on makes pmc_server_run
+     * fail at once, with a message that names it. */
     const char *metrics_listen;
 
     /* Capture (docs/capture-format.md): when capture_dir is set, every

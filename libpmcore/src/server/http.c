@@ -1,64 +1,79 @@
-/* The /metrics and /health endpoint: a thread of its own beside the run,
- * so a scrape never waits for a handler and the loop never waits for a
- * scraper.  Up to 16 peers are read at once, each with its own deadline,
- * and answered as soon as their request has ended: a silent or slow peer
+/* The /metrics and /health endpoint, served by the run's event loop like
+ * any other socket.  A thread of its own would make the whole process
+ * multi-threaded, and glibc then takes its slower locked paths in every
+ * system call and allocation: about 2,500 instructions a message on
+ * bench-c's milter, past the 2% the metrics may cost.  In the loop, the
+ * endpoint answers between two steps; a loop stuck in a callback stops
+ * answering /health too, which is what a load balancer should see.
+ *
+ * Up to 16 peers are served at once, each with its own deadline, and
+ * answered as soon as their request has ended: a silent or slow peer
  * holds one slot for the deadline at most, and gives it up earlier to a
- * new peer when all are taken.  Only the process that started it serves: a forked
- * worker or child closes its copy of the sockets at once (atfork). */
+ * new peer when all are taken.  Only the process that started it serves: a
+ * forked worker or child closes its copy of the sockets at once (atfork). */
 #define _GNU_SOURCE
 #include "internal_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define REQ_MAX 4096         /* a request line and headers, at most */
 #define DEADLINE_MS 2000     /* to read a request and write the answer */
+#define SLOTS 16
+#define PAUSE_MS 100         /* out of descriptors: accept again after */
 
-typedef struct pmci_http {
+typedef struct client {
+    pmci_item it;            /* fd -1: free */
+    long long deadline;
+    size_t len;              /* of req */
+    pmc_buf out;             /* the answer, once the request ended */
+    size_t sent;
+    char req[REQ_MAX];
+} client;
+
+struct pmci_http {
+    pmci_item lit;           /* the listener */
     pmc_server *srv;
-    int lfd;
-    int wake[2];             /* a byte in wake[1] stops the thread */
-    pthread_t th;
+    pmci_loop *l;            /* the loop that serves it, or NULL */
+    int listening;           /* lit is in the loop's epoll set */
+    long long paused_until;  /* accept4 ran out of descriptors: 0 or when
+                                to listen again */
     char unlink_path[108];   /* unix: the path we created, else "" */
-} pmci_http;
+    client cl[SLOTS];
+};
 
-/* The endpoint of this process, for the fork handlers: one server per
- * process runs with metrics (a second one starting finds it taken). */
+/* The endpoint of this process, for the fork handler: one server per
+ * process serves metrics (a second one starting finds it taken). */
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
 static pmci_http *active;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-/* The stats lock is held across fork, so a child never inherits it taken
- * by the scraping thread, which does not exist in the child. */
-static void fork_prepare(void)
+static void close_all(pmci_http *h)
 {
-    pthread_mutex_lock(&active_mu);
-    if (active)
-        pthread_mutex_lock(&active->srv->mu);
+    for (int i = 0; i < SLOTS; i++) {
+        if (h->cl[i].it.fd >= 0)
+            close(h->cl[i].it.fd);
+        pmc_buf_free(&h->cl[i].out);
+    }
+    close(h->lit.fd);
 }
 
-static void fork_parent(void)
-{
-    if (active)
-        pthread_mutex_unlock(&active->srv->mu);
-    pthread_mutex_unlock(&active_mu);
-}
+static void fork_prepare(void) { pthread_mutex_lock(&active_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&active_mu); }
 
+/* Not this process's endpoint: the sockets go, the listener stays the
+ * parent's (and its unix path too). */
 static void fork_child(void)
 {
     if (active) {
-        pthread_mutex_unlock(&active->srv->mu);
-        close(active->lfd);
-        close(active->wake[0]);
-        close(active->wake[1]);
-        active->srv->http = NULL; /* the thread is not in this process */
+        close_all(active);
+        active->srv->http = NULL;
         free(active);
         active = NULL;
     }
@@ -70,48 +85,11 @@ static void register_atfork(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static long long left_ms(long long deadline)
+static void drop(client *c)
 {
-    long long d = deadline - pmci_now_ms();
-    return d > 0 ? d : 0;
-}
-
-/* Wait for fd to be ready for ev, or for the stop.  1 ready, 0 not (the
- * deadline passed, or the stop came). */
-static int wait_fd(pmci_http *h, int fd, short ev, long long deadline)
-{
-    for (;;) {
-        struct pollfd p[2] = {{fd, ev, 0}, {h->wake[0], POLLIN, 0}};
-        long long ms = left_ms(deadline);
-        int n;
-
-        if (ms == 0)
-            return 0;
-        n = poll(p, 2, (int)ms);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || p[1].revents)
-            return 0;
-        return 1;
-    }
-}
-
-static void write_all(pmci_http *h, int fd, const char *p, size_t n,
-                      long long deadline)
-{
-    while (n > 0) {
-        ssize_t w;
-
-        if (!wait_fd(h, fd, POLLOUT, deadline))
-            return;
-        w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
+    close(c->it.fd);
+    c->it.fd = -1;
+    pmc_buf_free(&c->out);
 }
 
 /* The target of a "GET /path HTTP/1.x" line, up to '?' or the blank:
@@ -121,14 +99,15 @@ static int target_is(const char *t, size_t len, const char *path)
     return len == strlen(path) && memcmp(t, path, len) == 0;
 }
 
-static void answer(pmci_http *h, int fd, const char *req, long long deadline)
+/* The whole answer to req, into out. */
+static int answer(pmci_http *h, const char *req, pmc_buf *out)
 {
     const char *sp = strchr(req, ' '), *t, *end;
     const char *status = "404 Not Found", *type = "text/plain";
-    pmc_buf body = {0}, msg = {0};
+    pmc_buf body = {0};
     char head[256];
     size_t tl;
-    int get, n, code;
+    int get, n, ok;
 
     get = sp && ((sp - req == 3 && memcmp(req, "GET", 3) == 0) ||
                  (sp - req == 4 && memcmp(req, "HEAD", 4) == 0));
@@ -148,8 +127,8 @@ static void answer(pmci_http *h, int fd, const char *req, long long deadline)
     } else if (target_is(t, tl, "/health")) {
         pmc_health hs = pmc_server_health(h->srv);
         const char *word = pmc_health_name(hs);
-        code = pmc_health_http_status(hs);
-        status = code == 200 ? "200 OK" : "503 Service Unavailable";
+        status = pmc_health_http_status(hs) == 200 ? "200 OK"
+                                                   : "503 Service Unavailable";
         pmc_buf_append(&body, word, strlen(word));
         pmc_buf_append(&body, "\n", 1);
     } else {
@@ -159,37 +138,39 @@ static void answer(pmci_http *h, int fd, const char *req, long long deadline)
                  "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                  "Connection: close\r\n\r\n",
                  status, type, body.len);
-    if (pmc_buf_append(&msg, head, (size_t)n) == PMC_OK &&
-        (req[0] == 'H' ||
-         pmc_buf_append(&msg, body.data, body.len) == PMC_OK))
-        write_all(h, fd, (const char *)msg.data, msg.len, deadline);
+    ok = pmc_buf_append(out, head, (size_t)n) == PMC_OK &&
+         (req[0] == 'H' || pmc_buf_append(out, body.data, body.len) == PMC_OK);
     pmc_buf_free(&body);
-    pmc_buf_free(&msg);
+    return ok;
 }
 
-/* The clients being read, each with its own deadline, so a silent or
- * slow peer holds only its slot.  When every slot is taken, a new
- * connection takes the oldest one's place. */
-#define SLOTS 16
-
-typedef struct client {
-    int fd;                  /* -1: free */
-    long long deadline;
-    size_t len;
-    char req[REQ_MAX];
-} client;
-
-static void drop(client *c)
+/* Send what is left of c's answer; done (all sent, or the peer failed)
+ * frees the slot, else the loop waits for room to write. */
+static void send_out(pmci_http *h, client *c)
 {
-    close(c->fd);
-    c->fd = -1;
+    while (c->sent < c->out.len) {
+        ssize_t w = send(c->it.fd, c->out.data + c->sent,
+                         c->out.len - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            struct epoll_event e = {.events = EPOLLOUT, .data.ptr = &c->it};
+            if (epoll_ctl(h->l->ep, EPOLL_CTL_MOD, c->it.fd, &e) != 0)
+                break;
+            return;
+        }
+        if (w <= 0)
+            break;
+        c->sent += (size_t)w;
+    }
+    drop(c);
 }
 
-/* Read what c's peer sent; answer once the request's headers ended.
- * Done (answered, closed, or too long) frees the slot. */
+/* Read what c's peer sent; answer once the request's headers ended. */
 static void on_readable(pmci_http *h, client *c)
 {
-    ssize_t r = recv(c->fd, c->req + c->len, REQ_MAX - 1 - c->len, 0);
+    ssize_t r = recv(c->it.fd, c->req + c->len, REQ_MAX - 1 - c->len,
+                     MSG_DONTWAIT);
 
     if (r < 0 && (errno == EINTR || errno == EAGAIN))
         return;
@@ -199,93 +180,125 @@ static void on_readable(pmci_http *h, client *c)
     }
     c->len += (size_t)r;
     c->req[c->len] = '\0';
-    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
-        answer(h, c->fd, c->req, c->deadline);
-    else if (c->len < REQ_MAX - 1)
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
+        if (answer(h, c->req, &c->out)) {
+            c->sent = 0;
+            send_out(h, c);
+            return;
+        }
+    } else if (c->len < REQ_MAX - 1) {
         return;
-    drop(c); /* answered, or a request that does not end */
+    }
+    drop(c); /* out of memory, or a request that does not end */
 }
 
-static void *http_main(void *arg)
+static void listen_on(pmci_http *h, int on)
 {
-    pmci_http *h = arg;
-    client cl[SLOTS];
-    struct pollfd p[SLOTS + 2];
-    int who[SLOTS + 2];
+    if (on == h->listening)
+        return;
+    if (on ? pmci_loop_add(h->l, &h->lit, EPOLLIN) == 0
+           : epoll_ctl(h->l->ep, EPOLL_CTL_DEL, h->lit.fd, NULL) == 0)
+        h->listening = on;
+}
 
-    for (int i = 0; i < SLOTS; i++)
-        cl[i].fd = -1;
-    for (;;) {
-        long long now = pmci_now_ms(), next = -1;
-        int n = 0, used = 0, free_slot = -1, ready;
+/* Something of the endpoint is due at t: the loop looks then. */
+static void due_at(pmci_loop *l, long long t)
+{
+    if (t < l->http_due)
+        l->http_due = t;
+    if (t < l->due)
+        l->due = t;
+}
 
-        p[n].fd = h->wake[0];
-        p[n].events = POLLIN;
-        who[n++] = -2;
-        for (int i = 0; i < SLOTS; i++) {
-            if (cl[i].fd < 0) {
-                free_slot = free_slot < 0 ? i : free_slot;
-                continue;
+/* Take the connections waiting.  With every slot taken, the peer nearest
+ * its deadline makes room, so a flood of silent peers cannot keep a
+ * scraper waiting behind them. */
+static void on_accept(pmci_http *h)
+{
+    for (int k = 0; k < SLOTS; k++) {
+        int fd = accept4(h->lit.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        client *c = NULL;
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* The listener stays readable: not again at once. */
+                listen_on(h, 0);
+                h->paused_until = pmci_now_ms() + PAUSE_MS;
+                due_at(h->l, h->paused_until);
             }
-            if (cl[i].deadline <= now) {
-                drop(&cl[i]); /* too slow */
-                free_slot = free_slot < 0 ? i : free_slot;
-                continue;
-            }
-            used++;
-            if (next < 0 || cl[i].deadline < next)
-                next = cl[i].deadline;
-            p[n].fd = cl[i].fd;
-            p[n].events = POLLIN;
-            who[n++] = i;
+            return;
         }
-        /* Always accepting: with every slot taken the oldest peer makes
-         * room, so a flood of silent peers cannot keep a scraper waiting
-         * behind them. */
-        p[n].fd = h->lfd;
-        p[n].events = POLLIN;
-        who[n++] = -1;
-        (void)used;
-        ready = poll(p, (nfds_t)n, next < 0 ? -1 : (int)(next - now));
-        if (ready < 0 && errno != EINTR)
-            break;
-        if (ready <= 0)
+        for (int i = 0; i < SLOTS && !c; i++)
+            if (h->cl[i].it.fd < 0)
+                c = &h->cl[i];
+        if (!c) {
+            c = &h->cl[0];
+            for (int i = 1; i < SLOTS; i++)
+                if (h->cl[i].deadline < c->deadline)
+                    c = &h->cl[i];
+            drop(c);
+        }
+        c->it.fd = fd;
+        c->len = 0;
+        c->sent = 0;
+        c->deadline = pmci_now_ms() + DEADLINE_MS;
+        if (pmci_loop_add(h->l, &c->it, EPOLLIN) != 0) {
+            drop(c);
             continue;
-        if (p[0].revents)
-            break;
-        for (int k = 1; k < n; k++) {
-            if (!p[k].revents)
-                continue;
-            if (who[k] >= 0) {
-                on_readable(h, &cl[who[k]]);
-                continue;
-            }
-            int fd = accept4(h->lfd, NULL, NULL,
-                             SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd >= 0) {
-                if (free_slot < 0 || cl[free_slot].fd >= 0) {
-                    free_slot = 0;
-                    for (int i = 1; i < SLOTS; i++)
-                        if (cl[i].deadline < cl[free_slot].deadline)
-                            free_slot = i;
-                    drop(&cl[free_slot]);
-                }
-                cl[free_slot].fd = fd;
-                cl[free_slot].len = 0;
-                cl[free_slot].deadline = pmci_now_ms() + DEADLINE_MS;
-            } else if (errno != EAGAIN && errno != EINTR &&
-                       errno != ECONNABORTED) {
-                /* Out of descriptors and the like: give the process a
-                 * moment rather than spin on a listener that stays
-                 * readable. */
-                poll(p, 1, 100);
-            }
         }
+        due_at(h->l, c->deadline);
     }
-    for (int i = 0; i < SLOTS; i++)
-        if (cl[i].fd >= 0)
-            drop(&cl[i]);
-    return NULL;
+}
+
+void pmci_http_event(pmci_loop *l, pmci_item *it, uint32_t ev)
+{
+    pmci_http *h = l->http;
+    client *c;
+
+    if (it == &h->lit) {
+        on_accept(h);
+        return;
+    }
+    c = (client *)it;
+    if (c->out.len)
+        send_out(h, c);
+    else if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        on_readable(h, c);
+}
+
+long long pmci_http_expire(pmci_loop *l, long long now)
+{
+    pmci_http *h = l->http;
+    long long next = LLONG_MAX;
+
+    if (h->paused_until && now >= h->paused_until) {
+        h->paused_until = 0;
+        listen_on(h, 1);
+    }
+    if (h->paused_until)
+        next = h->paused_until;
+    for (int i = 0; i < SLOTS; i++) {
+        client *c = &h->cl[i];
+        if (c->it.fd < 0)
+            continue;
+        if (c->deadline <= now)
+            drop(c); /* too slow */
+        else if (c->deadline < next)
+            next = c->deadline;
+    }
+    return next;
+}
+
+void pmci_http_attach(pmci_loop *l)
+{
+    pmci_http *h = l->srv->http;
+
+    if (!h || l->srv->is_child || h->l)
+        return;
+    h->l = l;
+    l->http = h;
+    listen_on(h, 1);
 }
 
 pmc_status pmci_http_start(pmc_server *srv, pmc_error *err)
@@ -295,6 +308,7 @@ pmc_status pmci_http_start(pmc_server *srv, pmc_error *err)
     pmc_error e;
     pmc_sockspec ss;
     pmci_http *h;
+    int taken;
 
     if (!spec) {
         spec = getenv("PMCORE_METRICS");
@@ -310,37 +324,28 @@ pmc_status pmci_http_start(pmc_server *srv, pmc_error *err)
         return pmci_set_error(err ? err : &e, PMC_ERR_NOMEM, 0,
                               "%s: out of memory", what);
     h->srv = srv;
-    h->wake[0] = h->wake[1] = -1;
-    if ((h->lfd = pmc_listen(spec, 0, 0, &e)) < 0) {
-        free(h);
-        return pmci_set_error(err ? err : &e, PMC_ERR_IO, 0, "%s=%s: %s",
-                              what, spec, e.message);
+    h->lit.kind = PMCI_K_HTTP;
+    for (int i = 0; i < SLOTS; i++) {
+        h->cl[i].it.kind = PMCI_K_HTTP;
+        h->cl[i].it.fd = -1;
     }
-    if (ss.family == PMC_SOCK_UNIX)
-        memcpy(h->unlink_path, ss.path, sizeof h->unlink_path);
     pthread_mutex_lock(&active_mu);
-    if (active || pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
-        pthread_create(&h->th, NULL, http_main, h) != 0) {
-        int taken = active != NULL;
-        pthread_mutex_unlock(&active_mu);
-        if (h->wake[0] >= 0) {
-            close(h->wake[0]);
-            close(h->wake[1]);
-        }
-        close(h->lfd);
-        if (h->unlink_path[0])
-            unlink(h->unlink_path);
-        free(h);
-        return pmci_set_error(err ? err : &e, PMC_ERR_IO, 0, "%s=%s: %s",
-                              what, spec,
-                              taken ? "another server of this process "
-                                      "already serves metrics"
-                                    : "cannot start the endpoint's thread");
+    taken = active != NULL;
+    if (!taken && (h->lit.fd = pmc_listen(spec, 0, 0, &e)) >= 0) {
+        if (ss.family == PMC_SOCK_UNIX)
+            memcpy(h->unlink_path, ss.path, sizeof h->unlink_path);
+        active = h;
+        srv->http = h;
     }
-    active = h;
-    srv->http = h;
     pthread_mutex_unlock(&active_mu);
-    return PMC_OK;
+    if (srv->http == h)
+        return PMC_OK;
+    free(h);
+    return pmci_set_error(err ? err : &e, PMC_ERR_IO, 0, "%s=%s: %s", what,
+                          spec,
+                          taken ? "another server of this process already "
+                                  "serves metrics"
+                                : e.message);
 }
 
 void pmci_http_stop(pmc_server *srv)
@@ -349,15 +354,11 @@ void pmci_http_stop(pmc_server *srv)
 
     if (!h)
         return;
-    (void)!write(h->wake[1], "x", 1);
-    pthread_join(h->th, NULL);
     pthread_mutex_lock(&active_mu);
     active = NULL;
     srv->http = NULL;
     pthread_mutex_unlock(&active_mu);
-    close(h->lfd);
-    close(h->wake[0]);
-    close(h->wake[1]);
+    close_all(h);
     if (h->unlink_path[0])
         unlink(h->unlink_path);
     free(h);

@@ -24,7 +24,8 @@ enum pmci_kind {
     PMCI_K_WAKE,    /* the server's eventfd: stop, reload */
     PMCI_K_HOSTWAKE,/* the host's wake_fd */
     PMCI_K_CONTROL, /* a prefork worker's socket to its master */
-    PMCI_K_POOL     /* the pool's eventfd: finished jobs */
+    PMCI_K_POOL,    /* the pool's eventfd: finished jobs */
+    PMCI_K_HTTP     /* the metrics endpoint's listener or a peer of it */
 };
 
 typedef struct pmci_item {
@@ -138,6 +139,7 @@ struct pmci_conn {
 
 struct pmci_loop;
 typedef struct pmci_pool pmci_pool;
+typedef struct pmci_http pmci_http;
 
 /* What a process model adds to the loop of a process that supervises
  * others (the PREFORK master, the FORK loop); the loop calls these and
@@ -180,7 +182,7 @@ struct pmc_server {
     int wakefd;          /* eventfd for stop and reload */
     atomic_int running;  /* inside pmc_server_run (for the health) */
     atomic_uint workers_live; /* PREFORK: workers alive now */
-    struct pmci_http *http; /* the /metrics and /health endpoint, or NULL */
+    pmci_http *http;     /* the /metrics and /health endpoint, or NULL */
     atomic_int stop_req;
     atomic_int stop_drain;
     atomic_int draining; /* a stop began, however asked (for the health) */
@@ -254,6 +256,8 @@ typedef struct pmci_loop {
     size_t tab_cap, tab_n;
     long long respawn_at;/* PREFORK master: earliest next spawn */
     const pmci_loop_procs *procs; /* the process model's, or NULL */
+    pmci_http *http;     /* the endpoint, when this loop serves it */
+    long long http_due;  /* its next deadline, or LLONG_MAX */
     pmc_status result;
     pmc_error err;
 } pmci_loop;
@@ -286,10 +290,6 @@ static inline void pmci_metrics_took(pmci_stats *st, pmc_event ev,
 }
 PMCI_HIDDEN void pmci_metrics_ended(pmci_stats *st, const pmc_session *s,
                                     int io_failed);
-/* http.c: the /metrics and /health endpoint of the run (a thread), when
- * the config or PMCORE_METRICS asks for one; stop joins it. */
-PMCI_HIDDEN pmc_status pmci_http_start(pmc_server *srv, pmc_error *err);
-PMCI_HIDDEN void pmci_http_stop(pmc_server *srv);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
 /* A prefork worker's counters since its last report go to the master. */
 PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
@@ -452,6 +452,17 @@ PMCI_HIDDEN void pmci_loop_each_idle(pmci_loop *l,
 PMCI_HIDDEN int pmci_tab_add(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN void pmci_tab_del(pmci_loop *l, pmci_conn *c);
 PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
+
+/* http.c: the /metrics and /health endpoint of the run, when the config
+ * or PMCORE_METRICS asks for one.  start listens (srv->http); the loop of
+ * the process that started it attaches it (loop init) and hands it its
+ * events (PMCI_K_HTTP) and the clock (expire: the next deadline, or
+ * LLONG_MAX); stop closes it, after the loop. */
+PMCI_HIDDEN pmc_status pmci_http_start(pmc_server *srv, pmc_error *err);
+PMCI_HIDDEN void pmci_http_attach(pmci_loop *l);
+PMCI_HIDDEN void pmci_http_event(pmci_loop *l, pmci_item *it, uint32_t ev);
+PMCI_HIDDEN long long pmci_http_expire(pmci_loop *l, long long now);
+PMCI_HIDDEN void pmci_http_stop(pmc_server *srv);
 
 /* accept.c */
 PMCI_HIDDEN void pmci_listeners_enable(pmci_loop *l, int on);

@@ -183,6 +183,8 @@ static __attribute__((noinline)) void expire(pmci_loop *l, long long now)
         l->next_tick = now + l->srv->cfg.tick_interval_ms;
         run_tick(l);
     }
+    if (l->http)
+        l->http_due = pmci_http_expire(l, now);
     trim_heap(l, now);
     l->due = next_due(l);
 }
@@ -208,6 +210,8 @@ static long long next_due(pmci_loop *l)
         if (c < t)
             t = c;
     }
+    if (l->http_due < t)
+        t = l->http_due;
     return t;
 }
 
@@ -240,6 +244,7 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
 
     memset(l, 0, sizeof *l);
     l->srv = srv;
+    l->http_due = LLONG_MAX;
     l->accept_mode = accept_mode;
     l->cap = cfg->max_connections;
     l->tl[0].head = l->tl[1].head = NULL;
@@ -280,6 +285,7 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
         if (l->lead)
             l->rbuf_spare = malloc(PMCI_SRV_RBUF); /* NULL: made later */
     }
+    pmci_http_attach(l);
     l->now = pmci_now_ms();
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
         l->next_tick = l->now + cfg->tick_interval_ms;
@@ -389,6 +395,9 @@ static int round_once(pmci_loop *l)
             break;
         case PMCI_K_POOL:
             pool_event(l);
+            break;
+        case PMCI_K_HTTP:
+            pmci_http_event(l, it, ev[i].events);
             break;
         }
     }
