@@ -3,6 +3,8 @@
  * peers. */
 #include "srvtest.h"
 
+#include <dirent.h>
+
 static char dir[64];
 
 /* Send req (length n) to the endpoint, read the whole answer into out
@@ -111,6 +113,20 @@ static int start_with_metrics(tsrv *t, app *a, pmc_server_model model,
     return access(msock, F_OK) == 0;
 }
 
+/* Threads of this process now. */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static void test_counts(void)
 {
     app a;
@@ -121,10 +137,17 @@ static void test_counts(void)
     int hdr, ok = 1, i;
     long long quit = -1;
 
+    int threads = count_threads();
+
     if (!CHECK(start_with_metrics(&t, &a, PMC_MODEL_LOOP, msock,
                                   sizeof msock, &port),
                "loop: server and endpoint started"))
         return;
+    /* The loop serves the endpoint: a second thread in the process would
+     * put glibc on its locked paths for every call the loop makes. */
+    CHECK(count_threads() == threads + 1,
+          "the endpoint runs on the server's thread (threads %d, then %d)",
+          threads, count_threads());
     CHECK(http_get(msock, "/health", text, sizeof text) > 0 &&
               !strncmp(text, "HTTP/1.0 200 OK\r\n", 17) &&
               strstr(text, "\r\n\r\nok\n"),
