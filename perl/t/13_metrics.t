@@ -11,7 +11,9 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(usleep time);
 use Sendmail::PMilter qw(:all);
 use PMTest qw(pkt);
-use PMNet qw(free_port dial http_get example_cmd start_example);
+use PMNet qw(free_port dial http_get example_cmd start_example no_example);
+
+plan skip_all => no_example() if no_example();
 
 my $dir = tempdir(CLEANUP => 1);
 

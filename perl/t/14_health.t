@@ -12,7 +12,9 @@ use IO::Select;
 use Time::HiRes qw(usleep time);
 use Sendmail::PMilter qw(:all);
 use PMTest qw(pkt);
-use PMNet qw(free_port dial http_get start_example);
+use PMNet qw(free_port dial http_get start_example no_example);
+
+plan skip_all => no_example() if no_example();
 
 # Reply codes read from $c until one matching $until (5 s at most).
 my %pending;

@@ -12,7 +12,7 @@ use FindBin;
 use IO::Socket::INET;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(free_port dial http_get example_cmd start_example);
+our @EXPORT_OK = qw(free_port dial http_get example_cmd start_example no_example);
 
 # A port that was free a moment ago.  The listener is closed before the
 # milter binds it, so another process could take it in between; tests
@@ -53,9 +53,16 @@ sub http_get {
 
 # The command that runs examples/perl/header-milter.pl unchanged, with this
 # perl and the test's @INC, so the child loads the same (blib) build.
+my $example = "$FindBin::Bin/../../examples/perl/header-milter.pl";
+
 sub example_cmd {
-    my $example = "$FindBin::Bin/../../examples/perl/header-milter.pl";
     return ($^X, (map { "-I$_" } grep { !ref } @INC), $example);
+}
+
+# Why the example cannot run here, or undef: the distribution tarball ships
+# without the repository's examples (as t/09_examples.t says too).
+sub no_example {
+    return -f $example ? undef : "no $example (not in the pmcore repository)";
 }
 
 # That example in a child on $port, with PMCORE_METRICS on $mport; its pid.
