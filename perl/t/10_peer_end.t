@@ -14,16 +14,10 @@ use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_LINGER);
 use Time::HiRes qw(usleep time);
 use Sendmail::PMilter qw(:all);
+use PMTest qw(pkt);
+use PMNet qw(free_port dial);
 
 my $dir = tempdir(CLEANUP => 1);
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
 
 sub count_lines {
     my ($file, $what) = @_;
@@ -73,15 +67,10 @@ sub start {
         $m->main;
         exit 0;
     }
-    for (1 .. 200) {
-        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
-        if ($c) { close $c; last }
-        usleep(20_000);
-    }
+    my $c = dial($port, 200);
+    close $c if $c;
     return $pid;
 }
-
-sub pkt { my ($cmd, $data) = @_; $data //= ''; pack('N', 1 + length $data) . $cmd . $data }
 
 my $conv = join '',
     pkt('O', pack('NNN', 6, 0x1ff, 0x1fffff)),

@@ -3,17 +3,18 @@
 # through Sys::Syslog when the milter asks for it.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_DGRAM);
 use Time::HiRes qw(usleep);
 use Sendmail::PMilter qw(:all);
+use PMTest qw(pkt);
+use PMNet qw(free_port dial);
 
 my $dir = tempdir(CLEANUP => 1);
-
-sub pkt { my ($cmd, $data) = @_; $data //= ''; pack('N', 1 + length $data) . $cmd . $data }
 
 # Negotiation, connect, MAIL with {i} before it, then half a packet and
 # the end: the engine logs a truncated packet, naming the queue.
@@ -22,14 +23,6 @@ my $cut = join('',
     pkt('C', "mta\0" . '4' . pack('n', 25) . "192.0.2.1\0"),
     pkt('D', "Mi\0QID42\0"),
     pkt('M', "<a\@x>\0")) . substr(pkt('R', "<b\@x>\0"), 0, 7);
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
 
 # A loop-dispatcher milter in a child; its sink (or warn) writes to $file.
 sub run_cut {
@@ -49,11 +42,7 @@ sub run_cut {
         $m->main;
         exit 0;
     }
-    my $c;
-    for (1 .. 250) {
-        last if $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
-        usleep(20_000);
-    }
+    my $c = dial($port, 250);
     ok($c, 'connected to the milter') or return '';
     print $c $cut;
     my $buf;

@@ -5,35 +5,17 @@
 use strict;
 use warnings;
 use FindBin;
+use lib "$FindBin::Bin/lib";
 use Test::More;
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use Time::HiRes qw(usleep time);
 use Sendmail::PMilter qw(:all);
+use PMTest qw(pkt);
+use PMNet qw(free_port dial http_get example_cmd start_example no_example);
+
+plan skip_all => no_example() if no_example();
 
 my $dir = tempdir(CLEANUP => 1);
-my $example = "$FindBin::Bin/../../examples/perl/header-milter.pl";
-my @inc = map { "-I$_" } grep { !ref } @INC;
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub pkt { my ($cmd, $data) = @_; $data //= ''; pack('N', 1 + length $data) . $cmd . $data }
-
-sub dial {
-    my ($port) = @_;
-    for (1 .. 300) {
-        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
-        return $c if $c;
-        usleep(20_000);
-    }
-    return;
-}
 
 # Negotiate, then one message; returns the reply codes through EOM's.
 sub converse {
@@ -59,18 +41,6 @@ sub converse {
     return join '', @codes;
 }
 
-sub http_get {
-    my ($port, $path) = @_;
-    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)
-        or return ('', '');
-    print $c "GET $path HTTP/1.0\r\n\r\n";
-    local $/;
-    my $resp = <$c> // '';
-    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
-    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
-    return ($status // '', $body // '');
-}
-
 sub value_of {
     my ($text, $series) = @_;
     return $text =~ /^\Q$series\E (\S+)$/m ? $1 : undef;
@@ -78,11 +48,7 @@ sub value_of {
 
 # The example milter, unchanged, under its default (postfork) dispatcher.
 my ($port, $mport) = (free_port(), free_port());
-my $pid = fork // die;
-if (!$pid) {
-    $ENV{PMCORE_METRICS} = "inet:$mport\@127.0.0.1";
-    exec $^X, @inc, $example, "inet:$port\@127.0.0.1" or exit 99;
-}
+my $pid = start_example($port, $mport);
 my $codes = converse($port);
 like($codes // '', qr/h.*c$/, 'the example added its header');
 my ($status, $text, $quit) = ('', '', 0);
@@ -143,7 +109,8 @@ $pid = open my $err, '-|' // die;
 if (!$pid) {
     open STDERR, '>&', \*STDOUT;
     $ENV{PMCORE_METRICS} = 'inet:notaport@127.0.0.1';
-    exec $^X, @inc, $example, 'inet:' . free_port() . '@127.0.0.1' or exit 99;
+    my @cmd = (example_cmd(), 'inet:' . free_port() . '@127.0.0.1');
+    exec @cmd or exit 99;
 }
 my $said = do { local $/; <$err> } // '';
 close $err;

@@ -6,34 +6,15 @@
 use strict;
 use warnings;
 use FindBin;
+use lib "$FindBin::Bin/lib";
 use Test::More;
-use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(usleep time);
 use Sendmail::PMilter qw(:all);
+use PMTest qw(pkt);
+use PMNet qw(free_port dial http_get start_example no_example);
 
-my $example = "$FindBin::Bin/../../examples/perl/header-milter.pl";
-my @inc = map { "-I$_" } grep { !ref } @INC;
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub pkt { my ($cmd, $data) = @_; $data //= ''; pack('N', 1 + length $data) . $cmd . $data }
-
-sub dial {
-    my ($port) = @_;
-    for (1 .. 300) {
-        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
-        return $c if $c;
-        usleep(20_000);
-    }
-    return;
-}
+plan skip_all => no_example() if no_example();
 
 # Reply codes read from $c until one matching $until (5 s at most).
 my %pending;
@@ -55,18 +36,6 @@ sub replies_until {
     return $codes;
 }
 
-sub http_get {
-    my ($port, $path) = @_;
-    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)
-        or return ('', '');
-    print $c "GET $path HTTP/1.0\r\n\r\n";
-    local $/;
-    my $resp = <$c> // '';
-    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
-    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
-    return ($status // '', $body // '');
-}
-
 # Ask until the answer is not "200 ok" (the signal is acted on at the
 # dispatcher's next tick), 5 s at most.
 sub health_after_ok {
@@ -84,11 +53,7 @@ sub health_after_ok {
 # inside a message when SIGTERM comes.
 {
     my ($port, $mport) = (free_port(), free_port());
-    my $pid = fork // die;
-    if (!$pid) {
-        $ENV{PMCORE_METRICS} = "inet:$mport\@127.0.0.1";
-        exec $^X, @inc, $example, "inet:$port\@127.0.0.1" or exit 99;
-    }
+    my $pid = start_example($port, $mport);
     my $c = dial($port);
     print $c pkt('O', pack('NNN', 6, 0x1ff, 0x1fffff));
     is(replies_until($c, qr/O/), 'O', 'negotiated');

@@ -1,16 +1,45 @@
 """A milter.main() server in a child process and clients for it, shared by
 the server and async tests.  The child runs one of this directory's helper
 scripts (srv_helper.py, aio_helper.py) in a given mode and prints 'ready'
-once it listens."""
+once it listens.  Tests that start their own child milter on TCP and talk
+to it with raw packets (logging, metrics, peer end) share the pieces below
+the Server: env_with, free_port and pkt."""
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 
 import milter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def env_with(**kw):
+    """The environment for a child python: this directory and the test
+    run's own sys.path first, so it imports the same milter build, plus
+    the given variables."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([HERE] + [p for p in sys.path if p])
+    env.update(kw)
+    return env
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago.  It is closed
+    before the child binds it, so another process could take it in
+    between; the tests accept that small race."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pkt(cmd, data=b''):
+    """One milter protocol packet, as the MTA sends it."""
+    return struct.pack('>I', len(data) + 1) + cmd + data
 
 
 class Client(object):
@@ -43,12 +72,9 @@ def default_stop_signals(ignore=()):
 class Server(object):
     def __init__(self, helper, mode, sock, ignore=()):
         self.sock = sock
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(
-            [HERE] + [p for p in sys.path if p])
         self.p = subprocess.Popen(
             [sys.executable, os.path.join(HERE, helper), mode, self.sock],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with(),
             text=True, preexec_fn=default_stop_signals(ignore))
         line = self.p.stdout.readline()
         assert line.strip() == 'ready', (line, self.p.stderr.read())

@@ -2,7 +2,6 @@
 from syslog's, the connection id and the queue id in the text and as the
 record's conn_id / queue_id, nothing written to stderr by the engine
 itself, and as many lines as the logger's level lets through."""
-import os
 import socket
 import struct
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import textwrap
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from serving import env_with, free_port, pkt
 
 MILTER = textwrap.dedent('''
     import logging, sys
@@ -29,10 +28,6 @@ MILTER = textwrap.dedent('''
 ''')
 
 
-def pkt(cmd, data=b''):
-    return struct.pack('>I', len(data) + 1) + cmd + data
-
-
 # Negotiation, connect, MAIL with {i} sent before it, then half a packet
 # and the end: the engine logs a truncated packet with the queue id.
 CUT = b''.join([
@@ -43,24 +38,14 @@ CUT = b''.join([
 ]) + pkt(b'R', b'<b@x>\0')[:7]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def run(tmp_path, level):
     port = free_port()
     script = tmp_path / 'm.py'
     script.write_text(MILTER)
     logfile = tmp_path / 'milter.log'
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([HERE] + [p for p in sys.path if p])
     p = subprocess.Popen([sys.executable, str(script), level, str(logfile),
                           str(port)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env, text=True)
+                         stderr=subprocess.PIPE, env=env_with(), text=True)
     try:
         assert p.stdout.readline().strip() == 'ready'
         deadline = time.time() + 5

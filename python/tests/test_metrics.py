@@ -16,13 +16,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving import env_with, free_port, pkt
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, '..', '..', 'examples', 'python',
                        'header_adder.py')
-
-
-def pkt(cmd, data=b''):
-    return struct.pack('>I', len(data) + 1) + cmd + data
 
 
 CONV = [
@@ -36,21 +34,6 @@ CONV = [
     pkt(b'B', b'Hello.\r\n'),
     pkt(b'E'),
 ]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def env_with(**kw):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([HERE] + [p for p in sys.path if p])
-    env.update(kw)
-    return env
 
 
 def connect(port, secs=10):

@@ -13,11 +13,9 @@ import time
 
 import pytest
 
+from serving import env_with, free_port, pkt
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def pkt(cmd, data=b''):
-    return struct.pack('>I', len(data) + 1) + cmd + data
 
 
 CONV = b''.join([
@@ -36,14 +34,6 @@ CONV = b''.join([
 ])
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_until(cond, secs=2.0):
     end = time.time() + secs
     while time.time() < end:
@@ -57,13 +47,11 @@ def wait_until(cond, secs=2.0):
 def server(tmp_path):
     port = free_port()
     events = str(tmp_path / 'events')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([HERE] + [p for p in sys.path if p])
     p = subprocess.Popen([sys.executable, os.path.join(HERE,
                                                        'peer_end_helper.py'),
                           str(port), events],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env, text=True)
+                         env=env_with(), text=True)
     assert p.stdout.readline().strip() == 'ready'
     assert wait_until(lambda: _connects(port), 5)
     yield p, port, events

@@ -181,17 +181,20 @@ class Env:
         self.ports = {n: free_port() for n in self.milters}
         self.postfix = Postfix(root, self.sink.port, {
             n: (self.ports[n], m.postfix_spec) for n, m in self.milters.items()})
+        # The MTA that start() and stop() run: sendmail.SendmailEnv keeps
+        # these two methods and puts its Sendmail here instead.
+        self.mta = self.postfix
 
     def start(self):
         self.sink.start()
         for m in self.milters.values():
             m.start()
-        self.postfix.start()
+        self.mta.start()
         return self
 
     def stop(self):
         errors = []
-        for step in [self.postfix.stop, self.sink.stop,
+        for step in [self.mta.stop, self.sink.stop,
                      *(m.stop for m in self.milters.values())]:
             try:
                 step()

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from harness import Client, MilterProc, free_port
+from harness import Client, Env, MilterProc, free_port
 from sink import Sink
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -245,12 +245,15 @@ class SendmailClient(Client):
     QUEUED = r'([0-9A-Za-z]+) Message accepted'
 
 
-class SendmailEnv:
+class SendmailEnv(Env):
     """Sink, one milter per language and the Sendmail in front of them,
     under ROOT/ctl/sm-LANG and ROOT/sendmail (so run.sh's cleanup of a
-    killed run finds the milters' and Sendmail's pid files)."""
+    killed run finds the milters' and Sendmail's pid files).  harness.Env's
+    start() and stop() run it, with the Sendmail as the MTA."""
 
     def __init__(self, root):
+        # Not Env.__init__: that makes a Postfix and the Postfix suite's
+        # milters; only the way the stack starts and stops is shared.
         self.root = root
         os.makedirs(os.path.join(root, 'log'), exist_ok=True)
         self.sink = Sink()
@@ -261,24 +264,7 @@ class SendmailEnv:
             os.path.join(root, 'sendmail'), self.sink.port,
             {m.name: (self.ports[m.name], m.spec)
              for m in self.milters.values()})
-
-    def start(self):
-        self.sink.start()
-        for m in self.milters.values():
-            m.start()
-        self.sendmail.start()
-        return self
-
-    def stop(self):
-        errors = []
-        for step in [self.sendmail.stop, self.sink.stop,
-                     *(m.stop for m in self.milters.values())]:
-            try:
-                step()
-            except Exception as e:  # keep stopping the rest
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        self.mta = self.sendmail
 
     def client(self, name, helo='client.e2e.test'):
         return SendmailClient(self, name, helo)
