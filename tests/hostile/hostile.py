@@ -573,12 +573,13 @@ def cut(server, data, off, how, eof_within=2.0):
             s.close()
 
 
-def burst(server, n, hold=0.0, deadline=10.0, until=None):
+def burst(server, n, hold=0.0, deadline=10.0, until=None, held=None):
     """n non-blocking connects at once; seconds until every handshake
     completed (None if some did not by the deadline), then all are reset.
     With until, the connections are held (at most hold seconds) until
-    until() is true, e.g. until the server has accepted every one.
-    Returns (seconds, completed, failed)."""
+    until() is true, e.g. until the server has accepted every one; then
+    held(filled) runs, filled saying whether until() came true, before the
+    resets.  Returns (seconds, completed, failed)."""
     import selectors
     sel = selectors.DefaultSelector()
     socks = []
@@ -609,10 +610,14 @@ def burst(server, n, hold=0.0, deadline=10.0, until=None):
                     failed += 1
         took = time.monotonic() - t0 if not pending else None
         hold_end = time.monotonic() + hold
+        filled = until is None
         while hold and time.monotonic() < hold_end:
             if until is not None and until():
+                filled = True
                 break
             time.sleep(0.01)
+        if held is not None:
+            held(filled)
         return took, n - pending - failed, failed + pending
     finally:
         sel.close()
