@@ -1,6 +1,6 @@
 # make test-tsan: the server suites (the THREADS pool and its lead mode move
 # connections and the event loop between threads) and the metrics endpoint
-# (a thread of its own beside the run) under ThreadSanitizer.
+# (served by whichever thread runs the loop) under ThreadSanitizer.
 .PHONY: test-tsan
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \

@@ -127,6 +127,11 @@ static int count_threads(void)
     return n;
 }
 
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
 static void test_counts(void)
 {
     app a;
@@ -137,8 +142,14 @@ static void test_counts(void)
     int hdr, ok = 1, i;
     long long quit = -1;
 
-    int threads = count_threads();
+    int threads;
+    pthread_t th;
 
+    /* TSan starts a thread of its own at the first pthread_create: have
+     * it before the count. */
+    if (pthread_create(&th, NULL, nothing, NULL) == 0)
+        pthread_join(th, NULL);
+    threads = count_threads();
     if (!CHECK(start_with_metrics(&t, &a, PMC_MODEL_LOOP, msock,
                                   sizeof msock, &port),
                "loop: server and endpoint started"))
@@ -374,10 +385,35 @@ static void test_hostile(void)
     srv_stop(&t, 0);
 }
 
-/* A scraper over TCP that does not read: its answer waits in the
- * endpoint (more than the socket buffers hold), the loop serves the MTA
- * and other scrapers meanwhile, and the whole answer arrives once it
- * reads. */
+/* While cut_port is set, sends from a socket bound to that port (the
+ * endpoint's side of its peers) are cut short: every other call says
+ * EAGAIN, the others take 100 bytes at most.  An answer of a few KiB fits
+ * any socket buffer, so without this the endpoint would never have to
+ * finish one later.  The library is linked statically: its send is this. */
+static _Atomic unsigned cut_port;
+
+ssize_t send(int fd, const void *p, size_t n, int flags)
+{
+    static _Atomic unsigned flip;
+    unsigned port = cut_port;
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+
+    if (port && getsockname(fd, (struct sockaddr *)&me, &ml) == 0 &&
+        me.sin_family == AF_INET && ntohs(me.sin_port) == port) {
+        if (flip++ & 1) {
+            errno = EAGAIN;
+            return -1;
+        }
+        n = n > 100 ? 100 : n;
+    }
+    return sendto(fd, p, n, flags, NULL, 0);
+}
+
+/* A scraper over TCP that does not read, and an endpoint that can send
+ * only a little at a time: the answer waits in the endpoint, the loop
+ * serves the MTA and other scrapers meanwhile, and the whole answer
+ * arrives once it reads. */
 static void test_slow_reader(void)
 {
     pmc_server_config cfg;
@@ -416,6 +452,7 @@ static void test_slow_reader(void)
             sleep_ms(5);
         }
     }
+    cut_port = mport;
     {
         static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
         send(slow, req, sizeof req - 1, MSG_NOSIGNAL);
@@ -448,6 +485,7 @@ static void test_slow_reader(void)
     }
     free(big);
     close(slow);
+    cut_port = 0;
     srv_stop(&t, 0);
 }
 

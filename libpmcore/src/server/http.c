@@ -49,7 +49,10 @@ struct pmci_http {
 };
 
 /* The endpoint of this process, for the fork handler: one server per
- * process serves metrics (a second one starting finds it taken). */
+ * process serves metrics (a second one starting finds it taken).  The
+ * mutex also covers every change to the slots, so a fork from another
+ * thread (a callback's) never copies one half made: the child closes
+ * exactly the sockets the endpoint holds. */
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
 static pmci_http *active;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -68,11 +71,16 @@ static void fork_prepare(void) { pthread_mutex_lock(&active_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&active_mu); }
 
 /* Not this process's endpoint: the sockets go, the listener stays the
- * parent's (and its unix path too). */
+ * parent's (and its unix path too), and a loop that goes on in the child
+ * (a callback's fork that returns) no longer looks at it. */
 static void fork_child(void)
 {
     if (active) {
         close_all(active);
+        if (active->l) {
+            active->l->http = NULL;
+            active->l->http_due = LLONG_MAX;
+        }
         active->srv->http = NULL;
         free(active);
         active = NULL;
@@ -87,8 +95,12 @@ static void register_atfork(void)
 
 static void drop(client *c)
 {
-    close(c->it.fd);
-    c->it.fd = -1;
+    int fd = c->it.fd;
+
+    pthread_mutex_lock(&active_mu);
+    c->it.fd = -1; /* before the close: the number may be reused at once */
+    pthread_mutex_unlock(&active_mu);
+    close(fd);
     pmc_buf_free(&c->out);
 }
 
@@ -107,10 +119,10 @@ static int answer(pmci_http *h, const char *req, pmc_buf *out)
     pmc_buf body = {0};
     char head[256];
     size_t tl;
-    int get, n, ok;
+    int get, only_head, n, ok;
 
-    get = sp && ((sp - req == 3 && memcmp(req, "GET", 3) == 0) ||
-                 (sp - req == 4 && memcmp(req, "HEAD", 4) == 0));
+    only_head = sp && sp - req == 4 && memcmp(req, "HEAD", 4) == 0;
+    get = only_head || (sp && sp - req == 3 && memcmp(req, "GET", 3) == 0);
     t = sp ? sp + 1 : "";
     end = t + strcspn(t, " ?\r\n");
     tl = (size_t)(end - t);
@@ -139,7 +151,7 @@ static int answer(pmci_http *h, const char *req, pmc_buf *out)
                  "Connection: close\r\n\r\n",
                  status, type, body.len);
     ok = pmc_buf_append(out, head, (size_t)n) == PMC_OK &&
-         (req[0] == 'H' || pmc_buf_append(out, body.data, body.len) == PMC_OK);
+         (only_head || pmc_buf_append(out, body.data, body.len) == PMC_OK);
     pmc_buf_free(&body);
     return ok;
 }
@@ -192,13 +204,16 @@ static void on_readable(pmci_http *h, client *c)
     drop(c); /* out of memory, or a request that does not end */
 }
 
-static void listen_on(pmci_http *h, int on)
+/* 0, or -1 when epoll refused the change. */
+static int listen_on(pmci_http *h, int on)
 {
     if (on == h->listening)
-        return;
-    if (on ? pmci_loop_add(h->l, &h->lit, EPOLLIN) == 0
-           : epoll_ctl(h->l->ep, EPOLL_CTL_DEL, h->lit.fd, NULL) == 0)
-        h->listening = on;
+        return 0;
+    if (on ? pmci_loop_add(h->l, &h->lit, EPOLLIN) != 0
+           : epoll_ctl(h->l->ep, EPOLL_CTL_DEL, h->lit.fd, NULL) != 0)
+        return -1;
+    h->listening = on;
+    return 0;
 }
 
 /* Something of the endpoint is due at t: the loop looks then. */
@@ -239,7 +254,9 @@ static void on_accept(pmci_http *h)
                     c = &h->cl[i];
             drop(c);
         }
+        pthread_mutex_lock(&active_mu);
         c->it.fd = fd;
+        pthread_mutex_unlock(&active_mu);
         c->len = 0;
         c->sent = 0;
         c->deadline = pmci_now_ms() + DEADLINE_MS;
@@ -272,10 +289,8 @@ long long pmci_http_expire(pmci_loop *l, long long now)
     pmci_http *h = l->http;
     long long next = LLONG_MAX;
 
-    if (h->paused_until && now >= h->paused_until) {
-        h->paused_until = 0;
-        listen_on(h, 1);
-    }
+    if (h->paused_until && now >= h->paused_until)
+        h->paused_until = listen_on(h, 1) == 0 ? 0 : now + PAUSE_MS;
     if (h->paused_until)
         next = h->paused_until;
     for (int i = 0; i < SLOTS; i++) {
@@ -290,15 +305,22 @@ long long pmci_http_expire(pmci_loop *l, long long now)
     return next;
 }
 
-void pmci_http_attach(pmci_loop *l)
+int pmci_http_attach(pmci_loop *l)
 {
     pmci_http *h = l->srv->http;
 
     if (!h || l->srv->is_child || h->l)
-        return;
+        return 0;
     h->l = l;
     l->http = h;
-    listen_on(h, 1);
+    return listen_on(h, 1);
+}
+
+void pmci_http_detach(pmci_loop *l)
+{
+    if (l->http)
+        l->http->l = NULL;
+    l->http = NULL;
 }
 
 pmc_status pmci_http_start(pmc_server *srv, pmc_error *err)

@@ -457,9 +457,11 @@ PMCI_HIDDEN pmci_conn *pmci_tab_find(pmci_loop *l, uint64_t id);
  * or PMCORE_METRICS asks for one.  start listens (srv->http); the loop of
  * the process that started it attaches it (loop init) and hands it its
  * events (PMCI_K_HTTP) and the clock (expire: the next deadline, or
- * LLONG_MAX); stop closes it, after the loop. */
+ * LLONG_MAX), and detaches it at its end (fini); stop closes it, after
+ * the loop. */
 PMCI_HIDDEN pmc_status pmci_http_start(pmc_server *srv, pmc_error *err);
-PMCI_HIDDEN void pmci_http_attach(pmci_loop *l);
+PMCI_HIDDEN int pmci_http_attach(pmci_loop *l); /* -1: epoll refused */
+PMCI_HIDDEN void pmci_http_detach(pmci_loop *l);
 PMCI_HIDDEN void pmci_http_event(pmci_loop *l, pmci_item *it, uint32_t ev);
 PMCI_HIDDEN long long pmci_http_expire(pmci_loop *l, long long now);
 PMCI_HIDDEN void pmci_http_stop(pmc_server *srv);

@@ -285,7 +285,11 @@ pmc_status pmci_loop_init(pmci_loop *l, pmc_server *srv, int accept_mode)
         if (l->lead)
             l->rbuf_spare = malloc(PMCI_SRV_RBUF); /* NULL: made later */
     }
-    pmci_http_attach(l);
+    if (pmci_http_attach(l) != 0) {
+        pmci_set_error(&l->err, PMC_ERR_IO, 0,
+                       "cannot add the metrics endpoint to the event loop");
+        return PMC_ERR_IO;
+    }
     l->now = pmci_now_ms();
     if (!srv->is_child && cfg->tick && cfg->tick_interval_ms > 0)
         l->next_tick = l->now + cfg->tick_interval_ms;
@@ -504,6 +508,7 @@ void pmci_loop_fini(pmci_loop *l)
         }
     }
     free_dead(l);
+    pmci_http_detach(l);
     free(l->tab);
     l->tab = NULL;
     if (l->pool)

@@ -46,7 +46,6 @@ static void child_setup(pmci_loop *l, int control)
     pmci_free_children(srv);
     close(l->ep);
     l->ep = -1;
-    l->http = NULL; /* closed and freed by http.c's fork handler */
     /* The eventfd is shared with the master across fork: a stop written
      * by this process must not wake the master, nor the reverse. */
     close(srv->wakefd);
