@@ -7,7 +7,7 @@
 /* A packet has started to arrive but is not complete. */
 int pmci_session_partial(const pmc_session *s)
 {
-    return pmc_decoder_pending(&s->dec) > 0;
+    return pmci_decoder_pending(&s->dec) > 0;
 }
 
 /* Between MAIL and the end of that message: the MTA owes more of it. */
@@ -20,38 +20,27 @@ int pmci_session_in_message(const pmc_session *s)
  * partial packet): the server stops reading past a bound. */
 size_t pmci_session_queued(const pmc_session *s)
 {
-    return pmc_decoder_pending(&s->dec);
-}
-
-void pmci_session_view_get(const pmc_session *s, pmci_session_view *v)
-{
-    v->out_len = s->out.len;
-    v->queued = pmc_decoder_pending(&s->dec);
-    v->closed = s->closed;
-    v->in_msg = s->in_msg;
-    v->pending = s->pending;
+    return pmci_decoder_pending(&s->dec);
 }
 
 /* Buffers a large packet or a large reply grew stay at that size for the
  * connection's life unless given back; with thousands of idle connections
  * that is most of the RSS.  Called between steps, when no handler holds a
- * pointer into them. */
-void pmci_session_trim(pmc_session *s)
+ * pointer into them (pmci_session_trim, internal.h, decides when). */
+void pmci_session_trim_now(pmc_session *s)
 {
-    enum { KEEP = 16 * 1024 };
     pmc_decoder *d = &s->dec;
 
-    if (s->pending)
-        return;
-    if (d->partial.cap > KEEP && (d->partial.len == 0 || d->partial_done)) {
+    if (d->partial.cap > PMCI_TRIM_KEEP &&
+        (d->partial.len == 0 || d->partial_done)) {
         pmc_buf_free(&d->partial);
         d->partial_done = 0;
     }
-    if (d->stash.cap > KEEP && !d->reading_stash)
+    if (d->stash.cap > PMCI_TRIM_KEEP && !d->reading_stash)
         pmc_buf_free(&d->stash);
-    if (s->out.cap > KEEP && s->out.len == 0)
+    if (s->out.cap > PMCI_TRIM_KEEP && s->out.len == 0)
         pmc_buf_free(&s->out);
-    if (s->body.cap > KEEP && !s->in_msg)
+    if (s->body.cap > PMCI_TRIM_KEEP && !s->in_msg)
         pmc_buf_free(&s->body);
 }
 

@@ -227,7 +227,7 @@ pmc_status pmc_decoder_eof(pmc_decoder *d)
 
 size_t pmc_decoder_pending(const pmc_decoder *d)
 {
-    return (d->partial_done ? 0 : d->partial.len) + d->in_len;
+    return pmci_decoder_pending(d);
 }
 
 const pmc_error *pmc_decoder_error(const pmc_decoder *d)
