@@ -338,12 +338,22 @@ void pmci_conn_step(pmci_conn *c)
  * look at (all sent, no handler pending, no partial packet, the session
  * open), with in_msg set; otherwise the rest of pmci_conn_step ran (the
  * state, a finish) and the loop takes the general way. */
-int pmci_conn_step_input(pmci_conn *c, const uint8_t *p, size_t n)
+/* The inline step's way out (internal_server.h): p, n is input still to
+ * feed (a capture records it first), or p is NULL: the feed ran and said
+ * st, and the first 'sent' bytes of the output went out. */
+int pmci_conn_step_input_rest(pmci_conn *c, const uint8_t *p, size_t n,
+                              pmc_status st, size_t sent)
 {
     pmci_session_view v;
     int f;
 
-    pmci_conn_feed(c, p, n);
+    if (p) {
+        pmci_conn_feed(c, p, n);
+    } else {
+        pmci_conn_note(c, st);
+        if (sent)
+            pmc_session_consume(c->s, sent);
+    }
     f = pmci_conn_flush(c);
     if (f == 0) {
         pmci_session_view_get(c->s, &v);

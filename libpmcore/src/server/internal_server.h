@@ -332,9 +332,41 @@ PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
 PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
 /* pmci_conn_step for input alone, opened already (LOOP's fast path): 1
- * when the step left nothing for the loop to act on. */
-PMCI_HIDDEN int pmci_conn_step_input(pmci_conn *c, const uint8_t *p,
-                                     size_t n);
+ * when the step left nothing for the loop to act on.  The usual round trip
+ * (every packet answered, the replies sent whole, no capture) is inline
+ * below; the rest of it, from the feed's result on, is ..._rest. */
+PMCI_HIDDEN int pmci_conn_step_input_rest(pmci_conn *c, const uint8_t *p,
+                                          size_t n, pmc_status st,
+                                          size_t sent);
+static inline int pmci_conn_step_input(pmci_conn *c, const uint8_t *p,
+                                       size_t n)
+{
+    pmc_session *s = c->s;
+    pmc_status st;
+    ssize_t w;
+
+    /* A capture sees the input before the session does. */
+    if (__builtin_expect(c->cap != NULL, 0))
+        return pmci_conn_step_input_rest(c, p, n, PMC_OK, 0);
+    st = pmc_session_feed(s, p, n);
+    if (st != PMC_OK || s->closed || s->pending ||
+        pmci_decoder_pending(&s->dec) != 0)
+        return pmci_conn_step_input_rest(c, NULL, 0, st, 0);
+    if (s->out.len) {
+        w = send(c->it.fd, s->out.data, s->out.len,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* Short, refused or failed: pmci_conn_flush sends again, and
+         * knows what each errno means. */
+        if (w != (ssize_t)s->out.len)
+            return pmci_conn_step_input_rest(c, NULL, 0, PMC_OK,
+                                             w > 0 ? (size_t)w : 0);
+        s->out.len = 0;
+    }
+    c->in_msg = s->in_msg;
+    c->out_left = c->closed = c->partial = c->pending = 0;
+    c->queued = 0;
+    return 1;
+}
 PMCI_HIDDEN void pmci_conn_free(pmci_conn *c);
 PMCI_HIDDEN const char *pmci_conn_qid(pmci_conn *c, char *buf, size_t cap);
 /* Inside a step: run the resume requests handed to the connection. */

@@ -377,6 +377,12 @@ static int round_once(pmci_loop *l)
     }
     for (int i = 0; i < n; i++) {
         pmci_item *it = ev[i].data.ptr;
+        /* Nearly every event is a connection's: one compare for it, not
+         * the switch's table. */
+        if (__builtin_expect(it->kind == PMCI_K_CONN, 1)) {
+            pmci_loop_conn_event(l, (pmci_conn *)it, ev[i].events);
+            continue;
+        }
         switch (it->kind) {
         case PMCI_K_CONN:
             pmci_loop_conn_event(l, (pmci_conn *)it, ev[i].events);

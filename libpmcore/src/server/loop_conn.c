@@ -305,9 +305,11 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
     /* The usual wake-up, input for a connection that waits for nothing
      * else: straight to the read.  The after-step pass would find nothing
      * to do before it (no output, no answers, no drain) and read too. */
-    if (c->rd_pending && !c->out_left && !c->want_out && !c->rq &&
-        !c->io_failed && !c->closed && !c->pending && !c->on_again &&
-        !l->stopping) {
+    /* The flags or'ed, not tested one by one: one branch for all. */
+    if (c->rd_pending &&
+        !(c->out_left | c->want_out | c->io_failed | c->closed |
+          c->pending | c->on_again | l->stopping) &&
+        !c->rq) {
         if (l->lead) {
             queue_read(l, c);
             return;
