@@ -279,7 +279,9 @@ static int pmp_exited(pTHX_ pmp_ctx *c, pmc_session *s, pmc_event ev,
 /* 1.27 keeps the name of the running callback in {cb}.  Set in place, in
  * the SV the hash holds (kept from the last call while the hash still
  * holds it: refcount 2, ours and the hash's): a new SV and a hash store
- * per callback cost more than the rest of pmp_call. */
+ * per callback cost more than the rest of pmp_call.  A run of one
+ * callback (the headers) finds its name there already, as a string
+ * sv_setpvn would leave as it is: then nothing is written. */
 static void pmp_set_cb_name(pTHX_ pmp_ctx *c, pmc_event ev)
 {
     const char *name = pmp_cb_names[ev];
@@ -296,6 +298,11 @@ static void pmp_set_cb_name(pTHX_ pmp_ctx *c, pmc_event ev)
         (void)hv_stores(c->hv, "cb", newSVpvn(name, len));
         return;
     }
+    if ((SvFLAGS(cb) & (SVf_POK | SVp_POK | SVf_IOK | SVp_IOK | SVf_NOK |
+                        SVp_NOK)) == (SVf_POK | SVp_POK) &&
+        !SvIsCOW(cb) && SvCUR(cb) == len && memEQ(SvPVX(cb), name, len) &&
+        !PL_tainting)
+        return;
     sv_setpvn(cb, name, len);
 }
 
