@@ -456,6 +456,18 @@ static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
     if (n > PMP_POOL_MAX)
         return ARG_STR(p, n);
     sv = pmp_pooled(aTHX_ c, i);
+    /* Mostly the last value's buffer is big enough and ours alone: then
+     * what sv_setpvn would do, without its checks for the other cases
+     * (copy-on-write, offset, taint, growing) and its call. */
+    if (SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
+        !SvOOK(sv) && !PL_tainting) {
+        char *d = SvPVX(sv);
+        Copy(p, d, n, char);
+        d[n] = '\0';
+        SvCUR_set(sv, n);
+        SvPOK_only(sv); /* and not UTF8: a callback may have decoded it */
+        return sv;
+    }
     sv_setpvn(sv, (const char *)p, n);
     SvUTF8_off(sv); /* a callback may have decoded it in place */
     return sv;
