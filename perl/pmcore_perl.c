@@ -434,22 +434,28 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
  * life.  A call nested in a callback of the same Context (its arguments
  * are in use) gets owned SVs. */
 #define PMP_POOL_MAX 8192
-static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
+static SV *pmp_pool_renew(pTHX_ pmp_ctx *c, int i)
+{
+    if (c->busy || i >= PMP_POOL_SLOTS)
+        return newSV(0);
+    SvREFCNT_dec(c->pool[i]);
+    return c->pool[i] = newSV(0);
+}
+
+/* Inline: two to four arguments a callback, the hot path of the loop. */
+PERL_STATIC_INLINE SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
 {
     SV *sv;
 
-    if (c->busy || i >= PMP_POOL_SLOTS)
-        return newSV(0);
-    sv = c->pool[i];
-    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv) ||
-        (SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)) {
-        SvREFCNT_dec(sv);
-        c->pool[i] = sv = newSV(0);
-    }
-    return sv;
+    if (LIKELY(!c->busy && i < PMP_POOL_SLOTS && (sv = c->pool[i]) &&
+               SvREFCNT(sv) == 1 && pmp_plain_sv(sv) &&
+               !(SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)))
+        return sv;
+    return pmp_pool_renew(aTHX_ c, i);
 }
 
-static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
+PERL_STATIC_INLINE SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i,
+                                      const void *p, size_t n)
 {
     SV *sv;
 
@@ -459,8 +465,8 @@ static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
     /* Mostly the last value's buffer is big enough and ours alone: then
      * what sv_setpvn would do, without its checks for the other cases
      * (copy-on-write, offset, taint, growing) and its call. */
-    if (SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
-        !SvOOK(sv) && !PL_tainting) {
+    if (LIKELY(SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
+               !SvOOK(sv) && !PL_tainting)) {
         char *d = SvPVX(sv);
         Copy(p, d, n, char);
         d[n] = '\0';

@@ -16,6 +16,10 @@
 
 #include "pmcore.h"
 
+#ifndef LIKELY /* perl < 5.22 */
+#define LIKELY(cond) (cond)
+#endif
+
 /* Argument positions whose SVs a connection keeps (envfrom's ESMTP
  * arguments beyond these get fresh SVs). */
 #define PMP_POOL_SLOTS 8
