@@ -254,6 +254,26 @@ _Static_assert(0 PMP_EVENTS(PMP_ONE) == PMC_EV_COUNT,
                "PMP_EVENTS must list every PMC_EV_* event");
 #undef PMP_ONE
 
+/* sv_setpvn for the SVs this file keeps (plain scalars): when the buffer
+ * is ours alone and big enough, the bytes are copied and the flags left as
+ * sv_setpvn leaves them (POK only), without its checks for the other cases
+ * (copy-on-write, offset, taint, growing) and its call.  The UTF8 flag
+ * goes too: a callback may have decoded the SV in place. */
+PERL_STATIC_INLINE void pmp_sv_set(pTHX_ SV *sv, const void *p, size_t n)
+{
+    if (LIKELY(SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
+               !SvOOK(sv) && !PL_tainting)) {
+        char *d = SvPVX(sv);
+        Copy(p, d, n, char);
+        d[n] = '\0';
+        SvCUR_set(sv, n);
+        SvPOK_only(sv);
+        return;
+    }
+    sv_setpvn(sv, (const char *)p, n);
+    SvUTF8_off(sv);
+}
+
 /* An argument of pmp_call is borrowed when it is the pool SV of its
  * position (the connection keeps it); any other the call owns. */
 #define PMP_BORROWED(c, i, sv) ((i) < PMP_POOL_SLOTS && (c)->pool[i] == (sv))
@@ -300,10 +320,20 @@ static void pmp_set_cb_name(pTHX_ pmp_ctx *c, pmc_event ev)
     }
     if ((SvFLAGS(cb) & (SVf_POK | SVp_POK | SVf_IOK | SVp_IOK | SVf_NOK |
                         SVp_NOK)) == (SVf_POK | SVp_POK) &&
-        !SvIsCOW(cb) && SvCUR(cb) == len && memEQ(SvPVX(cb), name, len) &&
-        !PL_tainting)
-        return;
-    sv_setpvn(cb, name, len);
+        !SvIsCOW(cb) && SvCUR(cb) == len && !PL_tainting) {
+        const char *p = SvPVX(cb);
+        STRLEN i;
+        for (i = 0; i < len && p[i] == name[i]; i++)
+            ;
+        if (i == len)
+            return;
+    }
+    /* sv_setpvn keeps an SV's UTF8 flag where pmp_sv_set drops it: a
+     * {cb} a callback upgraded keeps it, as before. */
+    if (SvUTF8(cb))
+        sv_setpvn(cb, name, len);
+    else
+        pmp_sv_set(aTHX_ cb, name, len);
 }
 
 /* $_[0]: the connection's one RV to the Context hash.  It counts as a
@@ -328,7 +358,7 @@ static SV *pmp_ctx_rv(pTHX_ pmp_ctx *c)
  * callback's, and the next call makes another, as 1.27's fresh $ctx per
  * call would be.  May free the Context and c with it: the caller's last
  * use of c. */
-static void pmp_ctx_unref(pTHX_ pmp_ctx *c, SV *rv)
+PERL_STATIC_INLINE void pmp_ctx_unref(pTHX_ pmp_ctx *c, SV *rv)
 {
     SV *hv = (SV *)c->hv;
 
@@ -462,20 +492,7 @@ PERL_STATIC_INLINE SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i,
     if (n > PMP_POOL_MAX)
         return ARG_STR(p, n);
     sv = pmp_pooled(aTHX_ c, i);
-    /* Mostly the last value's buffer is big enough and ours alone: then
-     * what sv_setpvn would do, without its checks for the other cases
-     * (copy-on-write, offset, taint, growing) and its call. */
-    if (LIKELY(SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
-               !SvOOK(sv) && !PL_tainting)) {
-        char *d = SvPVX(sv);
-        Copy(p, d, n, char);
-        d[n] = '\0';
-        SvCUR_set(sv, n);
-        SvPOK_only(sv); /* and not UTF8: a callback may have decoded it */
-        return sv;
-    }
-    sv_setpvn(sv, (const char *)p, n);
-    SvUTF8_off(sv); /* a callback may have decoded it in place */
+    pmp_sv_set(aTHX_ sv, p, n);
     return sv;
 }
 

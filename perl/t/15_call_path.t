@@ -71,13 +71,14 @@ my @msg = (pkt('M', "<a\@x>\0", "SIZE=10\0"), pkt('R', "<b\@y>\0"),
     my $n = 0;
     my ($ctx) = ctx_for({
         header => sub { push @cb, $_[0]{cb};
-                        $n++ == 0 ? ($_[0]{cb} = 'mine') : $n == 2 ? ($_[0]{cb} += 0)
-                                  : delete $_[0]{cb};
+                        my $k = $n++;
+                        $k == 0 ? ($_[0]{cb} = 'mine') : $k == 1 ? ($_[0]{cb} += 0)
+                      : $k == 2 ? delete $_[0]{cb}     : utf8::upgrade($_[0]{cb});
                         SMFIS_CONTINUE },
         eoh    => sub { push @cb, $_[0]{cb}; SMFIS_CONTINUE },
     }, 0);
-    conv($ctx, @start, pkt('M', "<a>\0"), pkt('R', "<b>\0"), map({ pkt('L', "H$_\0v\0") } 1 .. 4), pkt('N'));
-    is_deeply(\@cb, [('header') x 4, 'eoh'], '{cb} after a callback set, numified or deleted it');
+    conv($ctx, @start, pkt('M', "<a>\0"), pkt('R', "<b>\0"), map({ pkt('L', "H$_\0v\0") } 1 .. 5), pkt('N'));
+    is_deeply(\@cb, [('header') x 5, 'eoh'], '{cb} after a callback set, numified, deleted or upgraded it');
 }
 
 # A die: caught, logged, answered with the die reply (TEMPFAIL: the
