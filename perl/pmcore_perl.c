@@ -49,8 +49,9 @@ static void pmp_ctx_destroy(pTHX_ pmp_ctx *c)
     SvREFCNT_dec(c->log_cb);
     SvREFCNT_dec((SV *)c->cbs_hv);
     SvREFCNT_dec(c->cb_sv);
-    SvREFCNT_dec(c->pool[0]);
-    SvREFCNT_dec(c->pool[1]);
+    SvREFCNT_dec(c->ctx_rv); /* never refers to hv here (see pmp_ctx_rv) */
+    for (i = 0; i < PMP_POOL_SLOTS; i++)
+        SvREFCNT_dec(c->pool[i]);
     for (i = 0; i < PMC_STAGE_COUNT; i++)
         Safefree(c->symlist[i]);
     Safefree(c);
@@ -231,6 +232,52 @@ static int pmp_plain_sv(SV *sv)
            !SvMAGICAL(sv) && !SvREADONLY(sv);
 }
 
+/* The one table of callbacks, in PMC_EV_* order: the key of the
+ * callbacks hash, which is also the field of pmc_handlers and the h_
+ * function.  The names array and the handler installation below are
+ * generated from it, so a new event is one line here. */
+#define PMP_EVENTS(X) \
+    X(NEGOTIATE, negotiate) X(CONNECT, connect) X(HELO, helo) \
+    X(ENVFROM, envfrom) X(ENVRCPT, envrcpt) X(DATA, data) \
+    X(HEADER, header) X(EOH, eoh) X(BODY, body) X(EOM, eom) \
+    X(ABORT, abort) X(CLOSE, close) X(UNKNOWN, unknown)
+
+#define PMP_NAME(ev, f) [PMC_EV_##ev] = #f,
+static const char *const pmp_cb_names[PMC_EV_COUNT] = {PMP_EVENTS(PMP_NAME)};
+#undef PMP_NAME
+#define PMP_LEN(ev, f) [PMC_EV_##ev] = sizeof #f - 1,
+static const unsigned char pmp_cb_lens[PMC_EV_COUNT] = {PMP_EVENTS(PMP_LEN)};
+#undef PMP_LEN
+
+#define PMP_ONE(ev, f) +1
+_Static_assert(0 PMP_EVENTS(PMP_ONE) == PMC_EV_COUNT,
+               "PMP_EVENTS must list every PMC_EV_* event");
+#undef PMP_ONE
+
+/* sv_setpvn for the SVs this file keeps (plain scalars): when the buffer
+ * is ours alone and big enough, the bytes are copied and the flags left as
+ * sv_setpvn leaves them (POK only), without its checks for the other cases
+ * (copy-on-write, offset, taint, growing) and its call.  The UTF8 flag
+ * goes too: a callback may have decoded the SV in place. */
+PERL_STATIC_INLINE void pmp_sv_set(pTHX_ SV *sv, const void *p, size_t n)
+{
+    if (LIKELY(SvTYPE(sv) >= SVt_PV && SvLEN(sv) > n && !SvIsCOW(sv) &&
+               !SvOOK(sv) && !PL_tainting)) {
+        char *d = SvPVX(sv);
+        Copy(p, d, n, char);
+        d[n] = '\0';
+        SvCUR_set(sv, n);
+        SvPOK_only(sv);
+        return;
+    }
+    sv_setpvn(sv, (const char *)p, n);
+    SvUTF8_off(sv);
+}
+
+/* An argument of pmp_call is borrowed when it is the pool SV of its
+ * position (the connection keeps it); any other the call owns. */
+#define PMP_BORROWED(c, i, sv) ((i) < PMP_POOL_SLOTS && (c)->pool[i] == (sv))
+
 /* A handler called after exit: no Perl runs.  The session ends from
  * inside the handler, so the event gets no reply (the engine writes what
  * earlier commands were owed, then closes).  Negotiation goes on to its
@@ -241,65 +288,140 @@ static int pmp_exited(pTHX_ pmp_ctx *c, pmc_session *s, pmc_event ev,
 {
     int i;
 
-    PERL_UNUSED_ARG(c);
     for (i = 0; i < n; i++)
-        SvREFCNT_dec(args[i]);
+        if (!PMP_BORROWED(c, i, args[i]))
+            SvREFCNT_dec(args[i]);
     if (ev != PMC_EV_ABORT && ev != PMC_EV_CLOSE)
         (void)pmc_session_end(s, PMC_OK);
     return PMC_CONTINUE;
 }
 
-/* Call the Perl callback of 'ev' with ctx and args (owned SVs, which
- * this call frees; &PL_sv_undef may be among them). */
+/* 1.27 keeps the name of the running callback in {cb}.  Set in place, in
+ * the SV the hash holds (kept from the last call while the hash still
+ * holds it: refcount 2, ours and the hash's): a new SV and a hash store
+ * per callback cost more than the rest of pmp_call.  A run of one
+ * callback (the headers) finds its name there already, as a string
+ * sv_setpvn would leave as it is: then nothing is written. */
+static void pmp_set_cb_name(pTHX_ pmp_ctx *c, pmc_event ev)
+{
+    const char *name = pmp_cb_names[ev];
+    STRLEN len = pmp_cb_lens[ev];
+    SV *cb = c->cb_sv;
+
+    if (!cb || SvREFCNT(cb) < 2 || !pmp_plain_sv(cb)) {
+        SV **svp = hv_fetchs(c->hv, "cb", 1);
+        SvREFCNT_dec(cb);
+        c->cb_sv = cb = svp && pmp_plain_sv(*svp)
+            ? SvREFCNT_inc_simple_NN(*svp) : NULL;
+    }
+    if (!cb) {
+        (void)hv_stores(c->hv, "cb", newSVpvn(name, len));
+        return;
+    }
+    if ((SvFLAGS(cb) & (SVf_POK | SVp_POK | SVf_IOK | SVp_IOK | SVf_NOK |
+                        SVp_NOK)) == (SVf_POK | SVp_POK) &&
+        !SvIsCOW(cb) && SvCUR(cb) == len && !PL_tainting) {
+        const char *p = SvPVX(cb);
+        STRLEN i;
+        for (i = 0; i < len && p[i] == name[i]; i++)
+            ;
+        if (i == len)
+            return;
+    }
+    /* sv_setpvn keeps an SV's UTF8 flag where pmp_sv_set drops it: a
+     * {cb} a callback upgraded keeps it, as before. */
+    if (SvUTF8(cb))
+        sv_setpvn(cb, name, len);
+    else
+        pmp_sv_set(aTHX_ cb, name, len);
+}
+
+/* $_[0]: the connection's one RV to the Context hash.  It counts as a
+ * reference to the hash only during a call, since kept it would close
+ * the cycle hash -> magic -> pmp_ctx -> RV -> hash.  A call nested in a
+ * callback of the same Context gets a mortal RV of its own. */
+static SV *pmp_ctx_rv(pTHX_ pmp_ctx *c)
+{
+    SV *rv = c->ctx_rv;
+
+    if (!rv)
+        c->ctx_rv = rv = newSV_type(SVt_IV);
+    else if (SvROK(rv))
+        return sv_2mortal(newRV_inc((SV *)c->hv));
+    SvRV_set(rv, SvREFCNT_inc_simple_NN((SV *)c->hv));
+    SvROK_on(rv);
+    return rv;
+}
+
+/* After the call: the RV lets go of the hash, unless the callback kept
+ * it (\$_[0]), weakened it, or assigned to $_[0]; then it is the
+ * callback's, and the next call makes another, as 1.27's fresh $ctx per
+ * call would be.  May free the Context and c with it: the caller's last
+ * use of c. */
+PERL_STATIC_INLINE void pmp_ctx_unref(pTHX_ pmp_ctx *c, SV *rv)
+{
+    SV *hv = (SV *)c->hv;
+
+    if (rv != c->ctx_rv)
+        return; /* the mortal of a nested call */
+    if (SvREFCNT(rv) == 1 && SvROK(rv) && !SvWEAKREF(rv) &&
+        SvRV(rv) == hv && !SvMAGICAL(rv) && !SvREADONLY(rv)) {
+        SvROK_off(rv);
+        SvRV_set(rv, NULL);
+        SvREFCNT_dec(hv);
+    } else {
+        c->ctx_rv = NULL;
+        SvREFCNT_dec(rv);
+    }
+}
+
+/* Call the Perl callback of 'ev' with ctx and args: pool SVs (borrowed)
+ * or owned SVs, which this call frees; &PL_sv_undef may be among them. */
 static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
                     int n)
 {
     dTHXa(c->perl);
     dSP;
-    int count, i, v;
-    SV *rv;
+    int count, i, v, busy;
+    SV *rv, *self;
+    SSize_t floor;
+    I32 saveix;
 
     c->s = s;
     c->failed = 0;
     if (pmp_exiting)
         return pmp_exited(aTHX_ c, s, ev, args, n);
-    ENTER;
-    SAVETMPS;
-    /* 1.27 keeps the name of the running callback in {cb}.  Set in place,
-     * in the SV the hash holds (kept from the last call while the hash
-     * still holds it: refcount 2, ours and the hash's): a new SV and a
-     * hash store per callback cost more than the rest of this function. */
-    {
-        const char *name = pmc_event_name(ev);
-        SV *cb = c->cb_sv;
-        if (!cb || SvREFCNT(cb) < 2 || !pmp_plain_sv(cb)) {
-            SV **svp = hv_fetchs(c->hv, "cb", 1);
-            SvREFCNT_dec(cb);
-            c->cb_sv = cb = svp && pmp_plain_sv(*svp)
-                ? SvREFCNT_inc_simple_NN(*svp) : NULL;
-        }
-        if (cb)
-            sv_setpvn(cb, name, strlen(name));
-        else
-            (void)hv_stores(c->hv, "cb", newSVpv(name, 0));
-    }
+    pmp_set_cb_name(aTHX_ c, ev);
+    /* The scope of one call, without ENTER/SAVETMPS' own save entries: a
+     * tmps floor for our mortals and the return value, and the save
+     * stack cut back to here for what call_sv leaves on it (PL_op).
+     * A die is caught inside call_sv (G_EVAL), so the code below always
+     * runs, but for an exit, after which Perl has unwound it all. */
+    saveix = PL_savestack_ix;
+    floor = PL_tmps_floor;
+    PL_tmps_floor = PL_tmps_ix;
     PUSHMARK(SP);
     EXTEND(SP, n + 1);
-    PUSHs(sv_2mortal(newRV_inc((SV *)c->hv)));
-    /* The arguments come in owned, not mortal: mortals made before our
-     * SAVETMPS would sit below its floor, and inside a server loop (one
-     * XS call that never returns) nothing would ever free them. */
+    PUSHs(self = pmp_ctx_rv(aTHX_ c));
+    /* The owned arguments become mortal only now, above the floor: made
+     * before it, inside a server loop (one XS call that never returns)
+     * nothing would ever free them. */
     for (i = 0; i < n; i++)
-        PUSHs(sv_2mortal(args[i]));
+        PUSHs(PMP_BORROWED(c, i, args[i]) ? args[i] : sv_2mortal(args[i]));
     PUTBACK;
-    count = pmp_safe_call(aTHX_ PMP_CALL_SV, c->cb[ev], G_SCALAR);
+    busy = c->busy;
+    c->busy = 1;
+    count = pmp_safe_call(aTHX_ PMP_CALL_SV, SvRV(c->cb[ev]), G_SCALAR);
+    c->busy = busy;
     if (count < 0) {
         /* Perl has unwound our scope and freed our mortals. */
         pmp_log(aTHX_ c, PMC_LOG_NOTICE, sv_2mortal(newSVpvf(
             "exit(%d) in the %s callback: the connection is closed, then "
             "the process exits\n", pmp_exit_status, pmc_event_name(ev))));
         pmp_exit_stop();
-        return pmp_exited(aTHX_ c, s, ev, NULL, 0);
+        v = pmp_exited(aTHX_ c, s, ev, NULL, 0);
+        pmp_ctx_unref(aTHX_ c, self);
+        return v;
     }
     SPAGAIN;
     rv = count > 0 ? POPs : &PL_sv_undef;
@@ -323,7 +445,9 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
         (void)hv_deletes(c->hv, "reply", G_DISCARD);
     }
     FREETMPS;
-    LEAVE;
+    PL_tmps_floor = floor;
+    LEAVE_SCOPE(saveix);
+    pmp_ctx_unref(aTHX_ c, self);
     return v;
 }
 
@@ -331,34 +455,44 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
 /* An argument for pmp_call, which takes ownership. */
 #define ARG_STR(p, l) newSVpvn((const char *)(p), (l))
 
-/* Pool slot i as an argument for pmp_call (a reference of its own): the
- * SVs of the frequent callbacks (header, body) are reused rather than
- * allocated and freed each time.  Reused only while nobody else holds
- * one (refcount 1: a callback that kept \$_[1] gets a fresh SV next
- * time), while it is still a plain scalar, and while its buffer is small:
- * a connection must not keep a 1 MiB body chunk's buffer for its life. */
+/* The argument SV of position i: the connection's pool SV, set in place
+ * rather than allocated and freed for every callback.  Reused only while
+ * nobody else holds it (refcount 1: a callback that kept \$_[1] keeps
+ * that SV, and the next call gets a fresh one, as with 1.27's fresh
+ * scalars), while it is still a plain scalar, and while its buffer is
+ * small: a connection must not keep a 1 MiB body chunk's buffer for its
+ * life.  A call nested in a callback of the same Context (its arguments
+ * are in use) gets owned SVs. */
 #define PMP_POOL_MAX 8192
-static SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
+static SV *pmp_pool_renew(pTHX_ pmp_ctx *c, int i)
 {
-    SV *sv = c->pool[i];
-
-    if (!sv || SvREFCNT(sv) != 1 || !pmp_plain_sv(sv) ||
-        (SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)) {
-        SvREFCNT_dec(sv);
-        c->pool[i] = sv = newSV(0);
-    }
-    return SvREFCNT_inc_simple_NN(sv);
+    if (c->busy || i >= PMP_POOL_SLOTS)
+        return newSV(0);
+    SvREFCNT_dec(c->pool[i]);
+    return c->pool[i] = newSV(0);
 }
 
-static SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i, const void *p, size_t n)
+/* Inline: two to four arguments a callback, the hot path of the loop. */
+PERL_STATIC_INLINE SV *pmp_pooled(pTHX_ pmp_ctx *c, int i)
+{
+    SV *sv;
+
+    if (LIKELY(!c->busy && i < PMP_POOL_SLOTS && (sv = c->pool[i]) &&
+               SvREFCNT(sv) == 1 && pmp_plain_sv(sv) &&
+               !(SvPOK(sv) && SvLEN(sv) > 2 * PMP_POOL_MAX)))
+        return sv;
+    return pmp_pool_renew(aTHX_ c, i);
+}
+
+PERL_STATIC_INLINE SV *pmp_pooled_str(pTHX_ pmp_ctx *c, int i,
+                                      const void *p, size_t n)
 {
     SV *sv;
 
     if (n > PMP_POOL_MAX)
         return ARG_STR(p, n);
     sv = pmp_pooled(aTHX_ c, i);
-    sv_setpvn(sv, (const char *)p, n);
-    SvUTF8_off(sv); /* a callback may have decoded it in place */
+    pmp_sv_set(aTHX_ sv, p, n);
     return sv;
 }
 
@@ -421,7 +555,8 @@ static int pmp_args_call(pmc_session *s, void *ud, pmc_event ev,
     if (args->argc > 8)
         Newx(a, args->argc, SV *);
     for (i = 0; i < args->argc; i++)
-        a[i] = ARG_STR(args->argv[i].ptr, args->argv[i].len);
+        a[i] = pmp_pooled_str(aTHX_ CTX(ud), (int)i, args->argv[i].ptr,
+                              args->argv[i].len);
     v = pmp_call(CTX(ud), s, ev, a, (int)args->argc);
     if (a != small)
         Safefree(a);
@@ -555,25 +690,6 @@ static int h_negotiate(pmc_session *s, void *ud, pmc_negotiation *n)
         return PMC_CONTINUE;
     return PMC_REJECT;
 }
-
-/* The one table of callbacks, in PMC_EV_* order: the key of the
- * callbacks hash, which is also the field of pmc_handlers and the h_
- * function.  The names array and the handler installation below are
- * generated from it, so a new event is one line here. */
-#define PMP_EVENTS(X) \
-    X(NEGOTIATE, negotiate) X(CONNECT, connect) X(HELO, helo) \
-    X(ENVFROM, envfrom) X(ENVRCPT, envrcpt) X(DATA, data) \
-    X(HEADER, header) X(EOH, eoh) X(BODY, body) X(EOM, eom) \
-    X(ABORT, abort) X(CLOSE, close) X(UNKNOWN, unknown)
-
-#define PMP_NAME(ev, f) [PMC_EV_##ev] = #f,
-static const char *const pmp_cb_names[PMC_EV_COUNT] = {PMP_EVENTS(PMP_NAME)};
-#undef PMP_NAME
-
-#define PMP_ONE(ev, f) +1
-_Static_assert(0 PMP_EVENTS(PMP_ONE) == PMC_EV_COUNT,
-               "PMP_EVENTS must list every PMC_EV_* event");
-#undef PMP_ONE
 
 static SV *pmp_code(pTHX_ HV *hv, const char *key)
 {

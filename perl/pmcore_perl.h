@@ -16,6 +16,14 @@
 
 #include "pmcore.h"
 
+#ifndef LIKELY /* perl < 5.22 */
+#define LIKELY(cond) (cond)
+#endif
+
+/* Argument positions whose SVs a connection keeps (envfrom's ESMTP
+ * arguments beyond these get fresh SVs). */
+#define PMP_POOL_SLOTS 8
+
 typedef struct pmp_ctx {
     PerlInterpreter *perl; /* callbacks run in this interpreter */
     HV *hv;                /* the Context hash; it owns us (no refcount) */
@@ -30,7 +38,11 @@ typedef struct pmp_ctx {
     HV *cbs_hv;            /* the callbacks hash (refcounted) */
     SV *self;              /* server connections: keeps the Context alive */
     SV *cb_sv;             /* the value SV of the hash's {cb} (refcounted) */
-    SV *pool[2];           /* argument SVs reused between callbacks */
+    SV *ctx_rv;            /* $_[0] of the callbacks: refers to hv only
+                            * during a call (else a cycle hv -> us -> hv) */
+    SV *pool[PMP_POOL_SLOTS]; /* argument SVs reused between callbacks,
+                               * one per argument position */
+    int busy;              /* a callback runs: its arguments are in use */
     int compat;            /* 1: reproduce 1.27's negotiation */
     int die_verdict;       /* pmc verdict after a die or a bad return */
     int failed;            /* the last callback died or returned garbage */
