@@ -392,8 +392,11 @@ PMCI_HIDDEN void pmci_pool_join(pmci_pool *p);
 PMCI_HIDDEN int pmci_pool_leads(const pmci_pool *p);
 /* Run c's step as the leader: 1 when still leading after it (the caller
  * goes on with the loop), 0 when a follower took the loop over meanwhile
- * (c went to the done list; the caller is a follower now). */
-PMCI_HIDDEN int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c);
+ * (c went to the done list; the caller is a follower now).  With in, the
+ * step is input alone (c opened, no job): pmci_conn_step_input(c, in, n),
+ * its result in c->quiet as pmci_conn_step leaves it. */
+PMCI_HIDDEN int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c,
+                                    const uint8_t *in, size_t n);
 /* The loop ended: wake the home thread and the followers. */
 PMCI_HIDDEN void pmci_pool_over(pmci_pool *p);
 /* Hooks the home thread runs for the leader: */

@@ -132,7 +132,9 @@ static __attribute__((noinline)) int read_small(pmci_loop *l, pmci_conn *c,
     return read_into(l, c, job, small, sizeof small);
 }
 
-static int read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
+/* Inline: the leader's queue runs it once per command. */
+static inline __attribute__((always_inline)) int
+read_in(pmci_loop *l, pmci_conn *c, unsigned *job)
 {
     if (__builtin_expect(l->rbuf == NULL, 0))
         return read_small(l, c, job);
@@ -222,23 +224,33 @@ static void unlink_again(pmci_loop *l, pmci_conn *c)
     c->anext = NULL;
 }
 
+/* The usual step (input answered, nothing else): of all the after-step
+ * does only the trim and the timeout list apply, unless something came
+ * for it meanwhile (answers, the peer's end, input) or a drain ends it.
+ * 1 when that was all.  Inline, so the leader's queue does not pay a call
+ * for it per command. */
+static inline __attribute__((always_inline)) int after_quiet(pmci_loop *l,
+                                                             pmci_conn *c)
+{
+    if (c->quiet && !c->rq && !c->rd_pending && !c->want_out &&
+        !l->drain_expired) {
+        c->busy = 0;
+        c->quiet = 0;
+        pmci_session_trim(c->s);
+        pmci_tl_append(l, c, c->in_msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* Back on the loop thread after a step: close, wait for room to write,
  * read more, drain, or wait for the next input. */
 void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
 {
-    int quiet = c->quiet;
-
+    if (after_quiet(l, c))
+        return;
     c->busy = 0;
     c->quiet = 0;
-    /* The usual step (input answered, nothing else): of all below only
-     * the trim and the timeout list apply, unless something came for it
-     * meanwhile (answers, the peer's end, input) or a drain ends it. */
-    if (quiet && !c->rq && !c->rd_pending && !c->want_out &&
-        !l->drain_expired) {
-        pmci_session_trim(c->s);
-        pmci_tl_append(l, c, c->in_msg);
-        return;
-    }
     if (c->finished) {
         pmci_tl_remove(l, c);
         unlink_again(l, c);
@@ -421,12 +433,18 @@ void pmci_loop_accept(pmci_loop *l, pmci_listener *ls)
 
 /* Lead mode: the steps the last round queued, in order.  A step's
  * after-step may queue more (the next read).  0 when the lead was lost
- * during one: the rest of the queue is the new leader's. */
+ * during one: the rest of the queue is the new leader's.  The usual one,
+ * input read for an opened connection with no other job and no answers,
+ * goes straight to pmci_conn_step_input (as LOOP's fast_read does): the
+ * job and pmci_conn_step's dispatch on it cost some 40 instructions a
+ * command. */
 int pmci_loop_run_queue(pmci_loop *l)
 {
     pmci_conn *c;
 
     while ((c = l->runq)) {
+        const uint8_t *in = NULL;
+        size_t n = 0;
         l->runq = c->qnext;
         if (!l->runq)
             l->runq_tail = NULL;
@@ -444,16 +462,25 @@ int pmci_loop_run_queue(pmci_loop *l)
             if (r == 2) /* ended: that went to the queue */
                 continue;
             c->busy = 1;
-            add_job(c, job);
+            /* pmci_conn_step's usual case, without the job. */
+            if (job == PMCI_JOB_INPUT && c->bp && c->opened && !c->job &&
+                !c->rq) {
+                in = c->bp;
+                n = c->bn;
+                c->bp = NULL;
+            } else {
+                add_job(c, job);
+            }
         }
-        l->lent = c->bp ? c : NULL;
+        l->lent = c->bp || in ? c : NULL;
         c->clock_ns = 0;
-        if (!pmci_pool_lead_step(l->pool, c))
+        if (!pmci_pool_lead_step(l->pool, c, in, n))
             return 0;
         l->lent = NULL;
         if (c->clock_ns) /* the next round's clock (tick_clock) */
             l->clock_ns = c->clock_ns;
-        pmci_loop_after_step(l, c);
+        if (!after_quiet(l, c))
+            pmci_loop_after_step(l, c);
     }
     return 1;
 }

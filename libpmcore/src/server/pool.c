@@ -216,7 +216,8 @@ int pmci_pool_leads(const pmci_pool *p)
     return p->lead_us != 0;
 }
 
-int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c)
+int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c, const uint8_t *in,
+                        size_t n)
 {
     uint64_t st = (++p->seq << 1) | 1;
 
@@ -227,7 +228,10 @@ int pmci_pool_lead_step(pmci_pool *p, pmci_conn *c)
         pthread_cond_signal(&p->wcv);
         pthread_mutex_unlock(&p->mu);
     }
-    pmci_conn_step(c);
+    if (in)
+        c->quiet = pmci_conn_step_input(c, in, n);
+    else
+        pmci_conn_step(c);
     if (atomic_compare_exchange_strong(&p->lead, &st, 0))
         return 1;
     give_back(p, c); /* the new leader takes it from here */

@@ -152,6 +152,14 @@ int pym_call_v(pym_conn *c, pmc_session *s, int slot, PyObject *const *args,
     ctx->in_cb = 1;
     res = pym_dispatch(slot, cb, ctx, args, n, raw);
     ctx->in_cb = was;
+    if (res != NULL && res == last_res[slot]) {
+        /* The usual result, the int of last time: its verdict without
+         * the calls below (an int is not awaitable). */
+        Py_DECREF(cb);
+        Py_DECREF(res);
+        *verdict = last_verdict[slot];
+        return 0;
+    }
     if (res != NULL && pym_is_awaitable(res)) {
         /* async def: answered when the coroutine is done (aio.c). */
         PyObject *aw = res;
