@@ -414,7 +414,10 @@ static int pmp_call(pmp_ctx *c, pmc_session *s, pmc_event ev, SV **args,
     count = pmp_safe_call(aTHX_ PMP_CALL_SV, SvRV(c->cb[ev]), G_SCALAR);
     c->busy = busy;
     if (count < 0) {
-        /* Perl has unwound our scope and freed our mortals. */
+        /* Perl has unwound our scope and freed our mortals.  Our floor is
+         * no save entry, so the unwinding left it raised: put it back, as
+         * SAVETMPS' entry would have been. */
+        PL_tmps_floor = floor;
         pmp_log(aTHX_ c, PMC_LOG_NOTICE, sv_2mortal(newSVpvf(
             "exit(%d) in the %s callback: the connection is closed, then "
             "the process exits\n", pmp_exit_status, pmc_event_name(ev))));

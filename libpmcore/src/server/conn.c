@@ -333,14 +333,13 @@ void pmci_conn_step(pmci_conn *c)
         pmci_conn_finish(c);
 }
 
-/* LOOP's usual step, the input the loop just read and nothing else to do:
- * feed it and write the replies.  1 when it left nothing for the loop to
- * look at (all sent, no handler pending, no partial packet, the session
- * open), with in_msg set; otherwise the rest of pmci_conn_step ran (the
- * state, a finish) and the loop takes the general way. */
-/* The inline step's way out (internal_server.h): p, n is input still to
- * feed (a capture records it first), or p is NULL: the feed ran and said
- * st, and the first 'sent' bytes of the output went out. */
+/* The rest of pmci_conn_step_input (internal_server.h) when its usual
+ * round trip did not do: p, n is input still to feed (a capture records
+ * it first), or p is NULL: the feed ran and said st, and the first 'sent'
+ * bytes of the output went out.  1 when the step left nothing for the
+ * loop to look at (all sent, no handler pending, no partial packet, the
+ * session open), with in_msg set; otherwise the rest of pmci_conn_step
+ * ran (the state, a finish) and the loop takes the general way. */
 int pmci_conn_step_input_rest(pmci_conn *c, const uint8_t *p, size_t n,
                               pmc_status st, size_t sent)
 {
