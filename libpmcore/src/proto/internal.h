@@ -220,26 +220,21 @@ PMCI_HIDDEN pmc_status pmci_negotiate(pmc_session *s, const uint8_t *p,
 /* session.c */
 PMCI_HIDDEN int pmci_reply_owed(const pmc_session *s, pmc_event ev);
 
-/* session_peek.c: what a driver of sessions (the server) may read of one,
+/* What a driver of sessions (the server) reads of one after every step,
  * for its timeouts and draining.  Declared here, below the driver, so the
  * session never needs to know who drives it. */
-PMCI_HIDDEN int pmci_session_partial(const pmc_session *s);
-PMCI_HIDDEN int pmci_session_in_message(const pmc_session *s);
-PMCI_HIDDEN size_t pmci_session_queued(const pmc_session *s);
-/* What a driver looks at after every step, in one call rather than five
- * (the server's loop does this once per round trip). */
 typedef struct pmci_session_view {
     size_t out_len;  /* output waiting to be sent */
     size_t queued;   /* input held unread: a partial packet, or what came
                         while a handler is pending */
     int closed;      /* pmc_session_is_closed */
-    int in_msg;      /* pmci_session_in_message */
+    int in_msg;      /* between MAIL and the end of that message: the MTA
+                        owes more of it */
     int pending;     /* pmc_session_is_pending */
 } pmci_session_view;
-/* Inline, with trim's test below: the loop runs both once per round trip,
- * and a call into another file for each cost it some 600 instructions a
- * message. */
-/* pmc_decoder_pending's rule, here so the loop's calls inline it. */
+/* Inline, with pmc_decoder_pending's rule and trim's test below: the loop
+ * runs them once per round trip, and a call into another file for each
+ * cost it some 600 instructions a message. */
 static inline size_t pmci_decoder_pending(const pmc_decoder *d)
 {
     return (d->partial_done ? 0 : d->partial.len) + d->in_len;

@@ -4,25 +4,6 @@
  * holds only the conversation and stays free of server concerns. */
 #include "internal.h"
 
-/* A packet has started to arrive but is not complete. */
-int pmci_session_partial(const pmc_session *s)
-{
-    return pmci_decoder_pending(&s->dec) > 0;
-}
-
-/* Between MAIL and the end of that message: the MTA owes more of it. */
-int pmci_session_in_message(const pmc_session *s)
-{
-    return s->in_msg;
-}
-
-/* Input the session holds unread (queued while a handler is pending, or a
- * partial packet): the server stops reading past a bound. */
-size_t pmci_session_queued(const pmc_session *s)
-{
-    return pmci_decoder_pending(&s->dec);
-}
-
 /* Buffers a large packet or a large reply grew stay at that size for the
  * connection's life unless given back; with thousands of idle connections
  * that is most of the RSS.  Called between steps, when no handler holds a

@@ -331,10 +331,11 @@ PMCI_HIDDEN void pmci_conn_peek(const pmci_conn *c, pmci_stats *out);
  * thread owns them all (a prefork worker's loop). */
 PMCI_HIDDEN void pmci_collect_live(pmc_server *srv);
 PMCI_HIDDEN void pmci_conn_step(pmci_conn *c);
-/* pmci_conn_step for input alone, opened already (LOOP's fast path): 1
- * when the step left nothing for the loop to act on.  The usual round trip
- * (every packet answered, the replies sent whole, no capture) is inline
- * below; the rest of it, from the feed's result on, is ..._rest. */
+/* pmci_conn_step for input alone, c opened already (LOOP's wake-up, the
+ * lead-mode queue, pmci_conn_step's usual case): 1 when the step left
+ * nothing for the loop to act on.  The usual round trip (every packet
+ * answered, the replies sent whole, no capture) is inline below; the rest
+ * of it, from the feed's result on, is ..._rest. */
 PMCI_HIDDEN int pmci_conn_step_input_rest(pmci_conn *c, const uint8_t *p,
                                           size_t n, pmc_status st,
                                           size_t sent);

@@ -384,9 +384,6 @@ static int round_once(pmci_loop *l)
             continue;
         }
         switch (it->kind) {
-        case PMCI_K_CONN:
-            pmci_loop_conn_event(l, (pmci_conn *)it, ev[i].events);
-            break;
         case PMCI_K_LISTENER:
             pmci_loop_accept(l, (pmci_listener *)it);
             break;

@@ -243,12 +243,11 @@ static inline __attribute__((always_inline)) int after_quiet(pmci_loop *l,
     return 0;
 }
 
-/* Back on the loop thread after a step: close, wait for room to write,
- * read more, drain, or wait for the next input. */
-void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
+/* Back on the loop thread after a step that after_quiet did not finish:
+ * close, wait for room to write, read more, drain, or wait for the next
+ * input. */
+static void after_step_rest(pmci_loop *l, pmci_conn *c)
 {
-    if (after_quiet(l, c))
-        return;
     c->busy = 0;
     c->quiet = 0;
     if (c->finished) {
@@ -297,6 +296,12 @@ void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
                    c->out_left || (!c->pending && (c->partial || c->in_msg)));
 }
 
+void pmci_loop_after_step(pmci_loop *l, pmci_conn *c)
+{
+    if (!after_quiet(l, c))
+        after_step_rest(l, c);
+}
+
 void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
 {
     if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -316,8 +321,8 @@ void pmci_loop_conn_event(pmci_loop *l, pmci_conn *c, uint32_t ev)
         c->rd_pending = 1;
     /* The usual wake-up, input for a connection that waits for nothing
      * else: straight to the read.  The after-step pass would find nothing
-     * to do before it (no output, no answers, no drain) and read too. */
-    /* The flags or'ed, not tested one by one: one branch for all. */
+     * to do before it (no output, no answers, no drain) and read too.  The
+     * flags are or'ed, not tested one by one: one branch for all. */
     if (c->rd_pending &&
         !(c->out_left | c->want_out | c->io_failed | c->closed |
           c->pending | c->on_again | l->stopping) &&
@@ -480,7 +485,7 @@ int pmci_loop_run_queue(pmci_loop *l)
         if (c->clock_ns) /* the next round's clock (tick_clock) */
             l->clock_ns = c->clock_ns;
         if (!after_quiet(l, c))
-            pmci_loop_after_step(l, c);
+            after_step_rest(l, c);
     }
     return 1;
 }
