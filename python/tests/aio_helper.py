@@ -43,6 +43,7 @@ class Async(Milter.Base):
 
     async def eom(self):
         self.seq.append('eom')
+        print('eom awaits', flush=True)  # for tests that act meanwhile
         await asyncio.sleep(NAP)
         self.progress()
         self.addheader('X-Async', self.getsymval('i') or 'no-qid')
@@ -55,12 +56,23 @@ class Async(Milter.Base):
 
 
 class Fork(Milter.Base):
+    slow = False
+
     def envfrom(self, f, *a):
-        if f == '<slow@x>':
-            time.sleep(0.5)  # holds this worker's loop
+        self.slow = f == '<slow@x>'
+        if self.slow:
+            # Holds this worker's loop until a message was served by the
+            # other worker (a file, as they are processes), at most 10 s.
+            print('slow in envfrom', flush=True)
+            end = time.monotonic() + 10
+            while (not os.path.exists(SOCK + '.beside') and
+                   time.monotonic() < end):
+                time.sleep(0.01)
         return Milter.CONTINUE
 
     async def eom(self):
+        if not self.slow:
+            open(SOCK + '.beside', 'w').close()
         await asyncio.sleep(0.01)
         self.addheader('X-Pid', str(os.getpid()))
         return Milter.CONTINUE

@@ -52,6 +52,15 @@ class Client(object):
         return getattr(self.conn, name)
 
 
+def ignores(pid, sig):
+    """Whether the process has `sig` at SIG_IGN (its SigIgn mask)."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('SigIgn:'):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    raise AssertionError('no SigIgn in /proc/%d/status' % pid)
+
+
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
 

@@ -11,6 +11,11 @@ import milter
 import Milter
 
 MODE, SOCK = sys.argv[1], sys.argv[2]
+# pool: the slow envfrom holds its worker until another connection's EOM
+# was served beside it (or 10 s, when the pool stalled that one).
+beside = threading.Event()
+# twice: the first main() is stopped once its one connection closed.
+first_round = threading.Event()
 
 
 class M(Milter.Base):
@@ -18,11 +23,22 @@ class M(Milter.Base):
         if MODE == 'exit' and f == '<exit@x>':
             sys.exit(5)
         if f == '<slow@x>':
-            time.sleep(1.0)
+            print('slow in envfrom', flush=True)
+            beside.wait(10)
         return Milter.CONTINUE
 
     def eom(self):
+        beside.set()
         self.addheader('X-Served', MODE)
+        return Milter.CONTINUE
+
+    def close(self):
+        if MODE == 'twice' and first_round.is_set():
+            first_round.clear()
+            # From another thread, as a Timer would, but only once the
+            # test's connection is done: a timer can fire before a slow
+            # client has even connected.
+            threading.Thread(target=milter.stop).start()
         return Milter.CONTINUE
 
 
@@ -87,7 +103,10 @@ def main():
     if MODE == 'twice':
         for i in range(2):
             serve()
-            threading.Timer(0.5 if i == 0 else 60, milter.stop).start()
+            if i == 0:
+                first_round.set()
+            else:
+                threading.Timer(60, milter.stop).start()
             print('ready', flush=True)
             milter.main()
             print('main %d returned' % i, flush=True)

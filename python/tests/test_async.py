@@ -119,7 +119,9 @@ def test_sigterm_with_a_pending_coroutine_drains(server):
         got['r'] = c.eom()
     t = threading.Thread(target=eom)
     t.start()
-    time.sleep(0.1)                          # eom's coroutine is asleep
+    # eom's coroutine is asleep: a sleep here could stop the server before
+    # the EOM was even read, and nothing would be pending.
+    assert s.p.stdout.readline().strip() == 'eom awaits'
     s.p.send_signal(signal.SIGTERM)
     t.join(5)
     assert got['r'][0] == 'c', got           # answered during the drain
@@ -138,7 +140,9 @@ def test_prefork_workers(server):
         c.quit()
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.15)  # the slow one's worker is inside envfrom now
+    # Its worker is held inside envfrom until the other one has served a
+    # message: a sleep here let a slow client be second, to either worker.
+    assert s.p.stdout.readline().strip() == 'slow in envfrom'
     c = s.client()
     pids['fast'] = message(c)[2]
     c.quit()
@@ -150,10 +154,11 @@ def test_prefork_workers(server):
     assert got['slow'] != got['fast'], got
     assert s.p.pid not in got.values()
     # Workers ignore SIGTERM (systemd signals the whole group): the
-    # supervisor decides.
+    # supervisor decides.  Read from their SigIgn masks: a worker slow to
+    # act on the signal would still be there after any sleep.
     for pid in got.values():
+        assert serving.ignores(pid, signal.SIGTERM), pid
         os.kill(pid, signal.SIGTERM)
-    time.sleep(0.3)
     for pid in got.values():
         os.kill(pid, 0)                        # still there
     c = s.client()
@@ -292,7 +297,7 @@ def test_mta_gone_while_a_coroutine_is_pending(server):
     c.rcpt([b'<b@x>'])
     pkt = b'\0\0\0\x01E'                     # EOM, answer not read
     c.sock.sendall(pkt)
-    time.sleep(0.1)                          # its coroutine is asleep
+    assert s.p.stdout.readline().strip() == 'eom awaits'
     c.sock.close()                           # the MTA gives up
     time.sleep(0.5)                          # the answer would come now
     c2 = s.client()

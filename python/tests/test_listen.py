@@ -8,6 +8,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -291,11 +292,11 @@ def raise_nofile(need):
 
 def test_default_backlog_takes_1000_simultaneous_connects(tmp_path):
     """1,000 non-blocking TCP connects at once to a running Python milter
-    all complete their handshake within 1 s.  When the listen queue is
-    full Linux drops the SYN and the client sends it again only after TCP's
-    initial retransmission timeout, 1 s: so within 1 s means no connect
-    overflowed the default backlog (SOMAXCONN).  A too small default shows
-    here as a timeout, not as slowness."""
+    all complete their handshake without a SYN sent twice.  When the listen
+    queue is full Linux drops the SYN and the client sends it again after
+    TCP's initial retransmission timeout, 1 s; each socket's
+    tcpi_total_retrans counts that: counted, not timed, as a loaded host
+    can take over 1 s just to open the sockets."""
     n = 1000
     saved = raise_nofile(2 * n + 256)   # the child inherits it too
     socks = []
@@ -318,7 +319,7 @@ def test_default_backlog_takes_1000_simultaneous_connects(tmp_path):
             poller.register(s, select.POLLOUT)
         failed = []
         while pending:
-            left = t0 + 1.0 - time.monotonic()
+            left = t0 + 10.0 - time.monotonic()
             if left <= 0:
                 break
             for fd, ev in poller.poll(left * 1000):
@@ -332,6 +333,12 @@ def test_default_backlog_takes_1000_simultaneous_connects(tmp_path):
             pytest.fail('%d connects still pending, %d failed (%s) after '
                         '%.3f s' % (len(pending), len(failed), failed[:3],
                                     elapsed))
+        again = [s for s in socks if struct.unpack(
+            'I', s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO,
+                              104)[100:104])[0]]
+        assert not again, ('%d of %d connects sent their SYN again (%.3f s): '
+                           'the default backlog overflowed'
+                           % (len(again), n, elapsed))
         # The burst did not wedge the milter: it serves a new connection.
         c = socket.create_connection(('127.0.0.1', port), timeout=10)
         conn = milter._TestConn(fd=c.fileno(), timeout_ms=10000)

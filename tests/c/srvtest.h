@@ -500,6 +500,21 @@ SRVTEST_UNUSED static int wait_closed(int fd, int ms)
     }
 }
 
+/* Wait up to ms until a hook's count reaches want; 1 when it did.  The
+ * server closes a socket before it merges that connection's counters and
+ * runs conn_close, so a peer that saw the close must wait for these. */
+SRVTEST_UNUSED static int wait_count(atomic_int *n, int want, int ms)
+{
+    long long end = now_ms() + ms;
+
+    while (atomic_load(n) < want) {
+        if (now_ms() > end)
+            return 0;
+        sleep_ms(1);
+    }
+    return 1;
+}
+
 /* Read everything until EOF (or ms pass) into out; returns the count. */
 SRVTEST_UNUSED static size_t read_all(int fd, uint8_t *out, size_t cap, int ms)
 {

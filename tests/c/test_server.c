@@ -417,7 +417,7 @@ static void test_stats(void)
         perror("write");
     CHECK(wait_closed(fd, 2000), "garbage connection closed");
     close(fd);
-    sleep_ms(50);
+    wait_count(&a.closes, 3, 5000);
     pmc_server_stats_get(t.srv, &s);
     CHECK(s.conn_accepted == 3 && s.conn_active == 0,
           "accepted %llu active %llu", (unsigned long long)s.conn_accepted,
@@ -672,7 +672,7 @@ static void test_timeouts(void)
     CHECK(closed && dt >= 250 && dt < 800,
           "read timeout inside a message after %lld ms", dt);
     cli_free(k);
-    sleep_ms(50);
+    wait_count(&a.closes, 3, 5000);
 
     pmc_server_stats_get(t.srv, &s);
     CHECK(s.conn_read_timeouts == 2 && s.conn_idle_timeouts == 1,
@@ -886,7 +886,8 @@ static void test_tick(void)
     CHECK(ta.ticks == 0, "no tick without a wake-up");
     if (write(pfd[1], "\x0f", 1) != 1)
         perror("write");
-    sleep_ms(100);
+    wait_count(&ta.ticks, 1, 5000);
+    sleep_ms(100); /* room for a second tick, which would be wrong */
     CHECK(ta.ticks == 1 && t.running, "one tick per wake-up, still running");
     t0 = now_ms();
     if (write(pfd[1], "\x02", 1) != 1)

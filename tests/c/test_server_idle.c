@@ -127,12 +127,17 @@ int main(void)
     qsort(t, 5, sizeof t[0], cmp_ll);
     CHECK(t[2] < (valgrind ? 200 : 10),
           "new connection answered in %lld ms (median of 5)", t[2]);
-    if (n > 0) {
-        long long t0 = now_ms();
-        int code = cli_message(conns[n / 2], &hdr);
-        long long dt = now_ms() - t0;
-        CHECK(code == 'c' && hdr && dt < (valgrind ? 200 : 10),
-              "message on an idle connection in %lld ms", dt);
+    /* A median here too: one message alone failed at 10 ms on a loaded
+     * host, one preemption of the client or the server. */
+    if (n >= 5) {
+        for (int i = 0; i < 5; i++) {
+            long long t0 = now_ms();
+            int code = cli_message(conns[n / 2 + i], &hdr);
+            t[i] = code == 'c' && hdr ? now_ms() - t0 : 1000000;
+        }
+        qsort(t, 5, sizeof t[0], cmp_ll);
+        CHECK(t[2] < (valgrind ? 200 : 10),
+              "message on an idle connection in %lld ms (median of 5)", t[2]);
     }
 
     for (int i = 0; i < n; i++)

@@ -264,8 +264,14 @@ static void test_prefork(void)
     CHECK(n == 2, "prefork: old workers exited (%d exits)", n);
     CHECK(reloads == 1, "prefork: reload hook ran once in the master");
     CHECK(full_conv(dial_unix(p), &hdr) == 'c', "prefork: served after reload");
-    sleep_ms(100);
-    pmc_server_stats_get(t.srv, &s);
+    /* A worker's counters and the master's reaping come after the peer
+     * saw its answer: wait for them, not a fixed 100 ms. */
+    for (long long end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+        pmc_server_stats_get(t.srv, &s);
+        if (s.messages >= 3 && s.conn_accepted >= 7 &&
+            s.workers_spawned >= 5 && s.workers_exited >= 3)
+            break;
+    }
     CHECK(s.messages == 3 && s.conn_accepted == 7,
           "prefork: workers report counters (messages %llu, accepted %llu)",
           (unsigned long long)s.messages,

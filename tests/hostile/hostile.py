@@ -573,13 +573,22 @@ def cut(server, data, off, how, eof_within=2.0):
             s.close()
 
 
+def syn_retransmitted(s):
+    """Whether a TCP client socket had to send anything twice (for one
+    just connected, its SYN): tcpi_total_retrans, at offset 100 of struct
+    tcp_info.  The kernel's count, so a slow host does not make it up."""
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return len(info) >= 104 and struct.unpack('I', info[100:104])[0] > 0
+
+
 def burst(server, n, hold=0.0, deadline=10.0, until=None, held=None):
     """n non-blocking connects at once; seconds until every handshake
     completed (None if some did not by the deadline), then all are reset.
     With until, the connections are held (at most hold seconds) until
     until() is true, e.g. until the server has accepted every one; then
     held(filled) runs, filled saying whether until() came true, before the
-    resets.  Returns (seconds, completed, failed)."""
+    resets.  Returns (seconds, completed, failed, retransmitted), the last
+    the TCP connects whose SYN was sent again (a full listen backlog)."""
     import selectors
     sel = selectors.DefaultSelector()
     socks = []
@@ -609,6 +618,8 @@ def burst(server, n, hold=0.0, deadline=10.0, until=None, held=None):
                 if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                     failed += 1
         took = time.monotonic() - t0 if not pending else None
+        retrans = sum(1 for s in socks if s.family != socket.AF_UNIX and
+                      syn_retransmitted(s))
         hold_end = time.monotonic() + hold
         filled = until is None
         while hold and time.monotonic() < hold_end:
@@ -618,7 +629,7 @@ def burst(server, n, hold=0.0, deadline=10.0, until=None, held=None):
             time.sleep(0.01)
         if held is not None:
             held(filled)
-        return took, n - pending - failed, failed + pending
+        return took, n - pending - failed, failed + pending, retrans
     finally:
         sel.close()
         for s in socks:

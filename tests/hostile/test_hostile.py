@@ -425,13 +425,16 @@ def burst_window(srv):
 
 
 def test_burst_handshake(srv):
-    took, ok, failed = h.burst(srv, BURST, deadline=10)
-    record('%-14s burst: %d connects, handshakes done in %s (%d failed)' % (
-        srv.kind.name, BURST, '%.3f s' % took if took is not None else '>10 s', failed))
+    took, ok, failed, retrans = h.burst(srv, BURST, deadline=10)
+    record('%-14s burst: %d connects, handshakes done in %s (%d failed, %d SYN '
+           'retransmitted)' % (srv.kind.name, BURST, '%.3f s' % took
+                               if took is not None else '>10 s', failed, retrans))
     try:
         assert took is not None and not failed, '%d of %d connects did not complete' % (failed, BURST)
-        assert took <= 1.0, ('%d simultaneous connects took %.2f s: some waited for a SYN '
-                             'retransmit (listen backlog too small?)' % (BURST, took))
+        # Counted by the kernel, not timed: on a loaded host the client
+        # alone takes over 1 s (the initial RTO) to open 2,000 sockets.
+        assert not retrans, ('%d of %d simultaneous connects sent their SYN again '
+                             '(listen backlog too small?)' % (retrans, BURST))
     finally:
         # Recovery is checked even when the timing failed.
         t0 = time.monotonic()
@@ -468,7 +471,7 @@ def test_memory_after_bursts(srv):
     peak = {} if srv.kind.forks else dict(
         hold=10.0, until=lambda: srv.fds() >= full, held=at_peak)
     for i in range(rounds):
-        took, ok, failed = h.burst(srv, BURST, deadline=15, **peak)
+        took, ok, failed, _ = h.burst(srv, BURST, deadline=15, **peak)
         assert not failed, 'burst %d: %d connects failed' % (i, failed)
         assert_recovered(srv, 'burst %d' % i, burst_window(srv))
         if srv.kind.forks:
