@@ -4,8 +4,9 @@
 # beyond it, and each dropped SYN costs the MTA a 1 s retransmission.  The
 # default is now SOMAXCONN: every handshake of the burst completes with no
 # SYN sent twice (non-blocking connects to 127.0.0.1, waiting for
-# writability), under each dispatcher.  The dispatchers that take many connections at once (postfork,
-# the default, and loop) must then also answer every OPTNEG of the burst.
+# writability), under each dispatcher.  The dispatchers that take many
+# connections at once (postfork, the default, and loop) must then also
+# answer every OPTNEG of the burst.
 use strict;
 use warnings;
 use FindBin;
