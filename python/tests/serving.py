@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import milter
 
@@ -50,6 +51,16 @@ class Client(object):
 
     def __getattr__(self, name):
         return getattr(self.conn, name)
+
+
+def wait_until(cond, secs=2.0):
+    """Poll cond() until it is true or secs have passed; its last value."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
 
 
 def ignores(pid, sig):

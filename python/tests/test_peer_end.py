@@ -13,13 +13,15 @@ import time
 
 import pytest
 
-from serving import env_with, free_port, pkt
+from serving import env_with, free_port, pkt, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# The options packet: the milter's object is made once it is whole.
+OPTNEG = pkt(b'O', struct.pack('>III', 6, 0x1ff, 0x1fffff))
 CONV = b''.join([
-    pkt(b'O', struct.pack('>III', 6, 0x1ff, 0x1fffff)),
+    OPTNEG,
     pkt(b'D', b'Cj\0mx\0'),
     pkt(b'C', b'mta\0' + b'4' + struct.pack('>H', 25) + b'192.0.2.1\0'),
     pkt(b'H', b'helo.example\0'),
@@ -32,15 +34,6 @@ CONV = b''.join([
     pkt(b'E'),
     pkt(b'Q'),
 ])
-
-
-def wait_until(cond, secs=2.0):
-    end = time.time() + secs
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
 
 
 @pytest.fixture
@@ -167,10 +160,9 @@ def test_every_offset_closes_once(server, how):
     # The last connections' objects may still be closing.
     assert wait_until(lambda: set(counts(events)[1]) == set(counts(events)[0]))
     made, closed = counts(events)
-    # The object is made when the options packet is whole (negotiate).
-    # Bytes sent before a FIN reach the milter, so from that offset on
-    # every cut connection made one; a reset may lose what was unread.
-    whole = len(CONV) - len(pkt(b'O', struct.pack('>III', 6, 0x1ff, 0x1fffff)))
+    # Bytes sent before a FIN reach the milter, so every connection cut
+    # past OPTNEG made one object; a reset may lose what was unread.
+    whole = len(CONV) - len(OPTNEG)
     if how == 'reset':
         assert len(made) >= len(CONV) // 2, 'objects made: %d' % len(made)
     else:

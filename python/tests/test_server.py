@@ -25,15 +25,6 @@ def quit_after_stop(c):
         assert 'Broken pipe' in str(e) or 'reset' in str(e), e
 
 
-def wait_until(cond, secs=10.0):
-    end = time.monotonic() + secs
-    while not cond():
-        if time.monotonic() > end:
-            return cond()
-        time.sleep(0.01)
-    return True
-
-
 def refused(path):
     """Whether the listener on `path` is closed (a probe that still got in
     is let go at once: an EOF the drain serves)."""
@@ -76,7 +67,7 @@ def test_serves_and_sigterm_drains(server):
     # The stop closes the listener: only from then on is the rest of the
     # message served by the drain (a sleep could let it be served before
     # the stop began).
-    assert wait_until(lambda: refused(s.sock))
+    assert serving.wait_until(lambda: refused(s.sock), 10)
     c.rcpt([b'<b@x>'])                      # still served: drain
     r = c.eom()
     assert r[0] == 'c'
