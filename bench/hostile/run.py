@@ -109,7 +109,7 @@ def measure(kind, conns, procs, logdir):
         time.sleep(2.0)
         row['fds1'], row['rss1'], row['live1'] = srv.fds(), srv.rss_kb(), srv.conns()
         row['alive'] = srv.alive()
-        took, _, bad = h.burst(srv, 2000, deadline=10)
+        took, _, bad, _ = h.burst(srv, 2000, deadline=10)
         row['burst'] = took
         row['burst_failed'] = bad
         srv.recovered(5.0)
