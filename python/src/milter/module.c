@@ -266,6 +266,9 @@ static PyMethodDef methods[] = {
     {"_split_message", m_split_message, METH_O, NULL},
     {"_macro_name", m_macro_name, METH_O, NULL},
     {"_call_decoded", pym_call_decoded, METH_VARARGS, NULL},
+    {"_noreply", (PyCFunction)(void (*)(void))pym_noreply, METH_FASTCALL,
+     NULL},
+    {"_noreply_mark", pym_noreply_mark, METH_O, NULL},
     {"set_flags", m_set_flags, METH_VARARGS,
      "set_flags(flags): kept for compatibility; negotiation decides."},
 #define PYM_SETDEF_R(ev, name)

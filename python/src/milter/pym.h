@@ -185,6 +185,8 @@ int pym_policy_verdict(pmc_session *s);
 /* dispatch.c */
 int pym_dispatch_init(void);
 PyObject *pym_call_decoded(PyObject *mod, PyObject *args);
+PyObject *pym_noreply(PyObject *mod, PyObject *const *args, Py_ssize_t n);
+PyObject *pym_noreply_mark(PyObject *mod, PyObject *w);
 PyObject *pym_dispatch(int slot, PyObject *cb, ContextObject *ctx,
                        PyObject *const *args, Py_ssize_t n,
                        const pym_raw *raw);
