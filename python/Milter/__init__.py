@@ -137,8 +137,8 @@ def noreply(func):
     """The MTA need not wait for this event's reply, when it agrees."""
     name, (nr, no) = _optional(func, 'noreply')
 
-    # The rule (CONTINUE required, NOREPLY given, when the MTA agreed) is
-    # milter._noreply's.  The milter module runs this wrapper's body
+    # The rule (with the event's NR bit in self._protocol, CONTINUE is
+    # required and NOREPLY given) is milter._noreply's.  The milter module runs this wrapper's body
     # itself when the method it calls is one (it reads func, nr, name and
     # check from the closure): keep the body and those names in step with
     # call_noreply in dispatch.c.

@@ -119,6 +119,12 @@ __attribute__((noinline)) static pmc_status finish_slow(pmc_session *s,
     uint8_t code;
     pmc_status st = PMC_OK;
 
+    /* NOREPLY where none is owed, what a no-reply handler (Python's
+     * @noreply) answers to every event: nothing to do, as for CONTINUE
+     * (a reply text always has its class). */
+    if (v == PMC_NOREPLY && !(s->pending_eob | s->reply_class) &&
+        (s->protocol & nr_bit[ev]))
+        return PMC_OK;
     if (!pmc_verdict_valid(ev, v)) {
         PMCI_COUNT(s->stats.callback_errors);
         v = PMC_TEMPFAIL;

@@ -362,10 +362,11 @@ static PyObject *call_method(PyObject *name, PyObject *self,
     return res;
 }
 
-/* The @noreply rule: when the MTA agreed not to wait for this event's
- * reply (self._protocol & nr), the method must have returned CONTINUE and
- * the verdict is Milter.NOREPLY, looked up now (Milter.test rebinds it);
- * otherwise rc stands.  name is the method's, for the error. */
+/* The @noreply rule: when the event's NR bit was negotiated
+ * (self._protocol & nr; the engine answers for an MTA that lacks NR), the
+ * method must have returned CONTINUE and the verdict is Milter.NOREPLY,
+ * looked up now (Milter.test rebinds it); otherwise rc stands.  name is
+ * the method's, for the error. */
 static PyObject *noreply_rule(PyObject *self, PyObject *rc, PyObject *nr,
                               PyObject *name)
 {
