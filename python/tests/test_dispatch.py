@@ -114,8 +114,9 @@ for _nr, _no in Milter.OPTIONAL_CALLBACKS.values():
 
 
 class NoReplyBreaksRule(Rec):
-    """Verdicts other than CONTINUE under @noreply: the rule raises when
-    the MTA agreed to NR, and lets them through when it did not."""
+    """Verdicts other than CONTINUE under @noreply: the rule raises where
+    the event's NR bit was negotiated, and lets them through where it was
+    not (NoReplyDeclined).  eoh's None is no int: it goes through _then."""
     hello = Milter.noreply(_answers('hello', Milter.TEMPFAIL))
     header = Milter.noreply(_answers('header', Milter.REJECT))
     eoh = Milter.noreply(_answers('eoh', None))
