@@ -319,8 +319,7 @@ call_got(int unbound, PyObject *m, PyObject *obj, PyObject **args,
 {
     if (unbound) {
         PyObject *save = args[-1], *res;
-        if (PyFunction_Check(m) && PyFunction_GET_CODE(m) == nrw.code &&
-            nrw.code != NULL)
+        if (PyFunction_Check(m) && PyFunction_GET_CODE(m) == nrw.code)
             return call_noreply(m, obj, args, n);
         args[-1] = obj;
         res = PyObject_Vectorcall(m, args - 1, (size_t)n + 1, NULL);
