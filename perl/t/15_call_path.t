@@ -103,4 +103,34 @@ my @msg = (pkt('M', "<a\@x>\0", "SIZE=10\0"), pkt('R', "<b\@y>\0"),
     is($@, '', '$@ is empty after the conversation');
 }
 
+# A verdict constant a callback returns is copied on the way out of the
+# callback, and with it any string form the constant was given.  Nothing
+# of this distribution may give one: used as a hash key, a constant keeps
+# its string, and every callback that returns it then pays a malloc and a
+# free (about 480 instructions; 20% of a trivial milter's message).
+{
+    my ($rc, @letters);
+    my ($ctx) = ctx_for({
+        helo    => sub { SMFIS_REJECT },
+        envfrom => sub { SMFIS_CONTINUE },
+        envrcpt => sub { SMFIS_TEMPFAIL },
+        unknown => sub { $rc },
+        eom     => sub { for my $v (SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD,
+                                    SMFIS_ACCEPT, SMFIS_TEMPFAIL, '103') {
+                             $rc = $v;
+                             push @letters, $_[0]->call_hooks('unknown');
+                         }
+                         SMFIS_ACCEPT },
+    }, 0);
+    is(codes(conv($ctx, @start, pkt('H', "x\0"), pkt('M', "<a>\0"), pkt('R', "<b>\0"),
+                  pkt('R', "<c>\0"), pkt('E'))),
+       'O c r c t t a', 'the verdicts');
+    is("@letters", 'c r d a t a', 'call_hooks gives each verdict its letter, a string one too');
+    my @stringy = grep {
+        B::svref_2object(\&{"Sendmail::PMilter::$_"})->XSUBANY->FLAGS & B::SVp_POK
+    } grep { /^SMFIS_/ } @{ $Sendmail::PMilter::EXPORT_TAGS{all} },
+                         @Sendmail::PMilter::extensions;
+    is("@stringy", '', 'no verdict constant has a string form after a conversation');
+}
+
 done_testing;
