@@ -181,6 +181,46 @@ def test_symlist_works_on_py3():
     assert ctx.getpriv().j == 'mx.example'
 
 
+def test_symlist_found_on_any_kind_of_callback():
+    """negotiate reads @symlist's list from the callback as the attribute
+    lookup of the callback itself would find it: through a bound method to
+    its function (the class's, or another object's method set on the
+    instance), on a staticmethod's function and on a callable object."""
+    class Other:
+        @Milter.symlist('{rcpt_addr}')
+        def envrcpt(self, to, *a):
+            return Milter.CONTINUE
+
+    class Callable:
+        _symlist = ('{mail_addr}',)
+
+        def __call__(self, *a):
+            return Milter.CONTINUE
+
+    class M(Milter.Base):
+        def __init__(self):
+            self.envrcpt = Other().envrcpt
+            self.envfrom = Callable()
+
+        @Milter.symlist('j')
+        def connect(self, *a):
+            return Milter.CONTINUE
+
+        @staticmethod
+        @Milter.symlist('i')
+        def eom():
+            return Milter.CONTINUE
+
+        def hello(self, h):  # no list: the MTA's default stays
+            return Milter.CONTINUE
+    ctx, _actions, _proto = negotiated(M)
+    assert ctx._conn.symlist(milter.M_CONNECT) == b'j'
+    assert ctx._conn.symlist(milter.M_ENVRCPT) == b'{rcpt_addr}'
+    assert ctx._conn.symlist(milter.M_ENVFROM) == b'{mail_addr}'
+    assert ctx._conn.symlist(milter.M_EOM) == b'i'
+    assert ctx._conn.symlist(milter.M_HELO) is None
+
+
 def test_symlist_hides_unlisted_macros():
     class M(Milter.Base):
         @Milter.symlist('{auth_authen}')
