@@ -88,6 +88,21 @@ static void test_live(pmc_server_model model, const char *label)
           "%s: the totals after both closed (h %llu, close %llu)", label,
           (unsigned long long)s.replies['h'],
           (unsigned long long)s.cb_count[PMC_EV_CLOSE]);
+    /* Each event's latency buckets hold its calls, no more, no fewer; an
+     * event never called has no time either (the merge skips those). */
+    int odd = -1;
+    for (int ev = 0; ev < PMC_EV_COUNT && odd < 0; ev++) {
+        uint64_t in = 0;
+        for (int i = 0; i < PMC_LATENCY_BUCKETS; i++)
+            in += s.cb_hist[ev][i];
+        if (in != s.cb_count[ev] || s.cb_ns_max[ev] > s.cb_ns_sum[ev] ||
+            (s.cb_count[ev] == 0 && s.cb_ns_sum[ev] != 0))
+            odd = ev;
+    }
+    CHECK(odd < 0 && s.cb_count[PMC_EV_HEADER] >= 4 &&
+              s.cb_count[PMC_EV_UNKNOWN] == 0,
+          "%s: every event's buckets add up to its calls (first odd: %d)",
+          label, odd);
     srv_stop(&t, 1000);
 }
 

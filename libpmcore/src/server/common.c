@@ -31,21 +31,53 @@ void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
     srv->cfg.log(srv->cfg.app, level, conn_id, queue_id, msg);
 }
 
+/* The members pmci_stats_add takes as plain sums: all but the per-event
+ * groups.  The asserts keep a new member out of those groups, which the
+ * add reads only for events that were called. */
+#define PMCI_SUMS_BEFORE offsetof(pmci_stats, cb_count)
+_Static_assert(offsetof(pmci_stats, cb_ns_sum) ==
+                   offsetof(pmci_stats, cb_count) + sizeof(uint64_t[PMC_EV_COUNT]),
+               "cb_count and cb_ns_sum are adjacent");
+_Static_assert(offsetof(pmci_stats, conn_ended) ==
+                   offsetof(pmci_stats, cb_ns_sum) + sizeof(uint64_t[PMC_EV_COUNT]),
+               "conn_ended follows cb_ns_sum");
+_Static_assert(offsetof(pmci_stats, cb_ns_max) + sizeof(uint64_t[PMC_EV_COUNT]) ==
+                   sizeof(pmci_stats),
+               "cb_ns_max is last");
+
+static inline uint64_t load(const uint64_t *p)
+{
+    /* Relaxed: 'from' may be a live connection's counters, which its
+     * owner stores to as they change. */
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 void pmci_stats_add(pmci_stats *to, const pmci_stats *from)
 {
-    /* Every member is a uint64_t, so the struct adds as an array; maxima
-     * are the exception.  Relaxed loads: 'from' may be a live connection's
-     * counters, which its owner stores to as they change. */
     const uint64_t *f = (const uint64_t *)from;
     uint64_t *t = (uint64_t *)to;
-    size_t n = offsetof(pmci_stats, cb_ns_max) / sizeof(uint64_t);
 
-    for (size_t i = 0; i < n; i++)
-        t[i] += __atomic_load_n(&f[i], __ATOMIC_RELAXED);
-    for (int i = 0; i < PMC_EV_COUNT; i++) {
-        uint64_t m = __atomic_load_n(&from->cb_ns_max[i], __ATOMIC_RELAXED);
-        if (m > to->cb_ns_max[i])
-            to->cb_ns_max[i] = m;
+    /* Every member is a uint64_t, so the sums add as arrays. */
+    for (size_t i = 0; i < PMCI_SUMS_BEFORE / sizeof(uint64_t); i++)
+        t[i] += load(&f[i]);
+    for (size_t i = offsetof(pmci_stats, conn_ended) / sizeof(uint64_t);
+         i < offsetof(pmci_stats, cb_hist) / sizeof(uint64_t); i++)
+        t[i] += load(&f[i]);
+    /* A handler call counts in all of its event's members together
+     * (trampolines.c), the count first: an event whose count reads 0 has
+     * nothing in the others that this add may take (most connections
+     * leave several events uncalled, and each is 18 members). */
+    for (int ev = 0; ev < PMC_EV_COUNT; ev++) {
+        uint64_t n = load(&from->cb_count[ev]), m;
+        if (n == 0)
+            continue;
+        to->cb_count[ev] += n;
+        to->cb_ns_sum[ev] += load(&from->cb_ns_sum[ev]);
+        for (int i = 0; i < PMC_LATENCY_BUCKETS; i++)
+            to->cb_hist[ev][i] += load(&from->cb_hist[ev][i]);
+        m = load(&from->cb_ns_max[ev]);
+        if (m > to->cb_ns_max[ev])
+            to->cb_ns_max[ev] = m;
     }
 }
 
@@ -55,6 +87,16 @@ void pmci_stats_merge(pmc_server *srv, pmci_stats *delta)
     pmci_stats_add(&srv->stats, delta);
     pthread_mutex_unlock(&srv->mu);
     memset(delta, 0, sizeof *delta);
+}
+
+void pmci_loop_stats_merge(pmc_server *srv, pmci_loop_stats *d)
+{
+    pthread_mutex_lock(&srv->mu);
+#define PMCI_LOOP_ADD(f) srv->stats.f += d->f;
+    PMCI_LOOP_COUNTERS(PMCI_LOOP_ADD)
+#undef PMCI_LOOP_ADD
+    pthread_mutex_unlock(&srv->mu);
+    memset(d, 0, sizeof *d);
 }
 
 

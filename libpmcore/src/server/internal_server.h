@@ -44,6 +44,20 @@ typedef struct pmci_listener {
 
 /* Counters a connection or worker gathers without locks, merged later. */
 typedef pmc_server_stats pmci_stats;
+/* The counters a loop keeps itself (accepting, timeouts, the children of
+ * a supervising loop): each names a member of pmci_stats, which
+ * pmci_loop_stats_merge adds it to.  Merged after every batch of
+ * accepts, so a whole pmci_stats here cost each connection a pass over
+ * its 3 KiB and a clear of them. */
+#define PMCI_LOOP_COUNTERS(X) \
+    X(conn_accepted) X(conn_active) X(conn_refused) X(conn_read_timeouts) \
+    X(conn_idle_timeouts) X(accept_errors) X(accept_backoffs) \
+    X(workers_spawned) X(workers_exited)
+typedef struct pmci_loop_stats {
+#define PMCI_LOOP_FIELD(f) uint64_t f;
+    PMCI_LOOP_COUNTERS(PMCI_LOOP_FIELD)
+#undef PMCI_LOOP_FIELD
+} pmci_loop_stats;
 /* A counter that another thread may read as it changes (see PMCI_COUNT). */
 #define PMCI_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
@@ -251,7 +265,7 @@ typedef struct pmci_loop {
     pmci_conn *runq, *runq_tail;
     pmci_item pool_item;
     pmci_item wake, hostwake, control;
-    pmci_stats st;       /* loop-side counters not yet merged */
+    pmci_loop_stats st;  /* loop-side counters not yet merged */
     pmci_conn **tab;     /* connections by id (chained by hnext) */
     size_t tab_cap, tab_n;
     long long respawn_at;/* PREFORK master: earliest next spawn */
@@ -291,6 +305,7 @@ static inline void pmci_metrics_took(pmci_stats *st, pmc_event ev,
 PMCI_HIDDEN void pmci_metrics_ended(pmci_stats *st, const pmc_session *s,
                                     int io_failed);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
+PMCI_HIDDEN void pmci_loop_stats_merge(pmc_server *srv, pmci_loop_stats *d);
 /* A prefork worker's counters since its last report go to the master. */
 PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
 

@@ -164,7 +164,7 @@ static __attribute__((noinline)) void expire(pmci_loop *l, long long now)
                      pmci_conn_qid(c, qid, sizeof qid), "%s timeout",
                      what[i]);
             pmci_loop_end_conn(l, c, PMC_ERR_TIMEOUT);
-            pmci_stats_merge(l->srv, &l->st);
+            pmci_loop_stats_merge(l->srv, &l->st);
         }
     }
     if (l->stopping && !l->drain_expired && now >= l->drain_deadline) {
@@ -486,7 +486,7 @@ pmc_status pmci_loop_run(pmci_loop *l)
             free_dead(l);
         }
     }
-    pmci_stats_merge(l->srv, &l->st);
+    pmci_loop_stats_merge(l->srv, &l->st);
     return l->result;
 }
 

@@ -430,7 +430,7 @@ void pmci_loop_accept(pmci_loop *l, pmci_listener *ls)
         else
             new_conn(l, fd, &sa, salen);
     }
-    pmci_stats_merge(srv, &l->st);
+    pmci_loop_stats_merge(srv, &l->st);
     if (srv->control_fd >= 0)
         pmci_worker_report(srv);
     pmci_accept_update(l);

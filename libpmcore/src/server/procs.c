@@ -256,7 +256,7 @@ static void reaped(pmci_loop *l, pmci_child *ch, int status)
         /* Dying at once again and again must not become a fork storm. */
         l->respawn_at = now + 1000;
     }
-    pmci_stats_merge(l->srv, &l->st);
+    pmci_loop_stats_merge(l->srv, &l->st);
 }
 
 static void children_reap(pmci_loop *l, int force)
@@ -340,7 +340,7 @@ static void prefork_maintain(pmci_loop *l)
             l->respawn_at = now + 1000;
             break;
         }
-    pmci_stats_merge(srv, &l->st);
+    pmci_loop_stats_merge(srv, &l->st);
 }
 
 /* --- what the models add to the loop of the process that supervises ---
