@@ -284,6 +284,22 @@ is($seen{ro}, 'read-only', '{symbols} is read-only');
 is($seen{wp}, 8, 'write_packet returns the length');
 is($seen{hook}, 'y', 'call_hooks runs a callback and returns its reply letter');
 
+# {symbols} is tied to a Symbols object that holds its Context weakly:
+# the Context goes when its last reference does, the view stays, empty.
+{
+    my $m = Sendmail::PMilter->new;
+    $m->register('x', {}, 0);
+    my $c = $m->_context(undef);
+    my $t = tied %{ $c->{symbols} };
+    isa_ok($t, 'Sendmail::PMilter::Context::Symbols', 'the tie object');
+    ok($t->{ctx} == $c, '... which refers to its Context');
+    my $sym = $c->{symbols};
+    undef $c;
+    ok(!defined $t->{ctx}, '... weakly: the Context is gone with its last reference');
+    is_deeply([keys %$sym], [], 'a view without its Context has no stages');
+    ok(!defined $sym->{M}, '... and no macros');
+}
+
 # Callback arguments belong to the callback: a reference kept to one, or
 # a change made to it through @_, never shows in another callback's.
 sub header_conv {

@@ -42,6 +42,26 @@ my @w;
     is(codes(conv($ctx, @start, pkt('H', "x\0"))), 'O c c', 'set_die_reply(SMFIS_CONTINUE)');
 }
 is_deeply(\@w, ["Sendmail::PMilter: again\n"], 'without set_log the error is a warning, with a prefix');
+# The Contexts of one milter share its options until a setter changes
+# them; each setter's change reaches the next Context.
+{
+    my $first = $m->_context(undef);
+    ok($first->{pmcore} == $m->_context(undef)->{pmcore}, 'Contexts share the options');
+    my @seen;
+    $m->set_die_reply(SMFIS_ACCEPT);
+    {
+        local $SIG{__WARN__} = sub { };
+        $ctx = $m->_context(undef)->_prepare;
+        is(codes(conv($ctx, @start, pkt('H', "x\0"))), 'O c a', 'set_die_reply after a Context was made');
+    }
+    $m->set_log(sub { push @seen, $_[1] });
+    $ctx = $m->_context(undef)->_prepare;
+    conv($ctx, @start, pkt('H', "x\0"));
+    is_deeply(\@seen, ["again\n"], 'set_log after a Context was made');
+    is($first->{pmcore}{die_reply}, SMFIS_CONTINUE, 'a Context made before keeps its options');
+    $m->register('x', { helo => sub { die "third\n" } }, { read_timeout => 2 });
+    is($m->_context(undef)->{pmcore}{read_timeout_ms}, 2000, 'register after a Context was made');
+}
 ($ctx, $log) = ctx_for({ helo => sub { return 1 } }, 0);
 is(codes(conv($ctx, @start, pkt('H', "x\0"))), 'O c t', 'an invalid return code gives t');
 like($log->[0], qr/^invalid callback return 1 from helo/, '... and is logged');

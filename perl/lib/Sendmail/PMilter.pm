@@ -143,6 +143,7 @@ sub register ($$$;$) {
     $this->{callback_flags} = $flags || 0;
     $this->{'milter protocol version'} = (($flags || 0) & ~0x3F) ? 6 : 2;
     $this->{pmcore} = \%engine;
+    delete $this->{_engine_options};
     return 1;
 }
 
@@ -153,6 +154,7 @@ sub set_die_reply {
     croak 'set_die_reply: not one of SMFIS_CONTINUE .. SMFIS_TEMPFAIL'
         unless defined $code && $code =~ /^10[0-4]$/;
     $this->{die_reply} = $code;
+    delete $this->{_engine_options};
     return 1;
 }
 
@@ -164,6 +166,7 @@ sub set_log {
     $log = _syslog_sink($this, %opts) if defined $log && $log eq 'syslog';
     croak 'set_log: not a code ref' if defined $log && ref $log ne 'CODE';
     $this->{log} = $log;
+    delete $this->{_engine_options};
     return 1;
 }
 
@@ -300,7 +303,10 @@ sub _context {
     my ($this, $socket) = @_;
     my $ctx = Sendmail::PMilter::Context->new($socket, $this->{callbacks},
         $this->{callback_flags}, $this->{'milter protocol version'});
-    $ctx->{pmcore} = $this->_engine_options;
+    # One options hash serves every Context until a setter changes what
+    # it holds (they delete it): a copy per connection cost each about 5k
+    # instructions.  Nothing writes to it.
+    $ctx->{pmcore} = $this->{_engine_options} ||= $this->_engine_options;
     return $ctx;
 }
 

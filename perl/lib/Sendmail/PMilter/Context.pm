@@ -9,7 +9,6 @@ use strict;
 use warnings;
 use parent 'Exporter';
 use Carp;
-use Scalar::Util ();
 use Sendmail::PMilter 1.27 qw(:all);
 
 our $VERSION = '1.29';
@@ -47,9 +46,7 @@ sub new ($$$$$) {
         'milter protocol version' => $version,
         protocol => SMFI_CURR_PROT | SMFIP_MDS_256K | SMFIP_MDS_1M,
     }, ref($class) || $class;
-    my %symbols;
-    tie %symbols, 'Sendmail::PMilter::Context::Symbols', $this;
-    $this->{symbols} = \%symbols;
+    $this->{symbols} = _symbols_view($this); # tied, see ::Symbols below
     return $this;
 }
 
@@ -283,16 +280,11 @@ sub call_hooks ($$;@) {
 }
 
 # $ctx->{symbols}{STAGE}{NAME}: a read-only view of the engine's macros.
+# Context->new ties it with _symbols_view (XS): the object is
+# { ctx => a weak reference to the Context }, and no TIEHASH runs.
 package Sendmail::PMilter::Context::Symbols;
 
 use Carp;
-
-sub TIEHASH {
-    my ($class, $ctx) = @_;
-    my $self = bless { ctx => $ctx }, $class;
-    Scalar::Util::weaken($self->{ctx});
-    return $self;
-}
 
 sub FETCH {
     my ($self, $key) = @_;
