@@ -238,11 +238,15 @@ void pmci_conn_collect(pmci_conn *c, int closing)
 
     pthread_mutex_lock(&srv->mu);
     add_unmerged(c, &srv->stats);
-    memset(&c->st, 0, sizeof c->st);
-    c->seen.messages = ss->messages;
-    c->seen.callback_errors = ss->callback_errors;
-    memcpy(c->seen.replies, ss->replies, sizeof c->seen.replies);
-    if (closing && c->live) {
+    if (!closing) {
+        memset(&c->st, 0, sizeof c->st);
+        c->seen.messages = ss->messages;
+        c->seen.callback_errors = ss->callback_errors;
+        memcpy(c->seen.replies, ss->replies, sizeof c->seen.replies);
+    } else if (c->live) {
+        /* The last collect (pmci_conn_finish's, or pmci_conn_free's for a
+         * connection that never finished): its counters are not read
+         * again, so they are left as they are. */
         if (c->lprev)
             c->lprev->lnext = c->lnext;
         else

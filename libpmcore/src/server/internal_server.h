@@ -336,8 +336,8 @@ PMCI_HIDDEN void pmci_conn_note(pmci_conn *c, pmc_status st);
 PMCI_HIDDEN int pmci_conn_flush(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_state(pmci_conn *c);
 PMCI_HIDDEN void pmci_conn_finish(pmci_conn *c);
-/* Move c's counters into the server's; 'closing' also takes it off
- * srv->live.  On the thread that owns c. */
+/* Move c's counters into the server's; 'closing' (the last call for c)
+ * also takes it off srv->live.  On the thread that owns c. */
 PMCI_HIDDEN void pmci_conn_collect(pmci_conn *c, int closing);
 /* Add the counters c has not handed over yet to *out; under srv->mu, from
  * any thread. */
