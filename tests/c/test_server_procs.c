@@ -324,6 +324,67 @@ static void test_recycle(void)
     srv_stop(&t, 1000);
 }
 
+/* What a worker's open connections count reaches the master within
+ * about a second, with no accept or close to carry it (the worker reports
+ * them on a timer, not at each accept and close); closing counts exactly
+ * once. */
+static void test_prefork_open_counts(void)
+{
+    app a;
+    pmc_server_config cfg;
+    tsrv t;
+    char p[128], spec[160];
+    pmc_server_stats s;
+    lines L = {0};
+    long long t0, took = -1;
+    int hdr;
+    cli *k;
+
+    memset(&a, 0, sizeof a);
+    proc_config(&cfg, &a);
+    cfg.model = PMC_MODEL_PREFORK;
+    cfg.workers = 1;
+    snprintf(p, sizeof p, "%s/opencounts.sock", dir);
+    snprintf(spec, sizeof spec, "unix:%s", p);
+    if (srv_start(&t, &cfg, spec) < 0)
+        return;
+    k = cli_new(dial_unix(p), 3000);
+    CHECK(cli_hello(k, "a") == PMC_OK && cli_message(k, &hdr) == 'c' &&
+              cli_message(k, &hdr) == 'c',
+          "open counts: two messages on an open connection");
+    /* Its hook lines read here, not by the next test. */
+    CHECK(wait_tag(&L, 'o', 1, 2000) == 1, "open counts: one conn_open");
+    t0 = now_ms();
+    for (long long end = t0 + 4000; now_ms() < end; sleep_ms(20)) {
+        pmc_server_stats_get(t.srv, &s);
+        if (s.messages == 2) {
+            took = now_ms() - t0;
+            break;
+        }
+    }
+    CHECK(took >= 0 && took <= 2500 && s.conn_active == 1,
+          "open counts: in the master while the connection is open "
+          "(%lld ms, messages %llu, active %llu)", took,
+          (unsigned long long)s.messages, (unsigned long long)s.conn_active);
+    CHECK(cli_message(k, &hdr) == 'c', "open counts: a third message");
+    pmc_client_quit(k->c);
+    cli_free(k);
+    for (long long end = now_ms() + 4000; now_ms() < end; sleep_ms(20)) {
+        pmc_server_stats_get(t.srv, &s);
+        if (s.conn_active == 0)
+            break;
+    }
+    sleep_ms(1200); /* a planned report, if any, has gone too */
+    pmc_server_stats_get(t.srv, &s);
+    CHECK(s.conn_active == 0 && s.messages == 3 && s.replies['h'] == 3 &&
+              s.cb_count[PMC_EV_EOM] == 3,
+          "open counts: closed, each message counted once (messages %llu, "
+          "h %llu, eom %llu)",
+          (unsigned long long)s.messages, (unsigned long long)s.replies['h'],
+          (unsigned long long)s.cb_count[PMC_EV_EOM]);
+    srv_stop(&t, 1000);
+}
+
 static void test_fork(void)
 {
     app a;
@@ -564,6 +625,7 @@ int main(void)
     test_emfile(); /* first: it forks while this process has one thread */
     test_prefork();
     test_recycle();
+    test_prefork_open_counts();
     test_fork();
     test_init_failure();
     fds1 = count_fds();

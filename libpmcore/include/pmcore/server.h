@@ -324,10 +324,12 @@ typedef enum pmc_conn_end {
  * closes; pmc_server_stats_get adds those of the open connections, so a
  * snapshot includes every reply already sent (a connection in the middle
  * of a step may show some of the step's counts and not others).  In
- * PREFORK workers send their counters, the open connections' included,
- * to the master after each batch of accepts and each closed connection, so
- * the master's snapshot (including conn_active) lags by at most one event
- * per worker; FORK children send theirs when they end. */
+ * PREFORK workers send their counters to the master after each batch of
+ * accepts and each closed connection, and those of their open connections
+ * once a second while any is open, so the master's snapshot lags by at
+ * most one event per worker for accepts, closes and conn_active, and by at
+ * most a second for what open connections did; FORK children send theirs
+ * when they end. */
 typedef struct pmc_server_stats {
     uint64_t conn_accepted;
     uint64_t conn_active;

@@ -412,14 +412,14 @@ void pmci_conn_free(pmci_conn *c)
     free(c);
 }
 
-/* Counters of this worker since its last report go to the master. */
-void pmci_worker_report(pmc_server *srv)
+void pmci_worker_report(pmc_server *srv, int live)
 {
     pmci_stats snap;
 
     if (srv->control_fd < 0)
         return;
-    pmci_collect_live(srv);
+    if (live)
+        pmci_collect_live(srv);
     pthread_mutex_lock(&srv->mu);
     snap = srv->stats;
     memset(&srv->stats, 0, sizeof srv->stats);

@@ -266,6 +266,8 @@ typedef struct pmci_loop {
     pmci_item pool_item;
     pmci_item wake, hostwake, control;
     pmci_loop_stats st;  /* loop-side counters not yet merged */
+    long long report_at; /* PREFORK worker: the next report of its open
+                            connections' counters (0: none planned) */
     pmci_conn **tab;     /* connections by id (chained by hnext) */
     size_t tab_cap, tab_n;
     long long respawn_at;/* PREFORK master: earliest next spawn */
@@ -306,8 +308,13 @@ PMCI_HIDDEN void pmci_metrics_ended(pmci_stats *st, const pmc_session *s,
                                     int io_failed);
 PMCI_HIDDEN void pmci_stats_merge(pmc_server *srv, pmci_stats *delta);
 PMCI_HIDDEN void pmci_loop_stats_merge(pmc_server *srv, pmci_loop_stats *d);
-/* A prefork worker's counters since its last report go to the master. */
-PMCI_HIDDEN void pmci_worker_report(pmc_server *srv);
+/* A prefork worker's counters since its last report go to the master;
+ * with 'live', its open connections' too (pmci_collect_live: a pass over
+ * every one, so not at every accept and close, see PMCI_LIVE_REPORT_MS). */
+PMCI_HIDDEN void pmci_worker_report(pmc_server *srv, int live);
+/* How long what a worker's open connections counted may wait before it
+ * goes to the master (a report of them all while any is open). */
+#define PMCI_LIVE_REPORT_MS 1000
 
 /* errtext.c */
 PMCI_HIDDEN const char *pmci_errtext(int e, char *buf, size_t cap);

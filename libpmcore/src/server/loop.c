@@ -183,6 +183,10 @@ static __attribute__((noinline)) void expire(pmci_loop *l, long long now)
         l->next_tick = now + l->srv->cfg.tick_interval_ms;
         run_tick(l);
     }
+    if (l->report_at && now >= l->report_at) {
+        pmci_worker_report(l->srv, 1);
+        l->report_at = l->active ? now + PMCI_LIVE_REPORT_MS : 0;
+    }
     if (l->http)
         l->http_due = pmci_http_expire(l, now);
     trim_heap(l, now);
@@ -205,6 +209,8 @@ static long long next_due(pmci_loop *l)
         t = l->next_tick;
     if (l->trim_at && l->trim_at < t)
         t = l->trim_at;
+    if (l->report_at && l->report_at < t)
+        t = l->report_at;
     if (l->procs && (l->srv->children || l->respawn_at)) {
         long long c = l->procs->timer(l);
         if (c < t)

@@ -210,6 +210,22 @@ static void set_out(pmci_loop *l, pmci_conn *c, int on)
         c->want_out = on;
 }
 
+/* A worker's accepts and closes reach the master at once, and what its
+ * open connections counted at the next planned report (expire), within
+ * PMCI_LIVE_REPORT_MS: collecting every open connection at every accept
+ * and close made those cost the more, the more were open. */
+static void worker_report(pmci_loop *l)
+{
+    pmci_worker_report(l->srv, 0);
+    if (!l->active)
+        l->report_at = 0; /* the closes carried it all */
+    else if (!l->report_at) {
+        l->report_at = l->now + PMCI_LIVE_REPORT_MS;
+        if (l->report_at < l->due)
+            l->due = l->report_at;
+    }
+}
+
 static void unlink_again(pmci_loop *l, pmci_conn *c)
 {
     pmci_conn **pp = &l->again;
@@ -262,7 +278,7 @@ static void after_step_rest(pmci_loop *l, pmci_conn *c)
         l->closed_since_trim++;
         l->due = 0; /* expire plans the heap's trim */
         if (l->srv->control_fd >= 0)
-            pmci_worker_report(l->srv);
+            worker_report(l);
         pmci_accept_update(l);
         return;
     }
@@ -432,7 +448,7 @@ void pmci_loop_accept(pmci_loop *l, pmci_listener *ls)
     }
     pmci_loop_stats_merge(srv, &l->st);
     if (srv->control_fd >= 0)
-        pmci_worker_report(srv);
+        worker_report(l);
     pmci_accept_update(l);
 }
 

@@ -61,7 +61,7 @@ static _Noreturn void child_leave(pmc_server *srv, int status)
 {
     if (status == 0 && srv->cfg.child_exit)
         srv->cfg.child_exit(srv->cfg.app);
-    pmci_worker_report(srv);
+    pmci_worker_report(srv, 1);
     _exit(status);
 }
 
