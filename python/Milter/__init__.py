@@ -420,7 +420,7 @@ def close_callback(ctx):
     except BaseException:
         m._setctx(None)
         raise
-    if inspect.isawaitable(rc):
+    if rc.__class__ is not int and inspect.isawaitable(rc):  # as in _then
         # async close: it runs after this callback; the cycle is broken
         # when it is done.
         async def closing():
