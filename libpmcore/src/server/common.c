@@ -35,13 +35,18 @@ void pmci_log(pmc_server *srv, int level, uint64_t conn_id,
  * groups.  The asserts keep a new member out of those groups, which the
  * add reads only for events that were called. */
 #define PMCI_SUMS_BEFORE offsetof(pmci_stats, cb_count)
+#define PMCI_PER_EVENT sizeof(uint64_t[PMC_EV_COUNT])
 _Static_assert(offsetof(pmci_stats, cb_ns_sum) ==
-                   offsetof(pmci_stats, cb_count) + sizeof(uint64_t[PMC_EV_COUNT]),
+                   offsetof(pmci_stats, cb_count) + PMCI_PER_EVENT,
                "cb_count and cb_ns_sum are adjacent");
 _Static_assert(offsetof(pmci_stats, conn_ended) ==
-                   offsetof(pmci_stats, cb_ns_sum) + sizeof(uint64_t[PMC_EV_COUNT]),
+                   offsetof(pmci_stats, cb_ns_sum) + PMCI_PER_EVENT,
                "conn_ended follows cb_ns_sum");
-_Static_assert(offsetof(pmci_stats, cb_ns_max) + sizeof(uint64_t[PMC_EV_COUNT]) ==
+_Static_assert(offsetof(pmci_stats, cb_ns_max) ==
+                   offsetof(pmci_stats, cb_hist) +
+                       sizeof(uint64_t[PMC_EV_COUNT][PMC_LATENCY_BUCKETS]),
+               "cb_ns_max follows cb_hist");
+_Static_assert(offsetof(pmci_stats, cb_ns_max) + PMCI_PER_EVENT ==
                    sizeof(pmci_stats),
                "cb_ns_max is last");
 

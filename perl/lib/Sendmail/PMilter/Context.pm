@@ -258,10 +258,10 @@ sub read_block {
 # call_hooks(NAME, ARGS): runs the callback as 1.27 did ({cb}, the code
 # check) and returns the reply code letter it would have written; the
 # engine, not this method, talks to the MTA.
-# The keys are sums, not the constants: a constant used as a hash key
-# keeps the string it was turned into, and from then on Perl copies that
-# string (a malloc and a free) every time a callback returns the constant,
-# about 480 instructions a callback (t/15_call_path.t).
+# Keyed by copies (0 + the constant), not by the constants: a constant used
+# as a hash key keeps the string it was turned into, and from then on Perl
+# copies that string (a malloc and a free) every time a callback returns
+# the constant, about 480 instructions a callback (t/15_call_path.t).
 my %code_letter;
 @code_letter{map { 0 + $_ } SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD,
     SMFIS_ACCEPT, SMFIS_TEMPFAIL} = qw(c r d a t);
