@@ -122,15 +122,30 @@ static int warned_has(const char *what)
     return r;
 }
 
-static void proc_config(pmc_server_config *cfg, app *a)
+static void proc_config(pmc_server_config *cfg, app *a,
+                        pmc_server_model model)
 {
+    memset(a, 0, sizeof *a);
     base_config(cfg, a);
+    cfg->model = model;
     a->pipe_w = hook_pipe[1];
     cfg->child_init = on_child_init;
     cfg->child_exit = on_child_exit;
     cfg->reload = on_reload;
     cfg->before_fork = on_before_fork;
     cfg->after_fork_parent = on_after_fork;
+}
+
+/* Start cfg's server on dir/NAME.sock, whose path goes to p; as
+ * srv_start. */
+static int proc_start(tsrv *t, pmc_server_config *cfg, const char *name,
+                      char *p, size_t cap)
+{
+    char spec[160];
+
+    snprintf(p, cap, "%s/%s.sock", dir, name);
+    snprintf(spec, sizeof spec, "unix:%s", p);
+    return srv_start(t, cfg, spec);
 }
 
 /* The fork hooks ran in this process, in pairs (before, after), once per
@@ -165,23 +180,19 @@ static void test_prefork(void)
     app a;
     pmc_server_config cfg;
     tsrv t;
-    char p[128], spec[160];
+    char p[128];
     lines L = {0};
     long w0, w1;
     int hdr, n;
     pmc_server_stats s;
 
-    memset(&a, 0, sizeof a);
-    proc_config(&cfg, &a);
-    cfg.model = PMC_MODEL_PREFORK;
+    proc_config(&cfg, &a, PMC_MODEL_PREFORK);
     cfg.workers = 2;
     cfg.max_conn_per_worker = 1;
     test_pid = getpid();
     cfg.log = log_warnings;
     cfg.log_level = PMC_LOG_WARNING;
-    snprintf(p, sizeof p, "%s/prefork.sock", dir);
-    snprintf(spec, sizeof spec, "unix:%s", p);
-    if (srv_start(&t, &cfg, spec) < 0)
+    if (proc_start(&t, &cfg, "prefork", p, sizeof p) < 0)
         return;
     CHECK(wait_tag(&L, 'i', 2, 3000) == 2, "prefork: two workers started");
     w0 = nth_pid(&L, 'i', 0);
@@ -296,19 +307,15 @@ static void test_recycle(void)
     app a;
     pmc_server_config cfg;
     tsrv t;
-    char p[128], spec[160];
+    char p[128];
     lines L = {0};
     int hdr;
 
-    memset(&a, 0, sizeof a);
-    proc_config(&cfg, &a);
-    cfg.model = PMC_MODEL_PREFORK;
+    proc_config(&cfg, &a, PMC_MODEL_PREFORK);
     cfg.workers = 1;
     cfg.max_conn_per_worker = 1;
     cfg.max_requests_per_worker = 2;
-    snprintf(p, sizeof p, "%s/recycle.sock", dir);
-    snprintf(spec, sizeof spec, "unix:%s", p);
-    if (srv_start(&t, &cfg, spec) < 0)
+    if (proc_start(&t, &cfg, "recycle", p, sizeof p) < 0)
         return;
     for (int i = 0; i < 3; i++)
         CHECK(full_conv(dial_unix(p), &hdr) == 'c', "recycle: conversation %d",
@@ -333,20 +340,16 @@ static void test_prefork_open_counts(void)
     app a;
     pmc_server_config cfg;
     tsrv t;
-    char p[128], spec[160];
+    char p[128];
     pmc_server_stats s;
     lines L = {0};
     long long t0, took = -1;
     int hdr;
     cli *k;
 
-    memset(&a, 0, sizeof a);
-    proc_config(&cfg, &a);
-    cfg.model = PMC_MODEL_PREFORK;
+    proc_config(&cfg, &a, PMC_MODEL_PREFORK);
     cfg.workers = 1;
-    snprintf(p, sizeof p, "%s/opencounts.sock", dir);
-    snprintf(spec, sizeof spec, "unix:%s", p);
-    if (srv_start(&t, &cfg, spec) < 0)
+    if (proc_start(&t, &cfg, "opencounts", p, sizeof p) < 0)
         return;
     k = cli_new(dial_unix(p), 3000);
     CHECK(cli_hello(k, "a") == PMC_OK && cli_message(k, &hdr) == 'c' &&
@@ -390,19 +393,15 @@ static void test_fork(void)
     app a;
     pmc_server_config cfg;
     tsrv t;
-    char p[128], spec[160];
+    char p[128];
     lines L = {0};
     pmc_server_stats s;
     int hdr;
     cli *k;
 
-    memset(&a, 0, sizeof a);
-    proc_config(&cfg, &a);
-    cfg.model = PMC_MODEL_FORK;
+    proc_config(&cfg, &a, PMC_MODEL_FORK);
     cfg.max_connections = 4;
-    snprintf(p, sizeof p, "%s/fork.sock", dir);
-    snprintf(spec, sizeof spec, "unix:%s", p);
-    if (srv_start(&t, &cfg, spec) < 0)
+    if (proc_start(&t, &cfg, "fork", p, sizeof p) < 0)
         return;
     for (int i = 0; i < 3; i++)
         CHECK(full_conv(dial_unix(p), &hdr) == 'c' && hdr,
@@ -462,18 +461,14 @@ static void test_init_failure(void)
     app a;
     pmc_server_config cfg;
     tsrv t;
-    char p[128], spec[160];
+    char p[128];
     lines L = {0};
     int n;
 
-    memset(&a, 0, sizeof a);
-    proc_config(&cfg, &a);
-    cfg.model = PMC_MODEL_PREFORK;
+    proc_config(&cfg, &a, PMC_MODEL_PREFORK);
     cfg.workers = 1;
     cfg.child_init = failing_init;
-    snprintf(p, sizeof p, "%s/initfail.sock", dir);
-    snprintf(spec, sizeof spec, "unix:%s", p);
-    if (srv_start(&t, &cfg, spec) < 0)
+    if (proc_start(&t, &cfg, "initfail", p, sizeof p) < 0)
         return;
     sleep_ms(1500);
     n = wait_tag(&L, 'f', 100, 0);
