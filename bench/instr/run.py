@@ -16,9 +16,15 @@ bench/python/trivial_milter.py (Milter.runmilter: the thread pool in lead
 mode), Perl's bench/perl/trivial_milter.pl (the `loop` dispatcher), and
 Sendmail's libmilter (build/bench/milter_libmilter) for scale.
 
+The rows NAME-fresh run the same milters with `pmc-load --fresh`, a new
+connection for every message, as Postfix opens one for each SMTP session:
+their figures include a connection's opening, negotiation and close.
+
 Environment knobs:
   MILTERS=c,python,perl,libmilter   which rows (missing builds are skipped
-                                    with a note, unless named here)
+                                    with a note, unless named here); the
+                                    default adds c-fresh, python-fresh,
+                                    perl-fresh and libmilter-fresh
   MSGS="20 200"                     the two run lengths
 Writes the table to stdout and BUILD/bench/bench-instr.md, the figures to
 BUILD/bench/bench-instr.json.  Exit 1 when a run failed.
@@ -72,7 +78,7 @@ def milters(build):
     }
 
 
-def one_run(driver, argv, n, work, tag):
+def one_run(driver, argv, n, work, tag, fresh=False):
     """Run the milter under callgrind for n messages: (msgs, parts)."""
     spec = f"unix:{work}/{tag}.sock"
     out = os.path.join(work, f"cg.{tag}.%p")
@@ -91,8 +97,8 @@ def one_run(driver, argv, n, work, tag):
         if not bl.wait_accepting(spec, 180, m):
             raise RuntimeError(f"{tag}: milter did not accept on {spec}")
         d = subprocess.run([driver, "--target", spec, "--msgs", str(n)] +
-                           LOAD, capture_output=True, text=True,
-                           timeout=900)
+                           LOAD + (["--fresh"] if fresh else []),
+                           capture_output=True, text=True, timeout=900)
         if d.returncode != 0:
             raise RuntimeError(f"{tag}: pmc-load exit {d.returncode}: "
                                f"{d.stderr.strip()[-500:]}")
@@ -151,8 +157,9 @@ def main():
     driver = os.path.join(build, "bench", "pmc-load")
     n0, n1 = (int(x) for x in os.environ.get("MSGS", "20 200").split())
     asked = os.environ.get("MILTERS")
-    names = asked.split(",") if asked else ["c", "python", "perl",
-                                            "libmilter"]
+    base = ["c", "python", "perl", "libmilter"]
+    names = asked.split(",") if asked else base + [
+        n + "-fresh" for n in base]
     if not shutil.which("valgrind"):
         sys.exit("bench-instr: valgrind is missing (scripts/setup.sh)")
     known = milters(build)
@@ -160,7 +167,8 @@ def main():
     work = tempfile.mkdtemp(prefix="pmc-instr-")
     try:
         for name in names:
-            need, argv = known[name]
+            fresh = name.endswith("-fresh")
+            need, argv = known[name[:-len("-fresh")] if fresh else name]
             if not os.path.exists(need):
                 notes.append(f"{name}: {need} is missing, not measured")
                 if asked:
@@ -169,8 +177,8 @@ def main():
             print(f"== {name}: {n0} and {n1} messages under callgrind",
                   file=sys.stderr, flush=True)
             try:
-                r0 = one_run(driver, argv, n0, work, f"{name}.{n0}")
-                r1 = one_run(driver, argv, n1, work, f"{name}.{n1}")
+                r0 = one_run(driver, argv, n0, work, f"{name}.{n0}", fresh)
+                r1 = one_run(driver, argv, n1, work, f"{name}.{n1}", fresh)
             except (RuntimeError, OSError, ValueError,
                     subprocess.TimeoutExpired) as e:
                 notes.append(f"{name}: FAILED: {e}")
@@ -182,7 +190,8 @@ def main():
 
     lines = ["## Instructions per message (make bench-instr)", "",
              f"callgrind, user space; ({n1} messages - {n0} messages) / "
-             f"{n1 - n0} on one connection; 4 KiB body, 12 headers, "
+             f"{n1 - n0} on one connection (-fresh rows: a connection per "
+             "message); 4 KiB body, 12 headers, "
              "1 rcpt; every callback registered, one header added at EOM.",
              "libpmcore = session (src/proto) + loop (src/server); glue = "
              "the binding's own C, or the C milter's callbacks.", "",
